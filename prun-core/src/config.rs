@@ -1,0 +1,303 @@
+//! `prun.toml`: threads, categories and groups, with named profiles.
+//!
+//! Found at `PRUN_CONFIG`, or as `prun.toml` / `.config/prun.toml` in the current directory or
+//! the nearest one above it (cargo runs test binaries in their package's directory, so this is
+//! the package's, then the workspace's). `PRUN_PROFILE` picks a `[profile.NAME]` table whose
+//! values override the top-level ones. An unknown key or a bad value is an error that names the
+//! file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    /// The file this came from; `None` when there is none.
+    pub source: Option<PathBuf>,
+    pub threads: Option<Threads>,
+    pub categories: BTreeMap<String, CategoryConfig>,
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+/// `threads = "auto" | N | -N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    Auto,
+    /// A positive count, or a negative one meaning "all cores but N".
+    Count(i64),
+}
+
+impl Threads {
+    /// Threads to run with on a machine of `cores`; never fewer than one.
+    pub fn resolve(self, cores: usize) -> usize {
+        match self {
+            Threads::Auto => cores,
+            Threads::Count(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            Threads::Count(n) => {
+                let fewer = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+                cores.saturating_sub(fewer).max(1)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Threads {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Threads, String> {
+        match text.trim() {
+            "auto" => Ok(Threads::Auto),
+            number => match number.parse::<i64>() {
+                Ok(0) => Err("0 threads cannot run anything: use \"auto\", N, or -N".to_owned()),
+                Ok(n) => Ok(Threads::Count(n)),
+                Err(_) => Err(format!(
+                    "expected \"auto\", a number, or a negative number; got {number:?}"
+                )),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Threads, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(text) if text == "auto" => text,
+            Raw::Text(text) => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected \"auto\", a number, or a negative number; got {text:?}"
+                )));
+            }
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CategoryConfig {
+    /// At most this many threads run tests of the category at once.
+    pub max_threads: Option<NonZeroU32>,
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GroupConfig {
+    /// How many tests of the group may run at once; 1 (exclusive) when the group is not listed.
+    pub capacity: NonZeroU32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    threads: Option<Threads>,
+    #[serde(default)]
+    categories: BTreeMap<String, CategoryConfig>,
+    #[serde(default)]
+    groups: BTreeMap<String, GroupConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    threads: Option<Threads>,
+    #[serde(default)]
+    categories: BTreeMap<String, CategoryConfig>,
+    #[serde(default)]
+    groups: BTreeMap<String, GroupConfig>,
+    #[serde(default)]
+    profile: BTreeMap<String, Settings>,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match humantime::parse_duration(&text) {
+        Ok(duration) if !duration.is_zero() => Ok(Some(duration)),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected a duration like \"500ms\", \"30s\" or \"2m\"; got {text:?}"
+        ))),
+    }
+}
+
+/// Why the config could not be used.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid config {}: {}",
+            self.path.display(),
+            self.message.trim_end()
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The config that applies to a test binary started in `dir`, with `PRUN_CONFIG` and
+    /// `PRUN_PROFILE` from the environment.
+    pub fn discover(dir: &Path) -> Result<Config, ConfigError> {
+        let path = match std::env::var_os("PRUN_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => find(dir),
+        };
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let profile = std::env::var("PRUN_PROFILE").ok().filter(|p| !p.is_empty());
+        Config::load(&path, profile.as_deref())
+    }
+
+    pub fn load(path: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
+        let error = |message: String| ConfigError {
+            path: path.to_owned(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|err| error(format!("cannot read it: {err}")))?;
+        Config::parse(&text, profile)
+            .map(|mut config| {
+                config.source = Some(path.to_owned());
+                config
+            })
+            .map_err(error)
+    }
+
+    /// Parses a config's text; the error is toml's, which names the line, column and key.
+    pub fn parse(text: &str, profile: Option<&str>) -> Result<Config, String> {
+        let file: File = toml::from_str(text).map_err(|err| err.to_string())?;
+        let mut config = Config {
+            source: None,
+            threads: file.threads,
+            categories: file.categories,
+            groups: file.groups,
+        };
+        if let Some(name) = profile.filter(|name| *name != "default") {
+            let Some(overrides) = file.profile.get(name) else {
+                let known: Vec<&str> = file.profile.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "profile `{name}` (from PRUN_PROFILE) is not defined; defined: [{}]",
+                    known.join(", ")
+                ));
+            };
+            config.apply(overrides);
+        }
+        Ok(config)
+    }
+
+    fn apply(&mut self, profile: &Settings) {
+        self.threads = profile.threads.or(self.threads);
+        for (name, over) in &profile.categories {
+            let base = self.categories.entry(name.clone()).or_default();
+            base.max_threads = over.max_threads.or(base.max_threads);
+            base.timeout = over.timeout.or(base.timeout);
+            base.retries = over.retries.or(base.retries);
+        }
+        for (name, group) in &profile.groups {
+            self.groups.insert(name.clone(), group.clone());
+        }
+    }
+}
+
+fn find(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .flat_map(|dir| [dir.join("prun.toml"), dir.join(".config/prun.toml")])
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_key() {
+        let config = Config::parse(
+            r#"
+            threads = -1
+            [categories.slow]
+            max-threads = 1
+            timeout = "2m"
+            retries = 2
+            [groups.db]
+            capacity = 3
+            "#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.threads, Some(Threads::Count(-1)));
+        let slow = &config.categories["slow"];
+        assert_eq!(slow.max_threads.map(NonZeroU32::get), Some(1));
+        assert_eq!(slow.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(slow.retries, Some(2));
+        assert_eq!(config.groups["db"].capacity.get(), 3);
+    }
+
+    #[test]
+    fn threads_never_resolve_below_one() {
+        assert_eq!(Threads::Auto.resolve(8), 8);
+        assert_eq!(Threads::Count(3).resolve(8), 3);
+        assert_eq!(Threads::Count(-2).resolve(8), 6);
+        assert_eq!(Threads::Count(-20).resolve(8), 1);
+        assert!("0".parse::<Threads>().is_err());
+        assert_eq!("auto".parse::<Threads>(), Ok(Threads::Auto));
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line_and_key() {
+        let err =
+            Config::parse("threads = 2\n[categories.slow]\nmax-thread = 1\n", None).unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("max-thread"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_line_and_key() {
+        let err = Config::parse("[categories.unit]\ntimeout = \"soon\"\n", None).unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("timeout") && err.contains("soon"),
+            "{err}"
+        );
+        let err = Config::parse("threads = 0\n", None).unwrap_err();
+        assert!(err.contains("line 1") && err.contains("threads"), "{err}");
+        let err = Config::parse("[groups.db]\ncapacity = 0\n", None).unwrap_err();
+        assert!(err.contains("line 2") && err.contains("capacity"), "{err}");
+    }
+
+    #[test]
+    fn a_profile_overrides_the_top_level() {
+        let text = "threads = 4\n[categories.slow]\nretries = 1\ntimeout = \"1m\"\n\
+                    [profile.ci]\nthreads = 2\n[profile.ci.categories.slow]\nretries = 3\n";
+        let config = Config::parse(text, Some("ci")).unwrap();
+        assert_eq!(config.threads, Some(Threads::Count(2)));
+        assert_eq!(config.categories["slow"].retries, Some(3));
+        assert_eq!(
+            config.categories["slow"].timeout,
+            Some(Duration::from_secs(60))
+        );
+        assert!(
+            Config::parse(text, Some("nightly"))
+                .unwrap_err()
+                .contains("nightly")
+        );
+    }
+}

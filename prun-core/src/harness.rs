@@ -1,0 +1,158 @@
+//! The `main` of a prun test binary: discover → plan → schedule → execute → report.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::config::{Config, Threads};
+use crate::event::Event;
+use crate::execute::InProcess;
+use crate::fixtures::scope::RunScope;
+use crate::plan::{self, Ignored, Selection};
+use crate::registry;
+use crate::report::Summary;
+use crate::report::libtest::Printer;
+use crate::scheduler::{self, Dispatcher};
+
+/// Exit codes, as libtest uses them.
+pub mod exit {
+    /// Every selected test passed (or there were none).
+    pub const OK: i32 = 0;
+    /// A test failed or timed out.
+    pub const TESTS_FAILED: i32 = 101;
+    /// The command line, the config or the output file was not usable; nothing ran.
+    pub const USAGE: i32 = 2;
+}
+
+/// Runs the binary's tests as its command line says; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            exit::USAGE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32, String> {
+    let args = &cli.libtest;
+    let cwd = std::env::current_dir()
+        .map_err(|err| format!("cannot read the current directory: {err}"))?;
+    let config = Config::discover(&cwd).map_err(|err| err.to_string())?;
+    let threads = threads(args.test_threads, &config)?;
+    let selection = Selection {
+        filters: args.filter.iter().cloned().collect(),
+        exact: args.exact,
+        skip: args.skip.clone(),
+        ignored: match (args.ignored, args.include_ignored) {
+            (_, true) => Ignored::Include,
+            (true, false) => Ignored::Only,
+            (false, false) => Ignored::Skip,
+        },
+        categories: cli.categories.clone(),
+        groups: cli.groups.clone(),
+    };
+    let mut printer = Printer::new(args).map_err(|err| format!("cannot open --logfile: {err}"))?;
+    let declared = registry::declared();
+
+    if args.list {
+        let (selected, _) = selection.apply(&declared);
+        printer
+            .list(selected.iter().map(|(_, name)| name.as_str()))
+            .map_err(|err| err.to_string())?;
+        return Ok(exit::OK);
+    }
+    // libtest-mimic's `--bench` runs benchmarks only; a prun binary has none.
+    let declared = if args.bench { Vec::new() } else { declared };
+
+    let plan = plan::plan(&declared, &selection, &config, threads)?;
+    let started = Instant::now();
+    let mut summary = Summary {
+        filtered_out: plan.filtered_out,
+        ..Summary::default()
+    };
+    let io = |err: std::io::Error| format!("cannot write the report: {err}");
+    printer
+        .run_started(plan.tests.len() + plan.ignored.len())
+        .map_err(io)?;
+    for (name, reason) in &plan.ignored {
+        printer.ignored(name, *reason).map_err(io)?;
+        summary.ignored += 1;
+    }
+
+    let run = Arc::new(RunScope::new(run_id()));
+    let (events, received) = mpsc::channel();
+    let dispatcher = Dispatcher::new(
+        plan.tests.iter().map(|t| t.job.clone()).collect(),
+        &plan.limits,
+    );
+    let executor = Arc::new(InProcess {
+        tests: plan.tests,
+        run: run.clone(),
+        events,
+    });
+    // The scheduler runs on its own thread; this one prints, so output never waits on a test.
+    let scheduling = std::thread::spawn(move || scheduler::run(threads, dispatcher, executor));
+    for event in received {
+        match event {
+            Event::Started { name, .. } => printer.started(&name).map_err(io)?,
+            Event::Finished(attempt) => {
+                summary.record(&attempt);
+                printer.finished(&attempt).map_err(io)?;
+            }
+        }
+    }
+    scheduling
+        .join()
+        .map_err(|_| "the scheduler panicked".to_owned())?;
+    run.finish();
+    summary.duration = started.elapsed();
+    printer.run_finished(&summary).map_err(io)?;
+    Ok(if summary.ok() {
+        exit::OK
+    } else {
+        exit::TESTS_FAILED
+    })
+}
+
+/// `--test-threads`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
+fn threads(flag: Option<usize>, config: &Config) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(n) = flag {
+        return if n == 0 {
+            Err("--test-threads must be at least 1".into())
+        } else {
+            Ok(n)
+        };
+    }
+    if let Ok(text) = std::env::var("PRUN_TEST_THREADS") {
+        let threads: Threads = text
+            .parse()
+            .map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?;
+        return Ok(threads.resolve(cores));
+    }
+    Ok(config.threads.unwrap_or(Threads::Auto).resolve(cores))
+}
+
+/// `PRUN_RUN_ID` when a driver (`cargo prun`) set one, else a fresh one.
+fn run_id() -> String {
+    if let Ok(id) = std::env::var("PRUN_RUN_ID") {
+        if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return id.to_ascii_lowercase();
+        }
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:08x}", hasher.finish() as u32)
+}

@@ -1,0 +1,8 @@
+//! Scheduling: which test runs when, on which worker. Knows nothing of what a test is; the
+//! harness hands it jobs and an executor.
+
+pub mod dispatcher;
+pub mod pool;
+
+pub use dispatcher::{Dispatch, Dispatcher, Job, Limits};
+pub use pool::{Executor, run};

@@ -1,0 +1,379 @@
+//! `#[prun::test(...)]`: parses the keys, checks the signature, and emits the original function
+//! beside a registration that the harness finds through `inventory`.
+//!
+//! Every error points at the offending token, and all of them are reported together. On error
+//! the original function is still emitted so that the IDE keeps working.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprArray, ExprLit, FnArg, ItemFn, Lit, LitInt, LitStr, ReturnType, Type};
+
+const BUILTIN_CATEGORIES: [&str; 3] = ["unit", "integration", "slow"];
+const KEYS: &str = "category, group, timeout, retries, threads, ignore, should_panic, isolate";
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(err) => {
+            let err = syn::Error::new(err.span(), "#[prun::test] goes on a function")
+                .into_compile_error();
+            return quote! { #item #err };
+        }
+    };
+    let mut errors = Errors::default();
+    let attr = Attr::parse(args, &mut errors);
+    let body = fixtures_and_call(&func, &mut errors);
+    match errors.into_compile_error() {
+        Some(err) => quote! { #func #err },
+        None => register(&func, &attr, body),
+    }
+}
+
+/// Collects every error instead of stopping at the first.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, err: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    fn into_compile_error(self) -> Option<TokenStream> {
+        self.0.map(syn::Error::into_compile_error)
+    }
+}
+
+#[derive(Default)]
+struct Attr {
+    category: Option<LitStr>,
+    groups: Vec<LitStr>,
+    timeout_nanos: Option<u64>,
+    retries: Option<u32>,
+    threads: Option<u32>,
+    ignore: Option<Option<LitStr>>,
+    should_panic: Option<Option<LitStr>>,
+    isolate: bool,
+    seen: Vec<String>,
+}
+
+impl Attr {
+    fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
+        let mut attr = Attr::default();
+        let parser = syn::meta::parser(|meta| {
+            let Some(key) = meta.path.get_ident().map(ToString::to_string) else {
+                return Err(meta.error(format!("unknown key; expected one of: {KEYS}")));
+            };
+            // `group` is the one key that may repeat.
+            if key != "group" && attr.seen.contains(&key) {
+                return Err(meta.error(format!("`{key}` is given twice")));
+            }
+            attr.seen.push(key.clone());
+            match key.as_str() {
+                "category" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    check_category(&lit)?;
+                    attr.category = Some(lit);
+                }
+                "group" | "groups" => {
+                    let value: Expr = meta.value()?.parse()?;
+                    for lit in string_or_list(&value)? {
+                        check_name(&lit, "group")?;
+                        attr.groups.push(lit);
+                    }
+                }
+                "timeout" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    attr.timeout_nanos = Some(parse_timeout(&lit)?);
+                }
+                "retries" => {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    attr.retries = Some(lit.base10_parse().map_err(|_| {
+                        syn::Error::new(lit.span(), "`retries` is a whole number, 0 or more")
+                    })?);
+                }
+                "threads" => {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    let threads: u32 = lit.base10_parse().unwrap_or(0);
+                    if threads == 0 {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "`threads` is the number of slots the test takes: 1 or more",
+                        ));
+                    }
+                    attr.threads = Some(threads);
+                }
+                "ignore" => {
+                    attr.ignore = Some(if meta.input.peek(syn::Token![=]) {
+                        Some(meta.value()?.parse()?)
+                    } else {
+                        None
+                    });
+                }
+                "should_panic" => {
+                    attr.should_panic = Some(if meta.input.peek(syn::Token![=]) {
+                        Some(meta.value()?.parse()?)
+                    } else if meta.input.peek(syn::token::Paren) {
+                        let mut expected = None;
+                        meta.parse_nested_meta(|inner| {
+                            if inner.path.is_ident("expected") {
+                                expected = Some(inner.value()?.parse()?);
+                                Ok(())
+                            } else {
+                                Err(inner.error("expected `expected = \"...\"`"))
+                            }
+                        })?;
+                        expected
+                    } else {
+                        None
+                    });
+                }
+                "isolate" => attr.isolate = true,
+                _ => {
+                    return Err(meta.error(format!("unknown key `{key}`; expected one of: {KEYS}")));
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            errors.push(err);
+        }
+        attr
+    }
+}
+
+fn string_or_list(value: &Expr) -> syn::Result<Vec<LitStr>> {
+    let as_str = |expr: &Expr| match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            "expected a string, like \"db\"",
+        )),
+    };
+    match value {
+        Expr::Array(ExprArray { elems, .. }) => elems.iter().map(as_str).collect(),
+        other => Ok(vec![as_str(other)?]),
+    }
+}
+
+fn check_name(lit: &LitStr, what: &str) -> syn::Result<()> {
+    let name = lit.value();
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            lit.span(),
+            format!("a {what} name is letters, digits, `-` and `_`; got {name:?}"),
+        ))
+    }
+}
+
+fn check_category(lit: &LitStr) -> syn::Result<()> {
+    check_name(lit, "category")?;
+    let name = lit.value();
+    if BUILTIN_CATEGORIES.contains(&name.as_str()) || declared_categories().contains(&name) {
+        return Ok(());
+    }
+    Err(syn::Error::new(
+        lit.span(),
+        format!(
+            "unknown category {name:?}: expected \"unit\", \"integration\", \"slow\", \
+             or a category declared under [categories] in prun.toml"
+        ),
+    ))
+}
+
+/// Categories declared in the `prun.toml` the harness will read at run time: the first one
+/// found walking up from the crate being compiled.
+fn declared_categories() -> Vec<String> {
+    let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return Vec::new();
+    };
+    let mut dir = Some(std::path::PathBuf::from(dir));
+    while let Some(here) = dir {
+        for candidate in [here.join("prun.toml"), here.join(".config/prun.toml")] {
+            if let Ok(text) = std::fs::read_to_string(&candidate) {
+                let table: toml::Table = text.parse().unwrap_or_default();
+                return match table.get("categories") {
+                    Some(toml::Value::Table(cats)) => cats.keys().cloned().collect(),
+                    _ => Vec::new(),
+                };
+            }
+        }
+        dir = here.parent().map(ToOwned::to_owned);
+    }
+    Vec::new()
+}
+
+fn parse_timeout(lit: &LitStr) -> syn::Result<u64> {
+    let bad = |why: &str| {
+        syn::Error::new(
+            lit.span(),
+            format!("`timeout` {why}: write a duration like \"500ms\", \"30s\" or \"2m\""),
+        )
+    };
+    let duration = humantime::parse_duration(&lit.value()).map_err(|_| bad("is not a duration"))?;
+    if duration.is_zero() {
+        return Err(bad("must be more than zero"));
+    }
+    u64::try_from(duration.as_nanos()).map_err(|_| bad("is too long"))
+}
+
+/// The statements that set up each fixture parameter, and the call to the user's function.
+fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
+    let sig = &func.sig;
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            sig.generics.span(),
+            "a prun test cannot be generic: fixtures are chosen by concrete type",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new(
+            variadic.span(),
+            "a prun test cannot be variadic",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new(
+            abi.span(),
+            "a prun test is a plain Rust `fn`",
+        ));
+    }
+    if let syn::Safety::Unsafe(token) = &sig.safety {
+        errors.push(syn::Error::new(
+            token.span(),
+            "a prun test cannot be `unsafe`",
+        ));
+    }
+
+    let mut setup = Vec::new();
+    let mut call_args = Vec::new();
+    for (index, input) in sig.inputs.iter().enumerate() {
+        let ty = match input {
+            FnArg::Receiver(receiver) => {
+                errors.push(syn::Error::new(
+                    receiver.span(),
+                    "a prun test takes no `self`",
+                ));
+                continue;
+            }
+            FnArg::Typed(typed) => &*typed.ty,
+        };
+        let var = syn::Ident::new(&format!("__prun_fixture_{index}"), Span::mixed_site());
+        match ty {
+            Type::Reference(reference) if reference.mutability.is_none() => {
+                let inner = &reference.elem;
+                setup.push(quote_spanned! {inner.span()=>
+                    let #var = <#inner as ::prun::__private::Borrow>::acquire(__prun_ctx)?;
+                });
+                call_args.push(quote! { &*#var });
+            }
+            Type::Reference(reference) => {
+                let inner = &reference.elem;
+                setup.push(quote_spanned! {inner.span()=>
+                    let mut #var = ::prun::__private::owned::<#inner>(__prun_ctx)?;
+                });
+                call_args.push(quote! { &mut #var });
+            }
+            Type::Path(_) => {
+                setup.push(quote_spanned! {ty.span()=>
+                    let #var = ::prun::__private::owned::<#ty>(__prun_ctx)?;
+                });
+                call_args.push(quote! { #var });
+            }
+            other => errors.push(syn::Error::new(
+                other.span(),
+                "a fixture parameter is a fixture type (`prun::TempDir`), a reference to one \
+                 (`&prun::Ctx`), or `&mut` to a test-scoped one",
+            )),
+        }
+    }
+
+    let name = &sig.ident;
+    let call = quote! { #name(#(#call_args),*) };
+    let call = match &sig.asyncness {
+        Some(token) => quote_spanned! {token.span()=> ::prun::__private::block_on(#call) },
+        None => call,
+    };
+    let output_span = match &sig.output {
+        ReturnType::Default => sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let finish =
+        quote_spanned! {output_span=> ::prun::__private::IntoOutcome::into_outcome(#call) };
+    quote! { #(#setup)* #finish }
+}
+
+fn register(func: &ItemFn, attr: &Attr, body: TokenStream) -> TokenStream {
+    let name = func.sig.ident.to_string();
+    let category = attr
+        .category
+        .as_ref()
+        .map_or_else(|| "unit".to_owned(), LitStr::value);
+    let groups = attr.groups.iter().map(LitStr::value);
+    let timeout = match attr.timeout_nanos {
+        Some(nanos) => {
+            quote! { ::core::option::Option::Some(::core::time::Duration::from_nanos(#nanos)) }
+        }
+        None => quote! { ::core::option::Option::None },
+    };
+    let retries = option(attr.retries);
+    let threads = attr.threads.unwrap_or(1);
+    let ignore = attr.ignore.is_some();
+    let ignore_reason = option(attr.ignore.clone().flatten().map(|lit| lit.value()));
+    let should_panic = match &attr.should_panic {
+        None => quote! { ::prun::__private::ShouldPanic::No },
+        Some(None) => quote! { ::prun::__private::ShouldPanic::Yes },
+        Some(Some(expected)) => quote! { ::prun::__private::ShouldPanic::WithMessage(#expected) },
+    };
+    let isolate = attr.isolate;
+    quote! {
+        #func
+
+        #[doc(hidden)]
+        const _: () = {
+            fn __prun_run(
+                __prun_ctx: &::prun::Ctx,
+            ) -> ::core::result::Result<(), ::prun::__private::Failure> {
+                #body
+            }
+
+            ::prun::__private::inventory::submit! {
+                ::prun::__private::TestDef {
+                    module_path: ::core::module_path!(),
+                    name: #name,
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    category: #category,
+                    groups: &[#(#groups),*],
+                    timeout: #timeout,
+                    retries: #retries,
+                    threads: #threads,
+                    ignore: #ignore,
+                    ignore_reason: #ignore_reason,
+                    should_panic: #should_panic,
+                    isolate: #isolate,
+                    run: __prun_run,
+                }
+            }
+        };
+    }
+}
+
+fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(value) => quote! { ::core::option::Option::Some(#value) },
+        None => quote! { ::core::option::Option::None },
+    }
+}
