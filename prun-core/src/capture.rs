@@ -66,11 +66,49 @@ fn install_hook() {
             let _ = writeln!(text, "{}", payload_text(info.payload()));
             let backtrace = std::backtrace::Backtrace::capture();
             if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-                let _ = writeln!(text, "stack backtrace:\n{backtrace}");
+                let full = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full");
+                let frames = backtrace.to_string();
+                let frames = if full {
+                    frames.as_str().into()
+                } else {
+                    short(&frames)
+                };
+                let _ = writeln!(text, "stack backtrace:\n{frames}");
             }
             capture.push_line(&text);
         }));
     });
+}
+
+/// The frames between the panic machinery and the harness, as std's short backtraces show:
+/// what the test itself was doing.
+fn short(frames: &str) -> std::borrow::Cow<'_, str> {
+    let lines: Vec<&str> = frames.lines().collect();
+    let is_frame = |line: &&str| {
+        line.trim_start()
+            .split_once(": ")
+            .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+    };
+    let frame_starts: Vec<usize> = (0..lines.len()).filter(|&i| is_frame(&lines[i])).collect();
+    let first = frame_starts
+        .iter()
+        .rposition(|&i| {
+            lines[i].contains("core::panicking::panic") || lines[i].contains("rust_begin_unwind")
+        })
+        .map_or(0, |pos| pos + 1);
+    let last = frame_starts
+        .iter()
+        .position(|&i| lines[i].contains("__prun_run"))
+        .unwrap_or(frame_starts.len());
+    if first >= last {
+        return frames.into();
+    }
+    let end = frame_starts.get(last).copied().unwrap_or(lines.len());
+    let mut kept = lines[frame_starts[first]..end].join("\n");
+    kept.push_str(
+        "\nnote: some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+    );
+    kept.into()
 }
 
 /// The message a panic carried, as `panic!` formatted it.

@@ -46,8 +46,8 @@ impl Executor for InProcess {
         });
         let started = Instant::now();
         let (result, ended) = match test.timeout {
-            None => (run_guarded(test, &ctx), true),
-            Some(limit) => run_with_timeout(test, &ctx, limit),
+            None => (run_guarded(test, dispatch.slots, &ctx), true),
+            Some(limit) => run_with_timeout(test, dispatch.slots, &ctx, limit),
         };
         let duration = started.elapsed();
         let passed = result.is_ok();
@@ -74,13 +74,14 @@ impl Executor for InProcess {
 /// its thread cannot be killed, so it is left running and the worker moves on.
 fn run_with_timeout(
     test: &PlannedTest,
+    slots: u32,
     ctx: &Arc<Ctx>,
     limit: Duration,
 ) -> (Result<(), Failure>, bool) {
     let (done, result) = mpsc::channel();
     let spawned = {
         let ctx = ctx.clone();
-        let (def, name, slots) = (test.def, test.name.clone(), test.job.slots);
+        let (def, name) = (test.def, test.name.clone());
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -104,14 +105,8 @@ fn run_with_timeout(
     }
 }
 
-fn run_guarded(test: &PlannedTest, ctx: &Ctx) -> Result<(), Failure> {
-    guarded(
-        test.def.run,
-        test.def.should_panic,
-        test.job.slots,
-        &test.name,
-        ctx,
-    )
+fn run_guarded(test: &PlannedTest, slots: u32, ctx: &Ctx) -> Result<(), Failure> {
+    guarded(test.def.run, test.def.should_panic, slots, &test.name, ctx)
 }
 
 /// One call of the test function, its panic caught and judged against `should_panic`.

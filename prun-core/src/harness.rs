@@ -100,7 +100,13 @@ fn run(cli: &Cli) -> Result<i32, String> {
     let scheduling = std::thread::spawn(move || scheduler::run(threads, dispatcher, executor));
     for event in received {
         match event {
-            Event::Started { name, .. } => printer.started(&name).map_err(io)?,
+            Event::Started {
+                name,
+                attempt,
+                worker,
+            } => {
+                printer.started(&name, attempt, worker).map_err(io)?;
+            }
             Event::Finished(attempt) => {
                 summary.record(&attempt);
                 printer.finished(&attempt).map_err(io)?;

@@ -70,7 +70,7 @@ macro_rules! main {
 /// What the macros' generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::fixtures::{Borrow, Held, owned};
+    pub use crate::fixtures::{Borrow, Held, owned, require_test_scope};
     pub use crate::outcome::{Failure, IntoOutcome};
     pub use crate::registry::{ShouldPanic, TestDef};
     pub use inventory;

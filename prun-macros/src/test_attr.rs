@@ -7,8 +7,11 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::Parser;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprArray, ExprLit, FnArg, ItemFn, Lit, LitInt, LitStr, ReturnType, Type};
+use syn::{
+    Expr, ExprArray, ExprLit, FnArg, ItemFn, Lit, LitInt, LitStr, Meta, ReturnType, Token, Type,
+};
 
 const BUILTIN_CATEGORIES: [&str; 3] = ["unit", "integration", "slow"];
 const KEYS: &str = "category, group, timeout, retries, threads, ignore, should_panic, isolate";
@@ -62,64 +65,83 @@ struct Attr {
 }
 
 impl Attr {
+    /// Judges each key on its own, so that every mistake is reported at once.
     fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
         let mut attr = Attr::default();
-        let parser = syn::meta::parser(|meta| {
-            let Some(key) = meta.path.get_ident().map(ToString::to_string) else {
-                return Err(meta.error(format!("unknown key; expected one of: {KEYS}")));
-            };
-            // `group` is the one key that may repeat.
-            if key != "group" && attr.seen.contains(&key) {
-                return Err(meta.error(format!("`{key}` is given twice")));
+        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+            Ok(metas) => metas,
+            Err(err) => {
+                errors.push(err);
+                return attr;
             }
-            attr.seen.push(key.clone());
-            match key.as_str() {
-                "category" => {
-                    let lit: LitStr = meta.value()?.parse()?;
-                    check_category(&lit)?;
-                    attr.category = Some(lit);
+        };
+        for meta in metas {
+            if let Err(err) = attr.key(&meta) {
+                errors.push(err);
+            }
+        }
+        attr
+    }
+
+    fn key(&mut self, meta: &Meta) -> syn::Result<()> {
+        let path = meta.path();
+        let Some(key) = path.get_ident().map(ToString::to_string) else {
+            return Err(syn::Error::new(
+                path.span(),
+                format!("unknown key; expected one of: {KEYS}"),
+            ));
+        };
+        // `group` is the one key that may repeat.
+        if key != "group" && self.seen.contains(&key) {
+            return Err(syn::Error::new(
+                path.span(),
+                format!("`{key}` is given twice"),
+            ));
+        }
+        self.seen.push(key.clone());
+        match key.as_str() {
+            "category" => {
+                let lit = as_str(value(meta)?)?;
+                check_category(&lit)?;
+                self.category = Some(lit);
+            }
+            "group" | "groups" => {
+                for lit in string_or_list(value(meta)?)? {
+                    check_name(&lit, "group")?;
+                    self.groups.push(lit);
                 }
-                "group" | "groups" => {
-                    let value: Expr = meta.value()?.parse()?;
-                    for lit in string_or_list(&value)? {
-                        check_name(&lit, "group")?;
-                        attr.groups.push(lit);
-                    }
-                }
-                "timeout" => {
-                    let lit: LitStr = meta.value()?.parse()?;
-                    attr.timeout_nanos = Some(parse_timeout(&lit)?);
-                }
-                "retries" => {
-                    let lit: LitInt = meta.value()?.parse()?;
-                    attr.retries = Some(lit.base10_parse().map_err(|_| {
-                        syn::Error::new(lit.span(), "`retries` is a whole number, 0 or more")
-                    })?);
-                }
-                "threads" => {
-                    let lit: LitInt = meta.value()?.parse()?;
-                    let threads: u32 = lit.base10_parse().unwrap_or(0);
-                    if threads == 0 {
+            }
+            "timeout" => self.timeout_nanos = Some(parse_timeout(&as_str(value(meta)?)?)?),
+            "retries" => {
+                let lit = as_int(value(meta)?)?;
+                let bad = || syn::Error::new(lit.span(), "`retries` is a whole number, 0 or more");
+                self.retries = Some(lit.base10_parse().map_err(|_| bad())?);
+            }
+            "threads" => {
+                let lit = as_int(value(meta)?)?;
+                match lit.base10_parse::<u32>() {
+                    Ok(threads) if threads > 0 => self.threads = Some(threads),
+                    _ => {
                         return Err(syn::Error::new(
                             lit.span(),
                             "`threads` is the number of slots the test takes: 1 or more",
                         ));
                     }
-                    attr.threads = Some(threads);
                 }
-                "ignore" => {
-                    attr.ignore = Some(if meta.input.peek(syn::Token![=]) {
-                        Some(meta.value()?.parse()?)
-                    } else {
-                        None
-                    });
-                }
-                "should_panic" => {
-                    attr.should_panic = Some(if meta.input.peek(syn::Token![=]) {
-                        Some(meta.value()?.parse()?)
-                    } else if meta.input.peek(syn::token::Paren) {
+            }
+            "ignore" => {
+                self.ignore = Some(match meta {
+                    Meta::Path(_) => None,
+                    _ => Some(as_str(value(meta)?)?),
+                });
+            }
+            "should_panic" => {
+                self.should_panic = Some(match meta {
+                    Meta::Path(_) => None,
+                    Meta::NameValue(_) => Some(as_str(value(meta)?)?),
+                    Meta::List(list) => {
                         let mut expected = None;
-                        meta.parse_nested_meta(|inner| {
+                        list.parse_nested_meta(|inner| {
                             if inner.path.is_ident("expected") {
                                 expected = Some(inner.value()?.parse()?);
                                 Ok(())
@@ -128,37 +150,74 @@ impl Attr {
                             }
                         })?;
                         expected
-                    } else {
-                        None
-                    });
-                }
-                "isolate" => attr.isolate = true,
-                _ => {
-                    return Err(meta.error(format!("unknown key `{key}`; expected one of: {KEYS}")));
-                }
+                    }
+                });
             }
-            Ok(())
-        });
-        if let Err(err) = parser.parse2(args) {
-            errors.push(err);
+            "isolate" => match meta {
+                Meta::Path(_) => self.isolate = true,
+                _ => return Err(syn::Error::new(meta.span(), "`isolate` takes no value")),
+            },
+            _ => {
+                return Err(syn::Error::new(
+                    path.span(),
+                    format!("unknown key `{key}`; expected one of: {KEYS}"),
+                ));
+            }
         }
-        attr
+        Ok(())
+    }
+}
+
+fn value(meta: &Meta) -> syn::Result<&Expr> {
+    match meta {
+        Meta::NameValue(name_value) => Ok(&name_value.value),
+        other => {
+            let key = other
+                .path()
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(syn::Error::new(
+                other.span(),
+                format!("`{key}` needs a value: `{key} = ...`"),
+            ))
+        }
+    }
+}
+
+fn as_int(expr: &Expr) -> syn::Result<&LitInt> {
+    match ungroup(expr) {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => Ok(lit),
+        other => Err(syn::Error::new(other.span(), "expected a whole number")),
     }
 }
 
 fn string_or_list(value: &Expr) -> syn::Result<Vec<LitStr>> {
-    let as_str = |expr: &Expr| match expr {
+    match ungroup(value) {
+        Expr::Array(ExprArray { elems, .. }) => elems.iter().map(as_str).collect(),
+        other => Ok(vec![as_str(other)?]),
+    }
+}
+
+fn as_str(expr: &Expr) -> syn::Result<LitStr> {
+    match ungroup(expr) {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) => Ok(lit.clone()),
         other => Err(syn::Error::new(
             other.span(),
-            "expected a string, like \"db\"",
+            r#"expected a string, like "db""#,
         )),
-    };
-    match value {
-        Expr::Array(ExprArray { elems, .. }) => elems.iter().map(as_str).collect(),
-        other => Ok(vec![as_str(other)?]),
+    }
+}
+
+/// Sees through the invisible groups `macro_rules!` puts around the fragments it passes on.
+fn ungroup(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(group) => ungroup(&group.expr),
+        other => other,
     }
 }
 
@@ -282,12 +341,14 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
             Type::Reference(reference) => {
                 let inner = &reference.elem;
                 setup.push(quote_spanned! {inner.span()=>
+                    const _: () = ::prun::__private::require_test_scope(<#inner as ::prun::Fixture>::SCOPE);
                     let mut #var = ::prun::__private::owned::<#inner>(__prun_ctx)?;
                 });
                 call_args.push(quote! { &mut #var });
             }
             Type::Path(_) => {
                 setup.push(quote_spanned! {ty.span()=>
+                    const _: () = ::prun::__private::require_test_scope(<#ty as ::prun::Fixture>::SCOPE);
                     let #var = ::prun::__private::owned::<#ty>(__prun_ctx)?;
                 });
                 call_args.push(quote! { #var });
@@ -302,17 +363,27 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
 
     let name = &sig.ident;
     let call = quote! { #name(#(#call_args),*) };
+    // Each trait check is on a binding spanned at the user's token, so an error points there.
     let call = match &sig.asyncness {
-        Some(token) => quote_spanned! {token.span()=> ::prun::__private::block_on(#call) },
+        Some(token) => {
+            let block_on =
+                quote_spanned! {token.span()=> ::prun::__private::block_on(__prun_future) };
+            quote! {{ let __prun_future = #call; #block_on }}
+        }
         None => call,
     };
     let output_span = match &sig.output {
         ReturnType::Default => sig.ident.span(),
         ReturnType::Type(_, ty) => ty.span(),
     };
-    let finish =
-        quote_spanned! {output_span=> ::prun::__private::IntoOutcome::into_outcome(#call) };
-    quote! { #(#setup)* #finish }
+    let finish = quote_spanned! {output_span=>
+        ::prun::__private::IntoOutcome::into_outcome(__prun_returned)
+    };
+    quote! {
+        #(#setup)*
+        let __prun_returned = #call;
+        #finish
+    }
 }
 
 fn register(func: &ItemFn, attr: &Attr, body: TokenStream) -> TokenStream {

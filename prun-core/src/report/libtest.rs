@@ -112,9 +112,15 @@ impl Printer {
         }
     }
 
-    pub(crate) fn started(&mut self, name: &str) -> io::Result<()> {
+    pub(crate) fn started(&mut self, name: &str, attempt: u32, worker: usize) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(json!({ "type": "test", "event": "started", "name": name })),
+            Format::Json => self.json(json!({
+                "type": "test",
+                "event": "started",
+                "name": name,
+                "attempt": attempt,
+                "worker": worker,
+            })),
             _ => Ok(()),
         }
     }
@@ -135,6 +141,7 @@ impl Printer {
                     "name": name,
                     "exec_time": attempt.duration.as_secs_f64(),
                     "attempt": attempt.attempt,
+                    "worker": attempt.worker,
                 });
                 if attempt.result.is_ok() && attempt.attempt > 1 {
                     line["flaky"] = true.into();

@@ -36,6 +36,8 @@ pub struct Dispatch {
     pub job: usize,
     /// 1 for the first run.
     pub attempt: u32,
+    /// Thread slots it holds: what it asked for, capped by its category and the run.
+    pub slots: u32,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,7 @@ impl Dispatcher {
         Some(Dispatch {
             job,
             attempt: self.attempts[job],
+            slots: self.jobs[job].slots,
         })
     }
 

@@ -1,0 +1,4 @@
+#[prun::test]
+async fn needs_a_runtime() {}
+
+prun::main!();

@@ -1,0 +1,4 @@
+#[prun::test]
+struct Nope;
+
+prun::main!();

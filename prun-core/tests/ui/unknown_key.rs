@@ -1,0 +1,4 @@
+#[prun::test(categroy = "unit")]
+fn misspelled() {}
+
+prun::main!();
