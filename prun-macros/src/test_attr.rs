@@ -364,11 +364,12 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
     let name = &sig.ident;
     let call = quote! { #name(#(#call_args),*) };
     // Each trait check is on a binding spanned at the user's token, so an error points there.
+    // The binding is declared and used through one ident, so hygiene resolves it either way.
     let call = match &sig.asyncness {
         Some(token) => {
-            let block_on =
-                quote_spanned! {token.span()=> ::prun::__private::block_on(__prun_future) };
-            quote! {{ let __prun_future = #call; #block_on }}
+            let future = syn::Ident::new("__prun_future", token.span());
+            let block_on = quote_spanned! {token.span()=> ::prun::__private::block_on(#future) };
+            quote! {{ let #future = #call; #block_on }}
         }
         None => call,
     };
@@ -376,12 +377,13 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
         ReturnType::Default => sig.ident.span(),
         ReturnType::Type(_, ty) => ty.span(),
     };
+    let returned = syn::Ident::new("__prun_returned", output_span);
     let finish = quote_spanned! {output_span=>
-        ::prun::__private::IntoOutcome::into_outcome(__prun_returned)
+        ::prun::__private::IntoOutcome::into_outcome(#returned)
     };
     quote! {
         #(#setup)*
-        let __prun_returned = #call;
+        let #returned = #call;
         #finish
     }
 }

@@ -1,0 +1,145 @@
+//! Builds the fixture workspace once per test binary and runs its binaries the way a user would.
+
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use cargo_metadata::Message;
+
+/// A test binary built from the fixture workspace.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    pub path: PathBuf,
+    /// The directory of its package: cargo runs test binaries there, so prun finds its config.
+    pub package_dir: PathBuf,
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Where the fixtures are built: apart from the main target dir, whose lock the outer
+/// `cargo test` may hold.
+pub fn fixtures_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures")
+}
+
+/// The fixture workspace's test binaries by target name, built on first use.
+pub fn binary(name: &str) -> Binary {
+    static BUILT: OnceLock<HashMap<String, Binary>> = OnceLock::new();
+    let built = BUILT.get_or_init(build_fixtures);
+    built
+        .get(name)
+        .unwrap_or_else(|| panic!("no fixture test target named {name}"))
+        .clone()
+}
+
+fn build_fixtures() -> HashMap<String, Binary> {
+    let mut child = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--tests",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(fixtures_dir())
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run cargo");
+    let mut binaries = HashMap::new();
+    let stdout = BufReader::new(child.stdout.take().expect("piped"));
+    for message in Message::parse_stream(stdout) {
+        if let Message::CompilerArtifact(artifact) = message.expect("cargo's JSON") {
+            let is_test_target = artifact.target.kind.iter().any(|k| k.to_string() == "test");
+            if let (true, Some(path)) = (is_test_target, artifact.executable) {
+                let package_dir = artifact
+                    .manifest_path
+                    .parent()
+                    .expect("a manifest has a directory");
+                binaries.insert(
+                    artifact.target.name.clone(),
+                    Binary {
+                        path: path.into(),
+                        package_dir: package_dir.into(),
+                    },
+                );
+            }
+        }
+    }
+    assert!(
+        child.wait().expect("cargo ran").success(),
+        "the fixture crates failed to build"
+    );
+    binaries
+}
+
+/// What a finished run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Run {
+    /// The `---- NAME stdout ----` section of a failed (or, with `--show-output`, passed) test.
+    pub fn section(&self, name: &str) -> &str {
+        let header = format!("---- {name} stdout ----\n");
+        let start = self
+            .stdout
+            .find(&header)
+            .unwrap_or_else(|| panic!("no section for {name} in:\n{}", self.stdout))
+            + header.len();
+        let rest = &self.stdout[start..];
+        let end = ["\n---- ", "\nfailures:\n", "\nsuccesses:\n"]
+            .iter()
+            .filter_map(|m| rest.find(m))
+            .min()
+            .unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// The line `test NAME ... STATUS`, for the last attempt of the test.
+    pub fn status(&self, name: &str) -> &str {
+        let prefix = format!("test {name} ... ");
+        self.stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .last()
+            .unwrap_or_else(|| panic!("no status line for {name} in:\n{}", self.stdout))
+    }
+
+    /// The closing `test result: ...` line.
+    pub fn result_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("test result:"))
+            .unwrap_or_else(|| panic!("no result line in:\n{}", self.stdout))
+    }
+}
+
+/// Runs a fixture binary in its package directory, with no colours and no backtraces, so its
+/// output is the same on every machine.
+pub fn run(binary: &Binary, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(&binary.path);
+    command
+        .args(args)
+        .current_dir(&binary.package_dir)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("PRUN_TEST_THREADS")
+        .env_remove("PRUN_PROFILE")
+        .env_remove("PRUN_CONFIG")
+        .env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("the fixture binary runs");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}
