@@ -373,3 +373,16 @@ fn cargo_nextest_runs_a_prun_binary() {
         "{stderr}"
     );
 }
+
+#[test]
+fn async_tests_run_on_tokio() {
+    let out = run(&binary("asynchronous"), &[], &[]);
+    assert_eq!(out.code, 101, "{}", out.stdout);
+    assert_eq!(out.status("awaits"), "ok");
+    assert_eq!(out.status("echoes_over_tcp"), "ok");
+    assert_eq!(out.status("fails_after_an_await"), "FAILED");
+    assert!(
+        out.section("fails_after_an_await")
+            .contains("failed after awaiting")
+    );
+}

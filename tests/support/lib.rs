@@ -124,6 +124,9 @@ impl Run {
 /// Runs a fixture binary in its package directory, with no colours and no backtraces, so its
 /// output is the same on every machine.
 pub fn run(binary: &Binary, args: &[&str], env: &[(&str, &str)]) -> Run {
+    // Failed tests keep their temp dirs on purpose; keep them out of the machine's /tmp.
+    let tmp = fixtures_target_dir().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("the fixtures' temp dir can be made");
     let mut command = Command::new(&binary.path);
     command
         .args(args)
@@ -132,7 +135,8 @@ pub fn run(binary: &Binary, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("PRUN_TEST_THREADS")
         .env_remove("PRUN_PROFILE")
         .env_remove("PRUN_CONFIG")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", tmp);
     for (key, value) in env {
         command.env(key, value);
     }

@@ -208,13 +208,10 @@ impl Printer {
         if self.show_output && !summary.successes.is_empty() {
             writeln!(self.out, "\nsuccesses:\n")?;
             for attempt in &summary.successes {
-                writeln!(
-                    self.out,
-                    "---- {} stdout ----\n{}",
-                    attempt.name, attempt.output
-                )?;
+                let output = attempt.output.trim_end();
+                writeln!(self.out, "---- {} stdout ----\n{output}\n", attempt.name)?;
             }
-            writeln!(self.out, "\nsuccesses:")?;
+            writeln!(self.out, "successes:")?;
             for attempt in &summary.successes {
                 writeln!(self.out, "    {}", attempt.name)?;
             }
@@ -226,10 +223,10 @@ impl Printer {
                     .result
                     .as_ref()
                     .expect_err("failures hold failed attempts");
-                writeln!(self.out, "---- {} stdout ----", attempt.name)?;
-                writeln!(self.out, "{}", failure_text(&attempt.output, failure))?;
+                let text = failure_text(&attempt.output, failure);
+                writeln!(self.out, "---- {} stdout ----\n{text}\n", attempt.name)?;
             }
-            writeln!(self.out, "\nfailures:")?;
+            writeln!(self.out, "failures:")?;
             for attempt in &summary.failures {
                 writeln!(self.out, "    {}", attempt.name)?;
             }
