@@ -32,41 +32,51 @@ impl Executor for InProcess {
 
     fn execute(&self, worker: &Arc<WorkerScope>, dispatch: Dispatch) -> (bool, Attempt) {
         let test = &self.tests[dispatch.job];
-        let ctx = Arc::new(Ctx::for_test(
-            test.name.clone(),
-            dispatch.job,
-            dispatch.attempt,
-            self.run.clone(),
-            worker.clone(),
-        ));
         let _ = self.events.send(Event::Started {
             name: test.name.clone(),
             attempt: dispatch.attempt,
             worker: worker.id,
         });
-        let started = Instant::now();
-        let (result, ended) = match test.timeout {
-            None => (run_guarded(test, dispatch.slots, &ctx), true),
-            Some(limit) => run_with_timeout(test, dispatch.slots, &ctx, limit),
-        };
-        let duration = started.elapsed();
-        let passed = result.is_ok();
-        ctx.finish(passed, ended);
-        let attempt = Attempt {
-            name: test.name.clone(),
-            attempt: dispatch.attempt,
-            worker: worker.id,
-            result,
-            duration,
-            output: ctx.capture.take(),
-            will_retry: false,
-        };
-        (passed, attempt)
+        let attempt = attempt(test, dispatch, &self.run, worker);
+        (attempt.result.is_ok(), attempt)
     }
 
     fn finished(&self, _dispatch: Dispatch, mut attempt: Attempt, will_retry: bool) {
         attempt.will_retry = will_retry;
         let _ = self.events.send(Event::Finished(attempt));
+    }
+}
+
+/// Runs one attempt of `test` on this thread (or, with a timeout, on one of its own) and tears
+/// down its fixtures. `dispatch.job` numbers the test within the run, for its namespace.
+pub(crate) fn attempt(
+    test: &PlannedTest,
+    dispatch: Dispatch,
+    run: &Arc<RunScope>,
+    worker: &Arc<WorkerScope>,
+) -> Attempt {
+    let ctx = Arc::new(Ctx::for_test(
+        test.name.clone(),
+        dispatch.job,
+        dispatch.attempt,
+        run.clone(),
+        worker.clone(),
+    ));
+    let started = Instant::now();
+    let (result, ended) = match test.timeout {
+        None => (run_guarded(test, dispatch.slots, &ctx), true),
+        Some(limit) => run_with_timeout(test, dispatch.slots, &ctx, limit),
+    };
+    let duration = started.elapsed();
+    ctx.finish(result.is_ok(), ended);
+    Attempt {
+        name: test.name.clone(),
+        attempt: dispatch.attempt,
+        worker: worker.id,
+        result,
+        duration,
+        output: ctx.capture.take(),
+        will_retry: false,
     }
 }
 

@@ -29,6 +29,16 @@ pub mod exit {
 
 /// Runs the binary's tests as its command line says; returns the exit code.
 pub fn main() -> i32 {
+    // `cargo prun` asking what this binary is, or handing it tests to run.
+    if std::env::var_os(crate::protocol::HANDSHAKE_ENV).is_some() {
+        return crate::worker::print_catalog();
+    }
+    if let Ok(socket) = std::env::var(crate::protocol::SOCKET_ENV) {
+        return crate::worker::serve(&socket, run_id()).unwrap_or_else(|message| {
+            eprintln!("error: {message}");
+            exit::USAGE
+        });
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,

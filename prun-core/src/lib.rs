@@ -41,11 +41,14 @@ mod fixtures;
 mod harness;
 mod outcome;
 mod plan;
+pub mod protocol;
 #[doc(hidden)]
 pub mod registry;
 mod report;
 pub mod scheduler;
 mod time;
+#[cfg(unix)]
+mod worker;
 
 pub use ctx::Ctx;
 pub use fixtures::{BoxError, Fixture, Listener, Port, Scope, TempDir};

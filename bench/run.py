@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""prun's benchmark: the same generated suites under prun, libtest and nextest.
+
+Each suite is generated twice into one throw-away workspace (target/bench/): as a prun harness
+binary (#[prun::test], groups as `group = "db"`) and as a plain libtest binary (#[test], groups
+as serial_test's #[serial(db)], and as a nextest test group in .config/nextest.toml). Every
+runner gets the same thread count. The script reports the median wall time of several runs, and
+its ratio to the schedule's lower bound
+
+    max(longest test, total / threads, total of any exclusive group)
+
+which no runner can beat. It is a measurement, not a test: it never fails on a number.
+
+    python3 bench/run.py                  # all suites, 3 runs each
+    python3 bench/run.py --runs 5 --suite skewed --suite trivial
+"""
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "target" / "bench"
+
+
+@dataclass
+class Test:
+    name: str
+    ms: int = 0  # how long it takes
+    kind: str = "sleep"  # "sleep", "spin" (CPU-bound) or "trivial"
+    group: str | None = None
+    category: str | None = None
+
+
+@dataclass
+class Suite:
+    name: str
+    about: str
+    tests: list = field(default_factory=list)
+
+    def lower_bound(self, threads):
+        """Seconds no schedule can beat; None where tests are too short to bound."""
+        if all(t.kind == "trivial" for t in self.tests):
+            return None
+        total = sum(t.ms for t in self.tests)
+        longest = max(t.ms for t in self.tests)
+        groups = {}
+        for t in self.tests:
+            if t.group:
+                groups[t.group] = groups.get(t.group, 0) + t.ms
+        return max([longest, total / threads] + list(groups.values())) / 1000
+
+
+def suites():
+    rng = random.Random(7)
+    out = []
+    out.append(Suite("trivial", "5,000 trivial tests", [Test(f"t{i:04}", kind="trivial") for i in range(5000)]))
+    skewed = [Test(f"short{i:03}", 10) for i in range(200)] + [Test("zz_long_last", 2000, category="slow")]
+    out.append(Suite("skewed", "200 tests of 10 ms, one of 2 s declared (and named) last", skewed))
+    grouped = [Test(f"db{i:03}", 20, group="db") for i in range(40)] + [Test(f"free{i:03}", 20) for i in range(80)]
+    out.append(Suite("grouped", "120 tests of 20 ms, the first 40 in group db", grouped))
+    out.append(Suite("cpu", "200 CPU-bound tests of 10 ms", [Test(f"cpu{i:03}", 10, kind="spin") for i in range(200)]))
+    mixed = (
+        [Test(f"quick{i:03}", 5) for i in range(150)]
+        + [Test(f"cpu{i:03}", 15, kind="spin") for i in range(40)]
+        + [Test(f"db{i:03}", 15, group="db") for i in range(30)]
+        + [Test(f"slow{i}", 600, category="slow") for i in range(3)]
+        + [Test(f"trivial{i:03}") for i in range(300)]
+    )
+    rng.shuffle(mixed)
+    out.append(Suite("mixed", "523 tests shuffled: short, CPU-bound, grouped, 3 slow, trivial", mixed))
+    return out
+
+
+def body(t):
+    if t.kind == "sleep":
+        return f"std::thread::sleep(std::time::Duration::from_millis({t.ms}));"
+    if t.kind == "spin":
+        return (
+            f"let end = std::time::Instant::now() + std::time::Duration::from_millis({t.ms}); "
+            "let mut x = 0u64; while std::time::Instant::now() < end { x = std::hint::black_box(x + 1); }"
+        )
+    return "assert_eq!(std::hint::black_box(1) + 1, 2);"
+
+
+def prun_source(suite):
+    lines = []
+    for t in suite.tests:
+        keys = []
+        if t.category:
+            keys.append(f'category = "{t.category}"')
+        if t.group:
+            keys.append(f'group = "{t.group}"')
+        attr = f"#[prun::test({', '.join(keys)})]" if keys else "#[prun::test]"
+        lines.append(f"{attr}\nfn {t.name}() {{ {body(t)} }}")
+    lines.append("prun::main!();")
+    return "\n".join(lines) + "\n"
+
+
+def libtest_source(suite):
+    lines = []
+    for t in suite.tests:
+        serial = f"#[serial_test::serial({t.group})]\n" if t.group else ""
+        lines.append(f"#[test]\n{serial}fn {t.name}() {{ {body(t)} }}")
+    return "\n".join(lines) + "\n"
+
+
+def generate(selected):
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    (WORK / ".config").mkdir(parents=True)
+    members = []
+    for suite in selected:
+        crate = WORK / suite.name
+        (crate / "tests").mkdir(parents=True)
+        (crate / "src").mkdir()
+        (crate / "src" / "lib.rs").write_text("")
+        (crate / "tests" / "with_prun.rs").write_text(prun_source(suite))
+        (crate / "tests" / "with_libtest.rs").write_text(libtest_source(suite))
+        (crate / "Cargo.toml").write_text(
+            f"""[package]
+name = "bench-{suite.name}"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dev-dependencies]
+prun = {{ path = "{ROOT / 'prun-core'}" }}
+serial_test = "3"
+
+[[test]]
+name = "with_prun"
+harness = false
+
+[[test]]
+name = "with_libtest"
+"""
+        )
+        members.append(f'"{suite.name}"')
+    (WORK / "Cargo.toml").write_text(
+        f"[workspace]\nresolver = \"2\"\nmembers = [{', '.join(members)}]\n\n"
+        "[profile.release]\ndebug = false\n"
+    )
+    # The libtest binaries' groups, for nextest: its own way of saying "serial".
+    (WORK / ".config" / "nextest.toml").write_text(
+        "[test-groups]\ndb = { max-threads = 1 }\n\n"
+        "[[profile.default.overrides]]\nfilter = 'test(/^db/)'\ntest-group = 'db'\n"
+    )
+
+
+def build():
+    """Builds every test binary (release) and returns {(suite, target): path}."""
+    cmd = ["cargo", "test", "--release", "--no-run", "--message-format=json", "--workspace"]
+    out = subprocess.run(cmd, cwd=WORK, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"building the benchmark suites failed:\n{out.stderr[-4000:]}")
+    import json
+
+    binaries = {}
+    for line in out.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and "test" in msg["target"]["kind"]:
+            package = msg["package_id"].split("bench-")[-1].split("@")[0].split("#")[0]
+            binaries[(package, msg["target"]["name"])] = msg["executable"]
+    return binaries
+
+
+def timed(cmd, cwd, env=None):
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per runner and suite; the median is reported")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="threads for every runner")
+    parser.add_argument("--suite", action="append", help="only these suites (repeatable)")
+    parser.add_argument("--no-nextest", action="store_true", help="skip cargo nextest")
+    args = parser.parse_args()
+
+    selected = [s for s in suites() if not args.suite or s.name in args.suite]
+    generate(selected)
+    binaries = build()
+    threads = str(args.threads)
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("RUST_BACKTRACE", None)
+
+    rows = []
+    for suite in selected:
+        crate = WORK / suite.name
+        runners = {
+            "prun": [binaries[(suite.name, "with_prun")], "--test-threads", threads],
+            "cargo test": [binaries[(suite.name, "with_libtest")], "--test-threads", threads],
+        }
+        if not args.no_nextest:
+            runners["nextest"] = [
+                "cargo", "nextest", "run", "--release", "--no-fail-fast", "-j", threads,
+                "-p", f"bench-{suite.name}", "--test", "with_libtest", "--status-level", "none",
+                "--final-status-level", "none",
+            ]
+        medians = {}
+        for runner, cmd in runners.items():
+            times = [timed(cmd, crate, env) for _ in range(args.runs)]
+            medians[runner] = statistics.median(times)
+            print(f"{suite.name:8} {runner:10} {' '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
+        rows.append((suite, medians))
+
+    bound_note = f"lower bound = max(longest, total / {threads}, total of any exclusive group)"
+    print(f"\nMedian wall time of {args.runs} runs, {threads} threads each; {bound_note}.\n")
+    print("| suite | lower bound | prun | cargo test | nextest | prun / bound | cargo test / prun | nextest / prun |")
+    print("|---|---|---|---|---|---|---|---|")
+    for suite, m in rows:
+        bound = suite.lower_bound(args.threads)
+        nextest = m.get("nextest")
+        cells = [
+            f"{suite.name}: {suite.about}",
+            f"{bound:.2f}s" if bound else "n/a",
+            f"{m['prun']:.2f}s",
+            f"{m['cargo test']:.2f}s",
+            f"{nextest:.2f}s" if nextest else "n/a",
+            f"{m['prun'] / bound:.2f}x" if bound else "n/a",
+            f"{m['cargo test'] / m['prun']:.2f}x",
+            f"{nextest / m['prun']:.2f}x" if nextest else "n/a",
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+//! A prun binary as `cargo prun`'s worker process: the tests it is sent, one at a time.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use crate::execute;
+use crate::fixtures::scope::{RunScope, WorkerScope};
+use crate::outcome::Failure;
+use crate::plan::PlannedTest;
+use crate::protocol::{Catalog, CatalogTest, Request, Response, VERSION, output_end};
+use crate::registry::{self, TestDef};
+use crate::scheduler::{Dispatch, Job};
+
+/// Prints the binary's catalog: the handshake's answer.
+pub(crate) fn print_catalog() -> i32 {
+    let tests = registry::declared()
+        .into_iter()
+        .map(|def| CatalogTest {
+            name: def.full_name(),
+            category: def.category.to_owned(),
+            groups: def.groups.iter().map(|g| (*g).to_owned()).collect(),
+            timeout_ms: def
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            retries: def.retries,
+            threads: def.threads,
+            ignore: def.ignore,
+            ignore_reason: def.ignore_reason.map(str::to_owned),
+            isolate: def.isolate,
+        })
+        .collect();
+    let catalog = Catalog {
+        prun_catalog: VERSION,
+        tests,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&catalog).expect("a catalog serializes")
+    );
+    crate::exit::OK
+}
+
+/// Serves requests from the driver on `socket` until it hangs up.
+pub(crate) fn serve(socket: &str, run_id: String) -> Result<i32, String> {
+    let stream = UnixStream::connect(socket)
+        .map_err(|err| format!("cannot reach the driver at {socket}: {err}"))?;
+    let mut replies = stream.try_clone().map_err(|err| err.to_string())?;
+    let tests: HashMap<String, &'static TestDef> = registry::declared()
+        .into_iter()
+        .map(|def| (def.full_name(), def))
+        .collect();
+    let worker_id = std::env::var(crate::protocol::WORKER_ID_ENV)
+        .ok()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(0);
+    let run = Arc::new(RunScope::new(run_id));
+    let worker = Arc::new(WorkerScope::new(worker_id));
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        let request: Request =
+            serde_json::from_str(&line).map_err(|err| format!("bad request {line:?}: {err}"))?;
+        let response = match tests.get(&request.name) {
+            Some(def) => run_one(def, &request, &run, &worker),
+            None => Response {
+                name: request.name.clone(),
+                passed: false,
+                failure: Some("no such test in this binary".to_owned()),
+                captured: String::new(),
+                duration_ms: 0.0,
+            },
+        };
+        // The end marks go out before the response, so the driver has all the output when the
+        // response arrives.
+        let end = output_end(request.seq);
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "\n{end}");
+        let _ = stdout.flush();
+        drop(stdout);
+        eprintln!("\n{end}");
+        let reply = serde_json::to_string(&response).expect("a response serializes");
+        if writeln!(replies, "{reply}")
+            .and_then(|()| replies.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    run.finish();
+    Ok(crate::exit::OK)
+}
+
+fn run_one(
+    def: &'static TestDef,
+    request: &Request,
+    run: &Arc<RunScope>,
+    worker: &Arc<WorkerScope>,
+) -> Response {
+    // The driver enforces timeouts (it can kill this process) and decides retries.
+    let test = PlannedTest {
+        def,
+        name: request.name.as_str().into(),
+        timeout: None,
+        job: Job {
+            slots: request.slots,
+            groups: Vec::new(),
+            category: 0,
+            retries: 0,
+        },
+    };
+    let dispatch = Dispatch {
+        job: request.index,
+        attempt: request.attempt,
+        slots: request.slots.max(1),
+    };
+    let attempt = execute::attempt(&test, dispatch, run, worker);
+    let failure = match &attempt.result {
+        Ok(()) => None,
+        Err(Failure::Panicked) => Some("the test panicked".to_owned()),
+        Err(other) => Some(other.describe()),
+    };
+    Response {
+        name: request.name.clone(),
+        passed: attempt.result.is_ok(),
+        failure,
+        captured: attempt.output,
+        duration_ms: attempt.duration.as_secs_f64() * 1000.0,
+    }
+}
