@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use prun_e2e::{binary, fixtures_dir, fixtures_target_dir, run};
+use prun_e2e::{binary, fixtures_dir, fixtures_target_dir, fixtures_tmp_dir, run};
 
-/// The parts of the output that differ from run to run.
+/// The parts of the output that differ from run to run: timings, and the run's temp dir
+/// (`TMP/prun-RUNID/...`).
 fn normalized(stdout: &str) -> String {
+    let tmp = format!("{}/prun-", fixtures_tmp_dir().display());
     stdout
         .lines()
         .map(|line| {
@@ -15,12 +17,11 @@ fn normalized(stdout: &str) -> String {
                 Some(at) => format!("{}finished in [time]", &line[..at]),
                 None => line.to_owned(),
             };
-            match line.find("/prun-") {
+            match line.find(&tmp) {
                 Some(at) => {
-                    let start = line[..at].rfind(' ').map_or(0, |s| s + 1);
-                    let rest = &line[at + "/prun-".len()..];
+                    let rest = &line[at + tmp.len()..];
                     let after_id = rest.find('/').map_or("", |slash| &rest[slash..]);
-                    format!("{}[run temp dir]{after_id}", &line[..start])
+                    format!("{}[run temp dir]{after_id}", &line[..at])
                 }
                 None => line,
             }

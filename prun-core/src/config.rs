@@ -157,15 +157,20 @@ impl Config {
     /// The config that applies to a test binary started in `dir`, with `PRUN_CONFIG` and
     /// `PRUN_PROFILE` from the environment.
     pub fn discover(dir: &Path) -> Result<Config, ConfigError> {
+        let profile = std::env::var("PRUN_PROFILE").ok().filter(|p| !p.is_empty());
+        Config::discover_with_profile(dir, profile.as_deref())
+    }
+
+    /// Like [`Config::discover`], with the profile given rather than read from `PRUN_PROFILE`.
+    pub fn discover_with_profile(dir: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
         let path = match std::env::var_os("PRUN_CONFIG") {
             Some(path) => Some(PathBuf::from(path)),
             None => find(dir),
         };
-        let Some(path) = path else {
-            return Ok(Config::default());
-        };
-        let profile = std::env::var("PRUN_PROFILE").ok().filter(|p| !p.is_empty());
-        Config::load(&path, profile.as_deref())
+        match path {
+            Some(path) => Config::load(&path, profile),
+            None => Ok(Config::default()),
+        }
     }
 
     pub fn load(path: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
@@ -196,7 +201,7 @@ impl Config {
             let Some(overrides) = file.profile.get(name) else {
                 let known: Vec<&str> = file.profile.keys().map(String::as_str).collect();
                 return Err(format!(
-                    "profile `{name}` (from PRUN_PROFILE) is not defined; defined: [{}]",
+                    "profile `{name}` is not defined; defined: [{}]",
                     known.join(", ")
                 ));
             };

@@ -26,6 +26,14 @@ pub fn fixtures_target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures")
 }
 
+/// The temp dir the fixture binaries run with: failed tests keep their temp dirs on purpose,
+/// and they should not pile up in the machine's /tmp. Made on first use; no `..` in it.
+pub fn fixtures_tmp_dir() -> PathBuf {
+    let tmp = fixtures_target_dir().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("the fixtures' temp dir can be made");
+    tmp.canonicalize().expect("the fixtures' temp dir exists")
+}
+
 /// The fixture workspace's test binaries by target name, built on first use.
 pub fn binary(name: &str) -> Binary {
     static BUILT: OnceLock<HashMap<String, Binary>> = OnceLock::new();
@@ -124,9 +132,7 @@ impl Run {
 /// Runs a fixture binary in its package directory, with no colours and no backtraces, so its
 /// output is the same on every machine.
 pub fn run(binary: &Binary, args: &[&str], env: &[(&str, &str)]) -> Run {
-    // Failed tests keep their temp dirs on purpose; keep them out of the machine's /tmp.
-    let tmp = fixtures_target_dir().join("tmp");
-    std::fs::create_dir_all(&tmp).expect("the fixtures' temp dir can be made");
+    let tmp = fixtures_tmp_dir();
     let mut command = Command::new(&binary.path);
     command
         .args(args)
