@@ -54,14 +54,8 @@ fn outcomes_are_the_same_on_many_threads() {
     ] {
         assert_eq!(out.status(passed), "ok", "{passed}");
     }
-    assert_eq!(
-        out.status("flaky_passes_on_second_attempt"),
-        "ok (flaky: passed on attempt 2)"
-    );
-    assert_eq!(
-        out.status("hangs_past_its_timeout"),
-        "TIMED OUT (after 300ms)"
-    );
+    assert_eq!(out.status("flaky_passes_on_second_attempt"), "ok (flaky: passed on attempt 2)");
+    assert_eq!(out.status("hangs_past_its_timeout"), "TIMED OUT (after 300ms)");
     assert_eq!(out.status("ignored_with_reason"), "ignored, needs a GPU");
     for failed in [
         "panics",
@@ -76,25 +70,12 @@ fn outcomes_are_the_same_on_many_threads() {
         assert_eq!(out.status(failed), "FAILED", "{failed}");
     }
     // A panic's text belongs to its own test, and to no other.
-    assert!(
-        out.section("panics")
-            .contains("thread 'panics' panicked at cases/tests/outcomes.rs")
-    );
+    assert!(out.section("panics").contains("thread 'panics' panicked at cases/tests/outcomes.rs"));
     assert!(out.section("panics").contains("boom at the counter"));
     assert_eq!(out.stdout.matches("boom at the counter").count(), 1);
-    assert!(
-        !out.stderr.contains("boom"),
-        "panic text leaked to stderr: {}",
-        out.stderr
-    );
-    assert!(
-        out.section("returns_err")
-            .contains("Error: \"no connection\"")
-    );
-    assert!(
-        out.section("should_panic_but_returns")
-            .contains("test did not panic as expected")
-    );
+    assert!(!out.stderr.contains("boom"), "panic text leaked to stderr: {}", out.stderr);
+    assert!(out.section("returns_err").contains("Error: \"no connection\""));
+    assert!(out.section("should_panic_but_returns").contains("test did not panic as expected"));
     assert!(
         out.section("should_panic_with_other_words")
             .contains("expected substring: \"the right words\"")
@@ -103,15 +84,9 @@ fn outcomes_are_the_same_on_many_threads() {
         out.section("needs_a_fixture_that_fails")
             .contains("fixture `outcomes::DatabaseDown` failed to set up: database is down")
     );
-    assert!(
-        out.section("hangs_past_its_timeout")
-            .contains("timed out after 300ms")
-    );
+    assert!(out.section("hangs_past_its_timeout").contains("timed out after 300ms"));
     let log = out.section("shows_its_log_when_it_fails");
-    assert!(
-        log.contains("connecting to the database\nattempt 1 on worker "),
-        "{log}"
-    );
+    assert!(log.contains("connecting to the database\nattempt 1 on worker "), "{log}");
     assert!(out.stdout.contains(
         "flaky: 1 test passed after failing first\n    flaky_passes_on_second_attempt (2 attempts)"
     ));
@@ -126,19 +101,11 @@ fn a_failed_test_keeps_its_temp_dir_and_a_passing_one_does_not() {
         .find_map(|l| l.strip_prefix("temp dir kept: "))
         .expect("the kept path is printed");
     let kept = Path::new(kept);
-    assert_eq!(
-        std::fs::read_to_string(kept.join("evidence.txt")).unwrap(),
-        "kept"
-    );
+    assert_eq!(std::fs::read_to_string(kept.join("evidence.txt")).unwrap(), "kept");
     let removed = out.section("removes_its_temp_dir_on_pass");
-    let removed = removed
-        .lines()
-        .find_map(|l| l.strip_prefix("temp dir: "))
-        .expect("the test logs its path");
-    assert!(
-        !Path::new(removed).exists(),
-        "{removed} outlived a passing test"
-    );
+    let removed =
+        removed.lines().find_map(|l| l.strip_prefix("temp dir: ")).expect("the test logs its path");
+    assert!(!Path::new(removed).exists(), "{removed} outlived a passing test");
     std::fs::remove_dir_all(kept.parent().unwrap()).unwrap();
 }
 
@@ -168,9 +135,7 @@ fn filters_select_like_libtest() {
 
     let groups = run(&binary("parallel"), &["--group", "cache"], &[]);
     assert!(
-        groups
-            .result_line()
-            .contains("6 passed; 0 failed; 0 ignored; 0 measured; 9 filtered out"),
+        groups.result_line().contains("6 passed; 0 failed; 0 ignored; 0 measured; 9 filtered out"),
         "{}",
         groups.stdout
     );
@@ -182,11 +147,7 @@ fn filters_select_like_libtest() {
             .contains("2 passed; 0 failed; 0 ignored; 0 measured; 15 filtered out")
     );
     let included = run(&outcomes, &["--include-ignored", "ignored"], &[]);
-    assert!(
-        included
-            .result_line()
-            .contains("2 passed; 0 failed; 0 ignored")
-    );
+    assert!(included.result_line().contains("2 passed; 0 failed; 0 ignored"));
 }
 
 #[test]
@@ -221,10 +182,7 @@ fn json_and_terse_formats() {
         events[0],
         serde_json::json!({ "type": "suite", "event": "started", "test_count": 4 })
     );
-    let finished = events
-        .iter()
-        .filter(|e| e["type"] == "test" && e["event"] == "ok")
-        .count();
+    let finished = events.iter().filter(|e| e["type"] == "test" && e["event"] == "ok").count();
     assert_eq!(finished, 3);
     let last = events.last().unwrap();
     assert_eq!(
@@ -234,17 +192,7 @@ fn json_and_terse_formats() {
 
     let terse = run(&passing, &["-q"], &[]);
     assert!(terse.stdout.contains("\nrunning 4 tests\n"));
-    assert_eq!(
-        terse
-            .stdout
-            .lines()
-            .nth(2)
-            .unwrap()
-            .chars()
-            .filter(|c| *c == '.')
-            .count(),
-        3
-    );
+    assert_eq!(terse.stdout.lines().nth(2).unwrap().chars().filter(|c| *c == '.').count(), 3);
     assert_eq!(terse.code, 0);
 }
 
@@ -256,11 +204,7 @@ fn groups_and_heavy_tests_hold_on_every_thread_count() {
         assert_eq!(out.code, 0, "--test-threads {threads}:\n{}", out.stdout);
     }
     // On two threads a `threads = 2` test must run alone, on a rayon pool of two.
-    let out = run(
-        &parallel,
-        &["--test-threads", "2"],
-        &[("EXPECT_ALONE", "1")],
-    );
+    let out = run(&parallel, &["--test-threads", "2"], &[("EXPECT_ALONE", "1")]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     let out = run(&parallel, &[], &[("PRUN_TEST_THREADS", "-1")]);
     assert_eq!(out.code, 0, "{}", out.stdout);
@@ -273,15 +217,8 @@ fn config_sets_threads_categories_and_groups() {
     assert_eq!(out.code, 101, "{}", out.stdout);
     assert_eq!(out.status("smoke_flaky"), "ok (flaky: passed on attempt 2)");
     assert_eq!(out.status("integration_hangs"), "TIMED OUT (after 250ms)");
-    for name in [
-        "db_a", "db_b", "db_c", "db_d", "db_e", "smoke_a", "smoke_b", "smoke_c",
-    ] {
-        assert_eq!(
-            out.status(name),
-            "ok",
-            "{name} ran over a cap:\n{}",
-            out.stdout
-        );
+    for name in ["db_a", "db_b", "db_c", "db_d", "db_e", "smoke_a", "smoke_b", "smoke_c"] {
+        assert_eq!(out.status(name), "ok", "{name} ran over a cap:\n{}", out.stdout);
     }
     // A profile overrides the top level: one thread.
     let serial = run(&configured, &["db_"], &[("PRUN_PROFILE", "serial")]);
@@ -297,17 +234,8 @@ fn bad_config_is_an_error_naming_file_line_and_key() {
     std::fs::write(&file, "threads = 2\n[groups.db]\ncapasity = 2\n").unwrap();
     let out = run(&configured, &[], &[("PRUN_CONFIG", file.to_str().unwrap())]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains(&format!("invalid config {}", file.display())),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("line 3") && out.stderr.contains("capasity"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(&format!("invalid config {}", file.display())), "{}", out.stderr);
+    assert!(out.stderr.contains("line 3") && out.stderr.contains("capasity"), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "nothing runs on a bad config");
 
     std::fs::write(&file, "[categories.integration]\ntimeout = \"soon\"\n").unwrap();
@@ -342,22 +270,12 @@ fn bad_flags_are_errors_naming_the_flag() {
 
 #[test]
 fn cargo_nextest_runs_a_prun_binary() {
-    let nextest = Command::new(env!("CARGO"))
-        .args(["nextest", "--version"])
-        .output();
+    let nextest = Command::new(env!("CARGO")).args(["nextest", "--version"]).output();
     if !nextest.is_ok_and(|out| out.status.success()) {
         panic!("cargo-nextest is not installed; .ci/run installs it");
     }
     let out = Command::new(env!("CARGO"))
-        .args([
-            "nextest",
-            "run",
-            "--no-fail-fast",
-            "-p",
-            "cases",
-            "--test",
-            "passing",
-        ])
+        .args(["nextest", "run", "--no-fail-fast", "-p", "cases", "--test", "passing"])
         .current_dir(fixtures_dir())
         .env("CARGO_TARGET_DIR", fixtures_target_dir())
         .env("NO_COLOR", "1")
@@ -365,14 +283,8 @@ fn cargo_nextest_runs_a_prun_binary() {
         .expect("cargo nextest runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("3 tests run: 3 passed, 1 skipped"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("PASS") && stderr.contains("inner::nested_passes"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("3 tests run: 3 passed, 1 skipped"), "{stderr}");
+    assert!(stderr.contains("PASS") && stderr.contains("inner::nested_passes"), "{stderr}");
 }
 
 #[test]
@@ -382,8 +294,5 @@ fn async_tests_run_on_tokio() {
     assert_eq!(out.status("awaits"), "ok");
     assert_eq!(out.status("echoes_over_tcp"), "ok");
     assert_eq!(out.status("fails_after_an_await"), "FAILED");
-    assert!(
-        out.section("fails_after_an_await")
-            .contains("failed after awaiting")
-    );
+    assert!(out.section("fails_after_an_await").contains("failed after awaiting"));
 }

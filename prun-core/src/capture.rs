@@ -68,11 +68,7 @@ fn install_hook() {
             if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
                 let full = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full");
                 let frames = backtrace.to_string();
-                let frames = if full {
-                    frames.as_str().into()
-                } else {
-                    short(&frames)
-                };
+                let frames = if full { frames.as_str().into() } else { short(&frames) };
                 let _ = writeln!(text, "stack backtrace:\n{frames}");
             }
             capture.push_line(&text);
@@ -85,9 +81,7 @@ fn install_hook() {
 fn short(frames: &str) -> std::borrow::Cow<'_, str> {
     let lines: Vec<&str> = frames.lines().collect();
     let is_frame = |line: &&str| {
-        line.trim_start()
-            .split_once(": ")
-            .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        line.trim_start().split_once(": ").is_some_and(|(n, _)| n.parse::<u32>().is_ok())
     };
     let frame_starts: Vec<usize> = (0..lines.len()).filter(|&i| is_frame(&lines[i])).collect();
     let first = frame_starts

@@ -142,12 +142,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid config {}: {}",
-            self.path.display(),
-            self.message.trim_end()
-        )
+        write!(f, "invalid config {}: {}", self.path.display(), self.message.trim_end())
     }
 }
 
@@ -174,10 +169,7 @@ impl Config {
     }
 
     pub fn load(path: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
-        let error = |message: String| ConfigError {
-            path: path.to_owned(),
-            message,
-        };
+        let error = |message: String| ConfigError { path: path.to_owned(), message };
         let text =
             std::fs::read_to_string(path).map_err(|err| error(format!("cannot read it: {err}")))?;
         Config::parse(&text, profile)
@@ -278,10 +270,7 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_line_and_key() {
         let err = Config::parse("[categories.unit]\ntimeout = \"soon\"\n", None).unwrap_err();
-        assert!(
-            err.contains("line 2") && err.contains("timeout") && err.contains("soon"),
-            "{err}"
-        );
+        assert!(err.contains("line 2") && err.contains("timeout") && err.contains("soon"), "{err}");
         let err = Config::parse("threads = 0\n", None).unwrap_err();
         assert!(err.contains("line 1") && err.contains("threads"), "{err}");
         let err = Config::parse("[groups.db]\ncapacity = 0\n", None).unwrap_err();
@@ -295,14 +284,7 @@ mod tests {
         let config = Config::parse(text, Some("ci")).unwrap();
         assert_eq!(config.threads, Some(Threads::Count(2)));
         assert_eq!(config.categories["slow"].retries, Some(3));
-        assert_eq!(
-            config.categories["slow"].timeout,
-            Some(Duration::from_secs(60))
-        );
-        assert!(
-            Config::parse(text, Some("nightly"))
-                .unwrap_err()
-                .contains("nightly")
-        );
+        assert_eq!(config.categories["slow"].timeout, Some(Duration::from_secs(60)));
+        assert!(Config::parse(text, Some("nightly")).unwrap_err().contains("nightly"));
     }
 }

@@ -54,15 +54,8 @@ impl Ctx {
         worker: Arc<WorkerScope>,
         capture: Arc<Capture>,
     ) -> Ctx {
-        let namespace = format!("prun_{}_w{}", run.id, worker.id);
-        Ctx::new(
-            "(worker fixture)".into(),
-            1,
-            namespace,
-            run,
-            worker,
-            capture,
-        )
+        let namespace = format!("prun_{}_{}", run.id, worker.namespace);
+        Ctx::new("(worker fixture)".into(), 1, namespace, run, worker, capture)
     }
 
     /// The context a run-scoped fixture sets up in.

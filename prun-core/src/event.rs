@@ -7,11 +7,7 @@ use crate::outcome::Failure;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
-    Started {
-        name: Arc<str>,
-        attempt: u32,
-        worker: usize,
-    },
+    Started { name: Arc<str>, attempt: u32, worker: usize },
     Finished(Attempt),
 }
 

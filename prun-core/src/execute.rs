@@ -92,21 +92,13 @@ fn run_with_timeout(
     let spawned = {
         let ctx = ctx.clone();
         let (def, name) = (test.def, test.name.clone());
-        std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let _ = done.send(guarded(def.run, def.should_panic, slots, &name, &ctx));
-            })
+        std::thread::Builder::new().name(name.to_string()).spawn(move || {
+            let _ = done.send(guarded(def.run, def.should_panic, slots, &name, &ctx));
+        })
     };
     if let Err(err) = spawned {
         let error = format!("cannot start a thread for the test: {err}");
-        return (
-            Err(Failure::Setup {
-                fixture: "timeout thread".into(),
-                error,
-            }),
-            true,
-        );
+        return (Err(Failure::Setup { fixture: "timeout thread".into(), error }), true);
     }
     match result.recv_timeout(limit) {
         Ok(result) => (result, true),
@@ -129,9 +121,7 @@ fn guarded(
 ) -> Result<(), Failure> {
     let _route = capture::route(ctx.capture.clone(), name.clone());
     let caught = if slots > 1 {
-        in_own_pool(slots, name, ctx, || {
-            catch_unwind(AssertUnwindSafe(|| run(ctx)))
-        })
+        in_own_pool(slots, name, ctx, || catch_unwind(AssertUnwindSafe(|| run(ctx))))
     } else {
         catch_unwind(AssertUnwindSafe(|| run(ctx)))
     };
@@ -145,9 +135,7 @@ fn guarded(
             if payload_text(&*payload).contains(expected) {
                 Ok(())
             } else {
-                Err(Failure::WrongPanic {
-                    expected: expected.to_owned(),
-                })
+                Err(Failure::WrongPanic { expected: expected.to_owned() })
             }
         }
     }

@@ -33,11 +33,14 @@ pub fn main() -> i32 {
     if std::env::var_os(crate::protocol::HANDSHAKE_ENV).is_some() {
         return crate::worker::print_catalog();
     }
-    if let Ok(socket) = std::env::var(crate::protocol::SOCKET_ENV) {
-        return crate::worker::serve(&socket, run_id()).unwrap_or_else(|message| {
-            eprintln!("error: {message}");
-            exit::USAGE
-        });
+    let args: Vec<String> = std::env::args().skip(1).take(2).collect();
+    if let [flag, socket] = args.as_slice() {
+        if flag == crate::protocol::WORKER_FLAG {
+            return crate::worker::serve(socket).unwrap_or_else(|message| {
+                eprintln!("error: {message}");
+                exit::USAGE
+            });
+        }
     }
     let cli = Cli::parse();
     match run(&cli) {
@@ -82,14 +85,9 @@ fn run(cli: &Cli) -> Result<i32, String> {
 
     let plan = plan::plan(&declared, &selection, &config, threads)?;
     let started = Instant::now();
-    let mut summary = Summary {
-        filtered_out: plan.filtered_out,
-        ..Summary::default()
-    };
+    let mut summary = Summary { filtered_out: plan.filtered_out, ..Summary::default() };
     let io = |err: std::io::Error| format!("cannot write the report: {err}");
-    printer
-        .run_started(plan.tests.len() + plan.ignored.len())
-        .map_err(io)?;
+    printer.run_started(plan.tests.len() + plan.ignored.len()).map_err(io)?;
     for (name, reason) in &plan.ignored {
         printer.ignored(name, *reason).map_err(io)?;
         summary.ignored += 1;
@@ -97,24 +95,14 @@ fn run(cli: &Cli) -> Result<i32, String> {
 
     let run = Arc::new(RunScope::new(run_id()));
     let (events, received) = mpsc::channel();
-    let dispatcher = Dispatcher::new(
-        plan.tests.iter().map(|t| t.job.clone()).collect(),
-        &plan.limits,
-    );
-    let executor = Arc::new(InProcess {
-        tests: plan.tests,
-        run: run.clone(),
-        events,
-    });
+    let dispatcher =
+        Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
+    let executor = Arc::new(InProcess { tests: plan.tests, run: run.clone(), events });
     // The scheduler runs on its own thread; this one prints, so output never waits on a test.
     let scheduling = std::thread::spawn(move || scheduler::run(threads, dispatcher, executor));
     for event in received {
         match event {
-            Event::Started {
-                name,
-                attempt,
-                worker,
-            } => {
+            Event::Started { name, attempt, worker } => {
                 printer.started(&name, attempt, worker).map_err(io)?;
             }
             Event::Finished(attempt) => {
@@ -123,52 +111,33 @@ fn run(cli: &Cli) -> Result<i32, String> {
             }
         }
     }
-    scheduling
-        .join()
-        .map_err(|_| "the scheduler panicked".to_owned())?;
+    scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
     run.finish();
     summary.duration = started.elapsed();
     printer.run_finished(&summary).map_err(io)?;
-    Ok(if summary.ok() {
-        exit::OK
-    } else {
-        exit::TESTS_FAILED
-    })
+    Ok(if summary.ok() { exit::OK } else { exit::TESTS_FAILED })
 }
 
 /// `--test-threads`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
 fn threads(flag: Option<usize>, config: &Config) -> Result<usize, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if let Some(n) = flag {
-        return if n == 0 {
-            Err("--test-threads must be at least 1".into())
-        } else {
-            Ok(n)
-        };
+        return if n == 0 { Err("--test-threads must be at least 1".into()) } else { Ok(n) };
     }
     if let Ok(text) = std::env::var("PRUN_TEST_THREADS") {
-        let threads: Threads = text
-            .parse()
-            .map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?;
+        let threads: Threads = text.parse().map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?;
         return Ok(threads.resolve(cores));
     }
     Ok(config.threads.unwrap_or(Threads::Auto).resolve(cores))
 }
 
-/// `PRUN_RUN_ID` when a driver (`cargo prun`) set one, else a fresh one.
-fn run_id() -> String {
-    if let Ok(id) = std::env::var("PRUN_RUN_ID") {
-        if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return id.to_ascii_lowercase();
-        }
-    }
+/// A fresh id for a run of this binary. (Not `PRUN_RUN_ID`: a variable a test's own child
+/// process inherits must not make two runs one.)
+pub(crate) fn run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(now.map_or(0, |d| d.as_nanos()));
     format!("{:08x}", hasher.finish() as u32)
 }

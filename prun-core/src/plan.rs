@@ -37,11 +37,7 @@ pub(crate) enum Ignored {
 impl Selection {
     fn matches_name(&self, name: &str) -> bool {
         let hit = |pattern: &String| {
-            if self.exact {
-                name == pattern
-            } else {
-                name.contains(pattern.as_str())
-            }
+            if self.exact { name == pattern } else { name.contains(pattern.as_str()) }
         };
         (self.filters.is_empty() || self.filters.iter().any(hit)) && !self.skip.iter().any(hit)
     }
@@ -50,10 +46,7 @@ impl Selection {
         self.matches_name(name)
             && (self.categories.is_empty() || self.categories.iter().any(|c| c == test.category))
             && (self.groups.is_empty()
-                || test
-                    .groups
-                    .iter()
-                    .any(|g| self.groups.iter().any(|s| s == g)))
+                || test.groups.iter().any(|g| self.groups.iter().any(|s| s == g)))
             && !(self.ignored == Ignored::Only && !test.ignore)
     }
 
@@ -64,9 +57,7 @@ impl Selection {
         tests: &[&'static TestDef],
     ) -> (Vec<(&'static TestDef, String)>, usize) {
         let named = tests.iter().map(|test| (*test, test.full_name()));
-        let selected: Vec<_> = named
-            .filter(|(test, name)| self.matches(test, name))
-            .collect();
+        let selected: Vec<_> = named.filter(|(test, name)| self.matches(test, name)).collect();
         let filtered_out = tests.len() - selected.len();
         (selected, filtered_out)
     }
@@ -99,11 +90,7 @@ pub(crate) fn plan(
     let (selected, filtered_out) = selection.apply(tests);
     let mut categories: Vec<&str> = BUILTIN_CATEGORIES.to_vec();
     categories.extend(
-        config
-            .categories
-            .keys()
-            .map(String::as_str)
-            .filter(|c| !BUILTIN_CATEGORIES.contains(c)),
+        config.categories.keys().map(String::as_str).filter(|c| !BUILTIN_CATEGORIES.contains(c)),
     );
     let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
 
@@ -135,10 +122,7 @@ pub(crate) fn plan(
                 slots: def.threads,
                 groups: group_ids,
                 category,
-                retries: def
-                    .retries
-                    .or(settings.and_then(|s| s.retries))
-                    .unwrap_or(0),
+                retries: def.retries.or(settings.and_then(|s| s.retries)).unwrap_or(0),
             },
         });
     }
@@ -153,31 +137,18 @@ pub(crate) fn plan(
     }
     let category_max_slots = categories
         .iter()
-        .map(|c| {
-            config
-                .categories
-                .get(*c)
-                .and_then(|s| s.max_threads)
-                .map(|n| n.get())
-        })
+        .map(|c| config.categories.get(*c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
     let threads = u32::try_from(threads).unwrap_or(u32::MAX);
     Ok(Plan {
         tests: planned,
         ignored,
         filtered_out,
-        limits: Limits {
-            threads,
-            group_capacity,
-            category_max_slots,
-        },
+        limits: Limits { threads, group_capacity, category_max_slots },
     })
 }
 
 /// `slow` first, then `integration`, then `unit` and any category of the config's own.
 fn rank(category: &str) -> usize {
-    BUILTIN_CATEGORIES
-        .iter()
-        .position(|c| *c == category)
-        .unwrap_or(BUILTIN_CATEGORIES.len() - 1)
+    BUILTIN_CATEGORIES.iter().position(|c| *c == category).unwrap_or(BUILTIN_CATEGORIES.len() - 1)
 }

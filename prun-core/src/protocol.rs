@@ -3,7 +3,7 @@
 //! - **Handshake.** The driver runs every test binary as `BIN --list --format terse` with
 //!   [`HANDSHAKE_ENV`] set. A plain libtest binary ignores the variable and lists `name: test`
 //!   lines; a prun binary prints one [`Catalog`] JSON line instead. Nothing is guessed from names.
-//! - **Worker.** With [`SOCKET_ENV`] naming a Unix socket, a prun binary connects to it and runs
+//! - **Worker.** Started as `BIN --prun-worker SOCKET` ([`WORKER_FLAG`]), a prun binary connects to it and runs
 //!   the tests it is sent, one at a time: one [`Request`] line in, one [`Response`] line out. Test
 //!   output stays on stdout and stderr, so it can never corrupt the channel; after each test the
 //!   worker prints [`output_end`] on both, so the driver can cut its output per test exactly.
@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 
 /// Set (to any value) when the driver asks a binary what it is.
 pub const HANDSHAKE_ENV: &str = "PRUN_HANDSHAKE";
-/// The path of the Unix socket a worker connects to.
-pub const SOCKET_ENV: &str = "PRUN_WORKER_SOCKET";
+/// The first argument of a worker process; the second is the Unix socket to connect to. An
+/// argument, not a variable, so that processes the tests start do not inherit it.
+pub const WORKER_FLAG: &str = "--prun-worker";
+/// Names the worker in database and queue names (`Ctx::namespace` of worker-scoped fixtures):
+/// unique per worker process of the run, even for two binaries on one slot.
+pub const WORKER_NAMESPACE_ENV: &str = "PRUN_WORKER_NAMESPACE";
 /// The worker's slot in the run, `0..threads`: `Ctx::worker_id`.
 pub const WORKER_ID_ENV: &str = "PRUN_WORKER_ID";
 /// `START-END`: the ports this worker's tests may be given; no other worker has them.

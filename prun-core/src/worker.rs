@@ -9,7 +9,7 @@ use crate::execute;
 use crate::fixtures::scope::{RunScope, WorkerScope};
 use crate::outcome::Failure;
 use crate::plan::PlannedTest;
-use crate::protocol::{Catalog, CatalogTest, Request, Response, VERSION, output_end};
+use crate::protocol::{self, Catalog, CatalogTest, Request, Response, VERSION, output_end};
 use crate::registry::{self, TestDef};
 use crate::scheduler::{Dispatch, Job};
 
@@ -21,9 +21,7 @@ pub(crate) fn print_catalog() -> i32 {
             name: def.full_name(),
             category: def.category.to_owned(),
             groups: def.groups.iter().map(|g| (*g).to_owned()).collect(),
-            timeout_ms: def
-                .timeout
-                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            timeout_ms: def.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             retries: def.retries,
             threads: def.threads,
             ignore: def.ignore,
@@ -31,32 +29,29 @@ pub(crate) fn print_catalog() -> i32 {
             isolate: def.isolate,
         })
         .collect();
-    let catalog = Catalog {
-        prun_catalog: VERSION,
-        tests,
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&catalog).expect("a catalog serializes")
-    );
+    let catalog = Catalog { prun_catalog: VERSION, tests };
+    println!("{}", serde_json::to_string(&catalog).expect("a catalog serializes"));
     crate::exit::OK
 }
 
 /// Serves requests from the driver on `socket` until it hangs up.
-pub(crate) fn serve(socket: &str, run_id: String) -> Result<i32, String> {
+pub(crate) fn serve(socket: &str) -> Result<i32, String> {
     let stream = UnixStream::connect(socket)
         .map_err(|err| format!("cannot reach the driver at {socket}: {err}"))?;
     let mut replies = stream.try_clone().map_err(|err| err.to_string())?;
-    let tests: HashMap<String, &'static TestDef> = registry::declared()
-        .into_iter()
-        .map(|def| (def.full_name(), def))
-        .collect();
-    let worker_id = std::env::var(crate::protocol::WORKER_ID_ENV)
-        .ok()
-        .and_then(|id| id.parse().ok())
-        .unwrap_or(0);
-    let run = Arc::new(RunScope::new(run_id));
-    let worker = Arc::new(WorkerScope::new(worker_id));
+    let tests: HashMap<String, &'static TestDef> =
+        registry::declared().into_iter().map(|def| (def.full_name(), def)).collect();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let worker_id = env(protocol::WORKER_ID_ENV).and_then(|id| id.parse().ok()).unwrap_or(0);
+    let run_id = env("PRUN_RUN_ID").unwrap_or_else(crate::harness::run_id);
+    // Several worker processes share the run: each gets a temp root of its own.
+    let run =
+        Arc::new(RunScope::new(run_id).with_temp_root_name(format!("prun-{}", std::process::id())));
+    let mut worker = WorkerScope::new(worker_id);
+    if let Some(namespace) = env(protocol::WORKER_NAMESPACE_ENV) {
+        worker.namespace = namespace;
+    }
+    let worker = Arc::new(worker);
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         let request: Request =
@@ -80,10 +75,7 @@ pub(crate) fn serve(socket: &str, run_id: String) -> Result<i32, String> {
         drop(stdout);
         eprintln!("\n{end}");
         let reply = serde_json::to_string(&response).expect("a response serializes");
-        if writeln!(replies, "{reply}")
-            .and_then(|()| replies.flush())
-            .is_err()
-        {
+        if writeln!(replies, "{reply}").and_then(|()| replies.flush()).is_err() {
             break;
         }
     }
@@ -102,18 +94,10 @@ fn run_one(
         def,
         name: request.name.as_str().into(),
         timeout: None,
-        job: Job {
-            slots: request.slots,
-            groups: Vec::new(),
-            category: 0,
-            retries: 0,
-        },
+        job: Job { slots: request.slots, groups: Vec::new(), category: 0, retries: 0 },
     };
-    let dispatch = Dispatch {
-        job: request.index,
-        attempt: request.attempt,
-        slots: request.slots.max(1),
-    };
+    let dispatch =
+        Dispatch { job: request.index, attempt: request.attempt, slots: request.slots.max(1) };
     let attempt = execute::attempt(&test, dispatch, run, worker);
     let failure = match &attempt.result {
         Ok(()) => None,

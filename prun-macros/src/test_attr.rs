@@ -93,10 +93,7 @@ impl Attr {
         };
         // `group` is the one key that may repeat.
         if key != "group" && self.seen.contains(&key) {
-            return Err(syn::Error::new(
-                path.span(),
-                format!("`{key}` is given twice"),
-            ));
+            return Err(syn::Error::new(path.span(), format!("`{key}` is given twice")));
         }
         self.seen.push(key.clone());
         match key.as_str() {
@@ -172,24 +169,15 @@ fn value(meta: &Meta) -> syn::Result<&Expr> {
     match meta {
         Meta::NameValue(name_value) => Ok(&name_value.value),
         other => {
-            let key = other
-                .path()
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            Err(syn::Error::new(
-                other.span(),
-                format!("`{key}` needs a value: `{key} = ...`"),
-            ))
+            let key = other.path().get_ident().map(ToString::to_string).unwrap_or_default();
+            Err(syn::Error::new(other.span(), format!("`{key}` needs a value: `{key} = ...`")))
         }
     }
 }
 
 fn as_int(expr: &Expr) -> syn::Result<&LitInt> {
     match ungroup(expr) {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(lit), ..
-        }) => Ok(lit),
+        Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => Ok(lit),
         other => Err(syn::Error::new(other.span(), "expected a whole number")),
     }
 }
@@ -203,13 +191,8 @@ fn string_or_list(value: &Expr) -> syn::Result<Vec<LitStr>> {
 
 fn as_str(expr: &Expr) -> syn::Result<LitStr> {
     match ungroup(expr) {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => Ok(lit.clone()),
-        other => Err(syn::Error::new(
-            other.span(),
-            r#"expected a string, like "db""#,
-        )),
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => Ok(lit.clone()),
+        other => Err(syn::Error::new(other.span(), r#"expected a string, like "db""#)),
     }
 }
 
@@ -223,10 +206,8 @@ fn ungroup(expr: &Expr) -> &Expr {
 
 fn check_name(lit: &LitStr, what: &str) -> syn::Result<()> {
     let name = lit.value();
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -298,22 +279,13 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(
-            variadic.span(),
-            "a prun test cannot be variadic",
-        ));
+        errors.push(syn::Error::new(variadic.span(), "a prun test cannot be variadic"));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new(
-            abi.span(),
-            "a prun test is a plain Rust `fn`",
-        ));
+        errors.push(syn::Error::new(abi.span(), "a prun test is a plain Rust `fn`"));
     }
     if let syn::Safety::Unsafe(token) = &sig.safety {
-        errors.push(syn::Error::new(
-            token.span(),
-            "a prun test cannot be `unsafe`",
-        ));
+        errors.push(syn::Error::new(token.span(), "a prun test cannot be `unsafe`"));
     }
 
     let mut setup = Vec::new();
@@ -321,10 +293,7 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
     for (index, input) in sig.inputs.iter().enumerate() {
         let ty = match input {
             FnArg::Receiver(receiver) => {
-                errors.push(syn::Error::new(
-                    receiver.span(),
-                    "a prun test takes no `self`",
-                ));
+                errors.push(syn::Error::new(receiver.span(), "a prun test takes no `self`"));
                 continue;
             }
             FnArg::Typed(typed) => &*typed.ty,
@@ -390,10 +359,7 @@ fn fixtures_and_call(func: &ItemFn, errors: &mut Errors) -> TokenStream {
 
 fn register(func: &ItemFn, attr: &Attr, body: TokenStream) -> TokenStream {
     let name = func.sig.ident.to_string();
-    let category = attr
-        .category
-        .as_ref()
-        .map_or_else(|| "unit".to_owned(), LitStr::value);
+    let category = attr.category.as_ref().map_or_else(|| "unit".to_owned(), LitStr::value);
     let groups = attr.groups.iter().map(LitStr::value);
     let timeout = match attr.timeout_nanos {
         Some(nanos) => {

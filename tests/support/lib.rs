@@ -38,19 +38,12 @@ pub fn fixtures_tmp_dir() -> PathBuf {
 pub fn binary(name: &str) -> Binary {
     static BUILT: OnceLock<HashMap<String, Binary>> = OnceLock::new();
     let built = BUILT.get_or_init(build_fixtures);
-    built
-        .get(name)
-        .unwrap_or_else(|| panic!("no fixture test target named {name}"))
-        .clone()
+    built.get(name).unwrap_or_else(|| panic!("no fixture test target named {name}")).clone()
 }
 
 fn build_fixtures() -> HashMap<String, Binary> {
     let mut child = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--tests",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "--tests", "--message-format=json-render-diagnostics"])
         .current_dir(fixtures_dir())
         .env("CARGO_TARGET_DIR", fixtures_target_dir())
         .stdout(Stdio::piped())
@@ -62,24 +55,16 @@ fn build_fixtures() -> HashMap<String, Binary> {
         if let Message::CompilerArtifact(artifact) = message.expect("cargo's JSON") {
             let is_test_target = artifact.target.kind.iter().any(|k| k.to_string() == "test");
             if let (true, Some(path)) = (is_test_target, artifact.executable) {
-                let package_dir = artifact
-                    .manifest_path
-                    .parent()
-                    .expect("a manifest has a directory");
+                let package_dir =
+                    artifact.manifest_path.parent().expect("a manifest has a directory");
                 binaries.insert(
                     artifact.target.name.clone(),
-                    Binary {
-                        path: path.into(),
-                        package_dir: package_dir.into(),
-                    },
+                    Binary { path: path.into(), package_dir: package_dir.into() },
                 );
             }
         }
     }
-    assert!(
-        child.wait().expect("cargo ran").success(),
-        "the fixture crates failed to build"
-    );
+    assert!(child.wait().expect("cargo ran").success(), "the fixture crates failed to build");
     binaries
 }
 

@@ -25,14 +25,12 @@ impl Store {
     }
 
     pub fn add_customer(&self, name: &str) -> rusqlite::Result<i64> {
-        self.conn
-            .execute("INSERT INTO customers (name) VALUES (?1)", [name])?;
+        self.conn.execute("INSERT INTO customers (name) VALUES (?1)", [name])?;
         Ok(self.conn.last_insert_rowid())
     }
 
     pub fn count(&self) -> rusqlite::Result<i64> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM customers", [], |row| row.get(0))
+        self.conn.query_row("SELECT COUNT(*) FROM customers", [], |row| row.get(0))
     }
 
     pub fn clear(&self) -> rusqlite::Result<()> {
@@ -40,9 +38,7 @@ impl Store {
     }
 
     pub fn names(&self) -> rusqlite::Result<Vec<String>> {
-        let mut query = self
-            .conn
-            .prepare("SELECT name FROM customers ORDER BY id")?;
+        let mut query = self.conn.prepare("SELECT name FROM customers ORDER BY id")?;
         let names = query.query_map([], |row| row.get(0))?;
         names.collect()
     }

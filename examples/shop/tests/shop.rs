@@ -15,9 +15,7 @@ struct SharedDb(PathBuf);
 impl Fixture for SharedDb {
     const SCOPE: Scope = Scope::Run;
     fn setup(ctx: &Ctx) -> Result<Self, BoxError> {
-        Ok(SharedDb(
-            std::env::temp_dir().join(format!("{}.sqlite", ctx.namespace())),
-        ))
+        Ok(SharedDb(std::env::temp_dir().join(format!("{}.sqlite", ctx.namespace()))))
     }
 }
 
@@ -40,10 +38,7 @@ impl Fixture for WorkerDb {
     fn setup(ctx: &Ctx) -> Result<Self, BoxError> {
         // The namespace names this worker of this run: no other worker opens the same file.
         let path = std::env::temp_dir().join(format!("{}.sqlite", ctx.namespace()));
-        Ok(WorkerDb {
-            store: Mutex::new(Store::open(&path)?),
-            path,
-        })
+        Ok(WorkerDb { store: Mutex::new(Store::open(&path)?), path })
     }
 }
 
@@ -86,27 +81,17 @@ fn clears_the_shared_db(db: &SharedDb) -> Result<(), BoxError> {
 
 #[prun::test(category = "integration")]
 fn each_worker_has_its_own_db(db: &WorkerDb, ctx: &Ctx) -> Result<(), BoxError> {
-    let store = db
-        .store
-        .lock()
-        .map_err(|_| "a test panicked holding the worker db")?;
+    let store = db.store.lock().map_err(|_| "a test panicked holding the worker db")?;
     store.clear()?;
     store.add_customer(ctx.test_name())?;
     assert_eq!(store.count()?, 1);
-    ctx.log(format_args!(
-        "worker {} uses {}",
-        ctx.worker_id(),
-        db.path.display()
-    ));
+    ctx.log(format_args!("worker {} uses {}", ctx.worker_id(), db.path.display()));
     Ok(())
 }
 
 #[prun::test(category = "integration")]
 fn exports_customers_to_csv(db: &WorkerDb, dir: TempDir) -> Result<(), BoxError> {
-    let store = db
-        .store
-        .lock()
-        .map_err(|_| "a test panicked holding the worker db")?;
+    let store = db.store.lock().map_err(|_| "a test panicked holding the worker db")?;
     store.clear()?;
     store.add_customer("ada")?;
     let path = export_csv(&store, &dir)?;

@@ -30,9 +30,7 @@ pub(crate) struct Printer {
 
 impl std::fmt::Debug for Printer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Printer")
-            .field("format", &self.format)
-            .finish_non_exhaustive()
+        f.debug_struct("Printer").field("format", &self.format).finish_non_exhaustive()
     }
 }
 
@@ -219,10 +217,7 @@ impl Printer {
         if !summary.failures.is_empty() {
             writeln!(self.out, "\nfailures:\n")?;
             for attempt in &summary.failures {
-                let failure = attempt
-                    .result
-                    .as_ref()
-                    .expect_err("failures hold failed attempts");
+                let failure = attempt.result.as_ref().expect_err("failures hold failed attempts");
                 let text = failure_text(&attempt.output, failure);
                 writeln!(self.out, "---- {} stdout ----\n{text}\n", attempt.name)?;
             }
@@ -239,11 +234,8 @@ impl Printer {
                 writeln!(self.out, "    {name} ({attempts} attempts)")?;
             }
         }
-        let verdict = if summary.ok() {
-            self.paint("ok", GREEN)
-        } else {
-            self.paint("FAILED", RED)
-        };
+        let verdict =
+            if summary.ok() { self.paint("ok", GREEN) } else { self.paint("FAILED", RED) };
         writeln!(
             self.out,
             "\ntest result: {verdict}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
@@ -257,11 +249,7 @@ impl Printer {
     }
 
     fn paint(&self, word: &str, color: &str) -> String {
-        if self.color {
-            format!("{color}{word}{RESET}")
-        } else {
-            word.to_owned()
-        }
+        if self.color { format!("{color}{word}{RESET}") } else { word.to_owned() }
     }
 
     fn terse(&mut self, mark: char, color: &str) -> io::Result<()> {

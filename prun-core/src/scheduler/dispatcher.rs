@@ -82,11 +82,7 @@ impl Dispatcher {
         self.pending.remove(&job);
         self.take(job);
         self.attempts[job] += 1;
-        Some(Dispatch {
-            job,
-            attempt: self.attempts[job],
-            slots: self.jobs[job].slots,
-        })
+        Some(Dispatch { job, attempt: self.attempts[job], slots: self.jobs[job].slots })
     }
 
     /// Gives back what the attempt held. A failed attempt with retries left goes back in the
@@ -148,20 +144,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn job(slots: u32, groups: &[usize]) -> Job {
-        Job {
-            slots,
-            groups: groups.to_vec(),
-            category: 0,
-            retries: 0,
-        }
+        Job { slots, groups: groups.to_vec(), category: 0, retries: 0 }
     }
 
     fn limits(threads: u32, groups: usize) -> Limits {
-        Limits {
-            threads,
-            group_capacity: vec![1; groups],
-            category_max_slots: vec![None],
-        }
+        Limits { threads, group_capacity: vec![1; groups], category_max_slots: vec![None] }
     }
 
     #[test]
@@ -178,10 +165,8 @@ mod tests {
 
     #[test]
     fn several_groups_are_taken_together() {
-        let mut d = Dispatcher::new(
-            vec![job(1, &[0]), job(1, &[0, 1]), job(1, &[1])],
-            &limits(3, 2),
-        );
+        let mut d =
+            Dispatcher::new(vec![job(1, &[0]), job(1, &[0, 1]), job(1, &[1])], &limits(3, 2));
         let a = d.next().unwrap();
         // Job 1 needs group 0, held by job 0: it takes neither group, so job 2 gets group 1.
         assert_eq!(d.next().unwrap().job, 2);
@@ -192,12 +177,7 @@ mod tests {
     #[test]
     fn a_failed_attempt_is_retried_until_retries_run_out() {
         let mut d = Dispatcher::new(
-            vec![Job {
-                slots: 1,
-                groups: vec![],
-                category: 0,
-                retries: 1,
-            }],
+            vec![Job { slots: 1, groups: vec![], category: 0, retries: 1 }],
             &limits(1, 0),
         );
         let first = d.next().unwrap();
@@ -244,12 +224,7 @@ mod tests {
             0u32..3,
         );
         (limits, prop::collection::vec(job, 0..40)).prop_map(|(limits, raw)| {
-            let mut suite = Suite {
-                jobs: vec![],
-                ticks: vec![],
-                failing_attempts: vec![],
-                limits,
-            };
+            let mut suite = Suite { jobs: vec![], ticks: vec![], failing_attempts: vec![], limits };
             for (slots, groups, category, retries, ticks, failing) in raw {
                 suite.jobs.push(Job {
                     slots,

@@ -41,10 +41,7 @@ pub fn run<E: Executor>(threads: usize, dispatcher: Dispatcher, executor: Arc<E>
         .thread_name(|id| format!("prun-worker-{id}"))
         .build()
         .expect("failed to start the worker threads");
-    let shared = Shared {
-        dispatcher: Mutex::new(dispatcher),
-        changed: Condvar::new(),
-    };
+    let shared = Shared { dispatcher: Mutex::new(dispatcher), changed: Condvar::new() };
     pool.broadcast(|worker| work(&shared, &*executor, worker.index()));
 }
 
@@ -126,18 +123,10 @@ mod tests {
     #[test]
     fn an_exclusive_group_never_overlaps_on_real_threads() {
         let jobs: Vec<Job> = (0..60)
-            .map(|i| Job {
-                slots: 1,
-                groups: vec![i % 2],
-                category: 0,
-                retries: 0,
-            })
+            .map(|i| Job { slots: 1, groups: vec![i % 2], category: 0, retries: 0 })
             .collect();
-        let limits = Limits {
-            threads: 4,
-            group_capacity: vec![1, 2],
-            category_max_slots: vec![None],
-        };
+        let limits =
+            Limits { threads: 4, group_capacity: vec![1, 2], category_max_slots: vec![None] };
         let rec = recorder(jobs.clone(), 2, false);
         run(4, Dispatcher::new(jobs, &limits), rec.clone());
         assert_eq!(rec.max_in_group[0].load(Ordering::SeqCst), 1);
@@ -147,19 +136,9 @@ mod tests {
 
     #[test]
     fn retries_run_again_and_the_run_ends() {
-        let jobs: Vec<Job> = (0..10)
-            .map(|_| Job {
-                slots: 1,
-                groups: vec![],
-                category: 0,
-                retries: 2,
-            })
-            .collect();
-        let limits = Limits {
-            threads: 3,
-            group_capacity: vec![],
-            category_max_slots: vec![None],
-        };
+        let jobs: Vec<Job> =
+            (0..10).map(|_| Job { slots: 1, groups: vec![], category: 0, retries: 2 }).collect();
+        let limits = Limits { threads: 3, group_capacity: vec![], category_max_slots: vec![None] };
         let rec = recorder(jobs.clone(), 0, true);
         run(3, Dispatcher::new(jobs, &limits), rec.clone());
         assert!(rec.runs.iter().all(|r| r.load(Ordering::SeqCst) == 2));

@@ -1,0 +1,119 @@
+//! Discover, part one: build the tests with cargo and find their executables.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use cargo_metadata::Message;
+
+/// A test executable cargo built.
+#[derive(Debug, Clone)]
+pub(crate) struct TestBinary {
+    /// `package` for a library's unit tests, `package::target` for anything else, as nextest
+    /// names them.
+    pub(crate) id: String,
+    pub(crate) path: PathBuf,
+    /// Its package's directory: where cargo test runs it.
+    pub(crate) package_dir: PathBuf,
+    pub(crate) package_name: String,
+}
+
+/// Runs `cargo test --no-run` with `args`; cargo's own messages and errors go to stderr as
+/// cargo shows them. Err carries cargo's exit code.
+pub(crate) fn build(args: &[String]) -> Result<Vec<TestBinary>, i32> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(["test", "--no-run", "--message-format=json-render-diagnostics"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|err| {
+            eprintln!("error: failed to run cargo: {err}");
+            crate::exit::BUILD_FAILED
+        })?;
+    let mut binaries = Vec::new();
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    for message in Message::parse_stream(stdout).flatten() {
+        if let Message::CompilerArtifact(artifact) = message {
+            let Some(path) = artifact.executable else { continue };
+            if !artifact.profile.test {
+                continue;
+            }
+            let package_name = package_name(&artifact.package_id.repr)
+                .unwrap_or_else(|| artifact.target.name.clone());
+            let kind = artifact.target.kind.first().map(ToString::to_string).unwrap_or_default();
+            let id = if kind == "lib" || kind == "proc-macro" {
+                package_name.clone()
+            } else {
+                format!("{package_name}::{}", artifact.target.name)
+            };
+            let package_dir = artifact
+                .manifest_path
+                .parent()
+                .map(|p| p.as_std_path().to_owned())
+                .unwrap_or_default();
+            binaries.push(TestBinary { id, path: path.into(), package_dir, package_name });
+        }
+    }
+    let status = child.wait().map_err(|_| crate::exit::BUILD_FAILED)?;
+    if !status.success() {
+        return Err(crate::exit::BUILD_FAILED);
+    }
+    binaries.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(binaries)
+}
+
+/// The package name in a package id spec: `…/dir#name@1.0.0`, or `…/name#1.0.0` when the
+/// name is the last segment of the URL.
+fn package_name(id: &str) -> Option<String> {
+    let (url, fragment) = id.rsplit_once('#')?;
+    match fragment.split_once('@') {
+        Some((name, _version)) => Some(name.to_owned()),
+        None => url.trim_end_matches('/').rsplit('/').next().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_package_names_from_ids() {
+        let name = |id| super::package_name(id).unwrap();
+        assert_eq!(name("path+file:///work/examples/shop#0.1.0"), "shop");
+        assert_eq!(name("path+file:///work/prun-core#prun@0.1.0"), "prun");
+        assert_eq!(
+            name("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"),
+            "serde"
+        );
+    }
+}
+
+/// The library path test processes need, as cargo test sets it: the toolchain's own libraries
+/// (a proc-macro crate's tests link libstd dynamically) and the build's deps directories,
+/// before whatever the environment already had.
+pub(crate) fn dylib_path(binaries: &[TestBinary]) -> std::ffi::OsString {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let print = |what: &str| {
+        let out = Command::new(&rustc).args(["--print", what]).output().ok()?;
+        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    };
+    // The target libdir holds libstd; the sysroot's lib, the compiler's own libraries.
+    let mut dirs: Vec<PathBuf> = ["target-libdir", "sysroot"]
+        .into_iter()
+        .filter_map(|what| {
+            print(what).map(|dir| if what == "sysroot" { dir.join("lib") } else { dir })
+        })
+        .collect();
+    for binary in binaries {
+        if let Some(deps) = binary.path.parent() {
+            for dir in [deps.to_owned(), deps.parent().unwrap_or(deps).to_owned()] {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+    }
+    if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
+        dirs.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}

@@ -1,0 +1,83 @@
+//! A plain libtest binary: one process per test, as nextest runs them.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
+
+use super::output::{Output, Printed};
+use super::status;
+
+#[derive(Debug)]
+pub(crate) enum LibtestResult {
+    Passed(Printed),
+    Failed(String, Printed),
+    TimedOut(Duration, Printed),
+}
+
+pub(crate) struct LibtestRun<'a> {
+    pub(crate) binary: &'a Path,
+    pub(crate) cwd: &'a Path,
+    pub(crate) env: &'a [(String, String)],
+    pub(crate) name: &'a str,
+    pub(crate) ignored: bool,
+    pub(crate) extra_args: &'a [String],
+    pub(crate) timeout: Option<Duration>,
+}
+
+pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
+    let mut command = Command::new(test.binary);
+    command.args([test.name, "--exact", "--nocapture", "--test-threads=1"]);
+    if test.ignored {
+        command.arg("--ignored");
+    }
+    command
+        .args(test.extra_args)
+        .current_dir(test.cwd)
+        .envs(test.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            return LibtestResult::Failed(
+                format!("cannot start the test: {err}"),
+                Printed::default(),
+            );
+        }
+    };
+    let output =
+        Output::capture(child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let status = match test.timeout {
+        Some(limit) => match child.wait_timeout(limit) {
+            Ok(Some(status)) => status,
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return LibtestResult::TimedOut(limit, output.take_all(Duration::from_secs(5)));
+            }
+        },
+        None => match child.wait() {
+            Ok(status) => status,
+            Err(err) => return LibtestResult::Failed(err.to_string(), Printed::default()),
+        },
+    };
+    let printed = output.take_all(Duration::from_secs(5));
+    if status.success() {
+        // A name that matched nothing runs nothing and still exits 0.
+        if String::from_utf8_lossy(&printed.stdout).contains("running 0 tests") {
+            return LibtestResult::Failed(
+                "the binary ran no test of this name".to_owned(),
+                printed,
+            );
+        }
+        return LibtestResult::Passed(printed);
+    }
+    let why = match status.code() {
+        Some(101) => "the test failed".to_owned(),
+        _ => status::describe(status, &printed.stderr),
+    };
+    LibtestResult::Failed(why, printed)
+}

@@ -1,0 +1,236 @@
+//! Execute: runs each dispatched test in a process, under the one global schedule.
+//!
+//! prun binaries run as worker processes, one per (binary, slot), kept for the whole run; plain
+//! libtest binaries run one process per test. A process that dies or a test past its timeout
+//! costs that test only: it is reported with what happened and the slot gets a fresh worker.
+
+mod libtest_process;
+pub(crate) mod output;
+mod status;
+mod worker_process;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use prun::scheduler::{Dispatch, Executor};
+
+use crate::discover::{Binary, Kind};
+use crate::plan::PlannedTest;
+use crate::report::{Finished, Outcome};
+use libtest_process::{LibtestResult, LibtestRun};
+use output::Printed;
+use worker_process::{Launch, WorkerProcess, WorkerResult};
+
+pub(crate) struct ProcessExecutor {
+    pub(crate) binaries: Vec<Binary>,
+    pub(crate) tests: Vec<PlannedTest>,
+    /// The run's private directory (mode 0700): sockets and test temp dirs live in it.
+    pub(crate) run_dir: PathBuf,
+    pub(crate) run_id: String,
+    pub(crate) harness_args: Vec<String>,
+    /// `LD_LIBRARY_PATH` for test processes, as cargo test sets it.
+    dylib_path: std::ffi::OsString,
+    /// Taken (closed) when the schedule is over, which ends the reporters' loop.
+    events: Mutex<Option<Sender<Finished>>>,
+    /// Stop starting tests after this many failures.
+    pub(crate) max_fail: Option<usize>,
+    pub(crate) started: Instant,
+    pub(crate) stop: AtomicBool,
+    failures: AtomicUsize,
+    workers: Mutex<HashMap<(usize, usize), WorkerProcess>>,
+}
+
+impl ProcessExecutor {
+    #[expect(clippy::too_many_arguments, reason = "built once, in one place")]
+    pub(crate) fn new(
+        binaries: Vec<Binary>,
+        tests: Vec<PlannedTest>,
+        run_dir: PathBuf,
+        run_id: String,
+        harness_args: Vec<String>,
+        dylib_path: std::ffi::OsString,
+        events: Sender<Finished>,
+        max_fail: Option<usize>,
+        started: Instant,
+    ) -> ProcessExecutor {
+        ProcessExecutor {
+            binaries,
+            tests,
+            run_dir,
+            run_id,
+            harness_args,
+            dylib_path,
+            events: Mutex::new(Some(events)),
+            max_fail,
+            started,
+            stop: AtomicBool::new(false),
+            failures: AtomicUsize::new(0),
+            workers: Mutex::default(),
+        }
+    }
+
+    /// What every test process sees: the run's id, its slot's ports, a private temp dir, and
+    /// the variables cargo test sets.
+    fn env(&self, binary: &Binary, slot: usize) -> Vec<(String, String)> {
+        let ports = port_range(&self.run_id, slot);
+        vec![
+            ("PRUN_RUN_ID".into(), self.run_id.clone()),
+            (prun::protocol::WORKER_ID_ENV.into(), slot.to_string()),
+            (prun::protocol::PORT_RANGE_ENV.into(), format!("{}-{}", ports.0, ports.1)),
+            ("TMPDIR".into(), self.run_dir.join("tmp").display().to_string()),
+            ("CARGO_MANIFEST_DIR".into(), binary.binary.package_dir.display().to_string()),
+            ("CARGO_PKG_NAME".into(), binary.binary.package_name.clone()),
+            ("RUST_TEST_THREADS".into(), "1".into()),
+            ("LD_LIBRARY_PATH".into(), self.dylib_path.to_string_lossy().into_owned()),
+        ]
+    }
+
+    fn run_in_worker(
+        &self,
+        test: &PlannedTest,
+        slot: usize,
+        dispatch: Dispatch,
+    ) -> (Outcome, Printed, String) {
+        let binary = &self.binaries[test.binary];
+        let key = (test.binary, slot);
+        let existing = self.workers.lock().remove(&key);
+        let mut worker = match existing {
+            Some(worker) => worker,
+            None => {
+                let mut env = self.env(binary, slot);
+                let namespace = format!("w{slot}b{}", test.binary);
+                env.push((prun::protocol::WORKER_NAMESPACE_ENV.into(), namespace));
+                let socket = self.run_dir.join(format!("w{slot}-b{}.sock", test.binary));
+                let launch = Launch {
+                    binary: &binary.binary.path,
+                    cwd: &binary.binary.package_dir,
+                    env: &env,
+                    socket: &socket,
+                };
+                match WorkerProcess::spawn(&launch) {
+                    Ok(worker) => worker,
+                    Err(why) => {
+                        return (
+                            Outcome::Crashed { reason: why },
+                            Printed::default(),
+                            String::new(),
+                        );
+                    }
+                }
+            }
+        };
+        match worker.run(&test.name, dispatch.attempt, dispatch.slots, dispatch.job, test.timeout) {
+            WorkerResult::Finished(response, printed) => {
+                self.workers.lock().insert(key, worker);
+                let outcome = match response.failure {
+                    None => Outcome::Passed,
+                    Some(reason) => Outcome::Failed { reason },
+                };
+                (outcome, printed, response.captured)
+            }
+            WorkerResult::Died(reason, printed) => {
+                (Outcome::Crashed { reason }, printed, String::new())
+            }
+            WorkerResult::TimedOut(after, printed) => {
+                (Outcome::TimedOut { after }, printed, String::new())
+            }
+        }
+    }
+
+    fn run_alone(&self, test: &PlannedTest, slot: usize) -> (Outcome, Printed, String) {
+        let binary = &self.binaries[test.binary];
+        let env = self.env(binary, slot);
+        let run = LibtestRun {
+            binary: &binary.binary.path,
+            cwd: &binary.binary.package_dir,
+            env: &env,
+            name: &test.name,
+            ignored: test.meta.ignore,
+            extra_args: &self.harness_args,
+            timeout: test.timeout,
+        };
+        match libtest_process::run(&run) {
+            LibtestResult::Passed(printed) => (Outcome::Passed, printed, String::new()),
+            LibtestResult::Failed(reason, printed) => {
+                (Outcome::Failed { reason }, printed, String::new())
+            }
+            LibtestResult::TimedOut(after, printed) => {
+                (Outcome::TimedOut { after }, printed, String::new())
+            }
+        }
+    }
+
+    /// Ends the run: no more events, and every worker process is stopped.
+    pub(crate) fn shut_down(&self) {
+        self.events.lock().take();
+        self.workers.lock().clear();
+    }
+}
+
+impl Executor for ProcessExecutor {
+    type Worker = usize;
+    type Report = Finished;
+
+    fn worker(&self, id: usize) -> usize {
+        id
+    }
+
+    fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Finished) {
+        let test = &self.tests[dispatch.job];
+        let started_at = self.started.elapsed();
+        let began = Instant::now();
+        let (outcome, printed, captured) = if self.stop.load(Ordering::SeqCst) {
+            (
+                Outcome::Skipped { reason: "the run stopped early".into() },
+                Printed::default(),
+                String::new(),
+            )
+        } else {
+            match self.binaries[test.binary].kind {
+                Kind::Prun if !test.meta.isolate => self.run_in_worker(test, *slot, dispatch),
+                _ => self.run_alone(test, *slot),
+            }
+        };
+        let finished = Finished {
+            binary: self.binaries[test.binary].binary.id.clone(),
+            name: test.name.clone(),
+            attempt: dispatch.attempt,
+            worker: *slot,
+            passed: outcome.passed(),
+            outcome,
+            started_at,
+            duration: began.elapsed(),
+            stdout: String::from_utf8_lossy(&printed.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&printed.stderr).into_owned(),
+            captured,
+            will_retry: false,
+        };
+        (finished.passed, finished)
+    }
+
+    fn finished(&self, _dispatch: Dispatch, mut finished: Finished, will_retry: bool) {
+        finished.will_retry = will_retry;
+        if !finished.passed && !will_retry {
+            let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.max_fail.is_some_and(|max| failures >= max) {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        if let Some(events) = &*self.events.lock() {
+            let _ = events.send(finished);
+        }
+    }
+}
+
+/// 200 loopback ports for `slot`, placed by the run id so that two runs at once rarely share a
+/// range (and each port is still checked free before it is handed out).
+fn port_range(run_id: &str, slot: usize) -> (u16, u16) {
+    let spread = run_id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % 64;
+    let start = 20_000 + ((spread * 16 + slot) % 1_000) * 200;
+    let start = u16::try_from(start.min(59_800)).unwrap_or(59_800);
+    (start, start + 199)
+}

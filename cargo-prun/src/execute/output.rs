@@ -1,0 +1,129 @@
+//! A child's stdout and stderr, read into memory as it prints them.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Debug, Default)]
+struct Streams {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// Streams that reached their end (the child closed them, or died).
+    closed: u8,
+}
+
+/// Both output streams of one child, filled by a reader thread each.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    streams: Mutex<Streams>,
+    grew: Condvar,
+}
+
+/// What a test printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Printed {
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Starts reading `stdout` and `stderr` on threads of their own.
+    pub(crate) fn capture(
+        stdout: impl Read + Send + 'static,
+        stderr: impl Read + Send + 'static,
+    ) -> Arc<Output> {
+        let output = Arc::new(Output::default());
+        for (stream, is_err) in
+            [(Box::new(stdout) as Box<dyn Read + Send>, false), (Box::new(stderr), true)]
+        {
+            let output = output.clone();
+            std::thread::spawn(move || output.read_all(stream, is_err));
+        }
+        output
+    }
+
+    fn read_all(&self, mut stream: Box<dyn Read + Send>, is_err: bool) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let mut streams = self.streams.lock();
+            if n == 0 {
+                streams.closed += 1;
+                self.grew.notify_all();
+                return;
+            }
+            let target = if is_err { &mut streams.err } else { &mut streams.out };
+            target.extend_from_slice(&buf[..n]);
+            self.grew.notify_all();
+        }
+    }
+
+    /// Everything up to `marker` on both streams (the marker's line is dropped); what follows
+    /// stays for the next test. Gives up waiting after `patience` and takes what there is.
+    pub(crate) fn take_until(&self, marker: &str, patience: Duration) -> Printed {
+        let deadline = Instant::now() + patience;
+        let line = format!("\n{marker}\n");
+        let mut streams = self.streams.lock();
+        loop {
+            let out_at = find(&streams.out, line.as_bytes());
+            let err_at = find(&streams.err, line.as_bytes());
+            if let (Some(out_at), Some(err_at)) = (out_at, err_at) {
+                let stdout = cut(&mut streams.out, out_at, line.len());
+                let stderr = cut(&mut streams.err, err_at, line.len());
+                return Printed { stdout, stderr };
+            }
+            if streams.closed == 2 || self.grew.wait_until(&mut streams, deadline).timed_out() {
+                return Printed {
+                    stdout: std::mem::take(&mut streams.out),
+                    stderr: std::mem::take(&mut streams.err),
+                };
+            }
+        }
+    }
+
+    /// Everything, once both streams have ended (or after `patience`).
+    pub(crate) fn take_all(&self, patience: Duration) -> Printed {
+        let deadline = Instant::now() + patience;
+        let mut streams = self.streams.lock();
+        while streams.closed < 2 && !self.grew.wait_until(&mut streams, deadline).timed_out() {}
+        Printed {
+            stdout: std::mem::take(&mut streams.out),
+            stderr: std::mem::take(&mut streams.err),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// The bytes before `at`, removing them and the `len` marker bytes from `buf`.
+fn cut(buf: &mut Vec<u8>, at: usize, len: usize) -> Vec<u8> {
+    let rest = buf.split_off(at + len);
+    buf.truncate(at);
+    std::mem::replace(buf, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_cut_at_each_tests_marker() {
+        let output =
+            Output::capture(&b"one\n\nEND 1\ntwo\n\nEND 2\n"[..], &b"\nEND 1\noops\n\nEND 2\n"[..]);
+        let first = output.take_until("END 1", Duration::from_secs(10));
+        assert_eq!(first, Printed { stdout: b"one\n".to_vec(), stderr: Vec::new() });
+        let second = output.take_until("END 2", Duration::from_secs(10));
+        assert_eq!(second, Printed { stdout: b"two\n".to_vec(), stderr: b"oops\n".to_vec() });
+    }
+
+    #[test]
+    fn a_missing_marker_takes_what_there_is_once_the_streams_end() {
+        let output = Output::capture(&b"partial"[..], &b""[..]);
+        let printed = output.take_until("END 9", Duration::from_secs(10));
+        assert_eq!(printed.stdout, b"partial");
+    }
+}

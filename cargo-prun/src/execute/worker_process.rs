@@ -1,0 +1,167 @@
+//! A prun binary running as a worker process: spawned once, sent tests one at a time.
+
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prun::protocol::{self, Request, Response};
+
+use super::output::{Output, Printed};
+use super::status;
+
+/// How one test went in a worker.
+#[derive(Debug)]
+pub(crate) enum WorkerResult {
+    Finished(Response, Printed),
+    /// The process died while the test ran: what killed it.
+    Died(String, Printed),
+    TimedOut(Duration, Printed),
+}
+
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    child: Child,
+    requests: UnixStream,
+    responses: BufReader<UnixStream>,
+    output: Arc<Output>,
+    seq: u64,
+}
+
+/// How a worker process is started.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch<'a> {
+    pub(crate) binary: &'a Path,
+    pub(crate) cwd: &'a Path,
+    pub(crate) env: &'a [(String, String)],
+    /// Where its socket is made (the run's private directory).
+    pub(crate) socket: &'a Path,
+}
+
+impl WorkerProcess {
+    pub(crate) fn spawn(launch: &Launch<'_>) -> Result<WorkerProcess, String> {
+        let _ = std::fs::remove_file(launch.socket);
+        let listener = UnixListener::bind(launch.socket)
+            .map_err(|err| format!("cannot listen on {}: {err}", launch.socket.display()))?;
+        let mut child = Command::new(launch.binary)
+            .current_dir(launch.cwd)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .arg(protocol::WORKER_FLAG)
+            .arg(launch.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| format!("cannot start {}: {err}", launch.binary.display()))?;
+        let output = Output::capture(
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        let stream = accept(&listener, &mut child).map_err(|why| {
+            let printed = output.take_all(Duration::from_secs(1));
+            format!("{why}\n{}", String::from_utf8_lossy(&printed.stderr))
+        })?;
+        let _ = std::fs::remove_file(launch.socket);
+        let responses = BufReader::new(stream.try_clone().map_err(|err| err.to_string())?);
+        Ok(WorkerProcess { child, requests: stream, responses, output, seq: 0 })
+    }
+
+    /// Runs one test; past `timeout` the process is killed. After `Died` or `TimedOut` the
+    /// worker is gone: drop it and spawn another.
+    pub(crate) fn run(
+        &mut self,
+        name: &str,
+        attempt: u32,
+        slots: u32,
+        index: usize,
+        timeout: Option<Duration>,
+    ) -> WorkerResult {
+        self.seq += 1;
+        let request = Request { name: name.to_owned(), attempt, slots, index, seq: self.seq };
+        let line = serde_json::to_string(&request).expect("a request serializes");
+        if writeln!(self.requests, "{line}").is_err() {
+            return self.died();
+        }
+        let started = Instant::now();
+        let mut reply = String::new();
+        loop {
+            let left = timeout.map(|limit| limit.saturating_sub(started.elapsed()));
+            if left == Some(Duration::ZERO) {
+                return self.timed_out(timeout.unwrap_or_default());
+            }
+            let _ = self.responses.get_ref().set_read_timeout(left);
+            match self.responses.read_line(&mut reply) {
+                Ok(0) => return self.died(),
+                Ok(_) => break,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return self.died(),
+            }
+        }
+        let Ok(response) = serde_json::from_str::<Response>(&reply) else { return self.died() };
+        let printed =
+            self.output.take_until(&protocol::output_end(self.seq), Duration::from_secs(10));
+        WorkerResult::Finished(response, printed)
+    }
+
+    fn died(&mut self) -> WorkerResult {
+        let status = self.child.wait();
+        let printed = self.output.take_all(Duration::from_secs(5));
+        let why = match status {
+            Ok(status) => status::describe(status, &printed.stderr),
+            Err(err) => format!("the worker process was lost: {err}"),
+        };
+        WorkerResult::Died(why, printed)
+    }
+
+    fn timed_out(&mut self, limit: Duration) -> WorkerResult {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        WorkerResult::TimedOut(limit, self.output.take_all(Duration::from_secs(5)))
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // Closing the socket ends the worker's loop; a worker that will not end is killed.
+        let _ = self.requests.shutdown(std::net::Shutdown::Both);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for the child to connect, or to die first.
+fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, String> {
+    listener.set_nonblocking(true).map_err(|err| err.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).map_err(|err| err.to_string())?;
+                return Ok(stream);
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "the worker process exited before it connected ({status})"
+                    ));
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    return Err("the worker process did not connect within 60s".to_owned());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(err) => return Err(format!("cannot accept the worker's connection: {err}")),
+        }
+    }
+}

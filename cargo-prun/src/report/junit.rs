@@ -1,0 +1,99 @@
+//! `--junit PATH`: JUnit XML, rewritten atomically as tests finish (at most once a second), so a
+//! run that dies still leaves a valid report of what finished.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Finished, Outcome, Reporter, Summary, write_atomically};
+
+pub(crate) struct Junit {
+    path: PathBuf,
+    /// Final attempts, by binary.
+    cases: BTreeMap<String, Vec<Finished>>,
+    written: Option<Instant>,
+    /// The first error writing the file; reported once, at the end.
+    pub(crate) error: Option<String>,
+}
+
+impl Junit {
+    pub(crate) fn new(path: PathBuf) -> Junit {
+        Junit { path, cases: BTreeMap::new(), written: None, error: None }
+    }
+
+    fn write(&mut self, duration: Option<Duration>) {
+        let mut report = Report::new("prun");
+        for (binary, cases) in &self.cases {
+            let mut suite = TestSuite::new(binary.as_str());
+            for finished in cases {
+                suite.add_test_case(case(finished));
+            }
+            report.add_test_suite(suite);
+        }
+        if let Some(duration) = duration {
+            report.set_time(duration);
+        }
+        let result = report.to_string().map_err(|err| err.to_string()).and_then(|xml| {
+            write_atomically(&self.path, xml.as_bytes()).map_err(|err| err.to_string())
+        });
+        if let Err(err) = result {
+            self.error
+                .get_or_insert(format!("cannot write --junit {}: {err}", self.path.display()));
+        }
+        self.written = Some(Instant::now());
+    }
+}
+
+fn case(finished: &Finished) -> TestCase {
+    let status = match &finished.outcome {
+        Outcome::Passed => TestCaseStatus::success(),
+        Outcome::Skipped { reason } => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(reason.as_str());
+            status
+        }
+        other => {
+            let kind = if matches!(other, Outcome::Failed { .. }) {
+                NonSuccessKind::Failure
+            } else {
+                NonSuccessKind::Error
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_message(other.reason());
+            status.set_description(finished.captured.as_str());
+            status
+        }
+    };
+    let mut case = TestCase::new(finished.name.as_str(), status);
+    case.set_classname(finished.binary.as_str());
+    case.set_time(finished.duration);
+    if !finished.stdout.is_empty() {
+        case.set_system_out(finished.stdout.as_str());
+    }
+    if !finished.stderr.is_empty() {
+        case.set_system_err(finished.stderr.as_str());
+    }
+    case
+}
+
+impl Reporter for Junit {
+    fn started(&mut self, _tests: usize, _binaries: usize, _skipped: usize) {
+        self.write(None);
+    }
+
+    fn finished(&mut self, finished: &Finished) {
+        if finished.will_retry {
+            return;
+        }
+        self.cases.entry(finished.binary.clone()).or_default().push(finished.clone());
+        if self.written.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            self.write(None);
+        }
+    }
+
+    fn done(&mut self, summary: &Summary) {
+        self.write(Some(summary.duration));
+    }
+}
