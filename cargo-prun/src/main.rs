@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     let dispatcher =
         Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
     let max_fail = if cli.no_fail_fast { None } else { Some(cli.max_fail.unwrap_or(1).max(1)) };
-    let executor = Arc::new(ProcessExecutor::new(
+    let mut executor = ProcessExecutor::new(
         binaries,
         plan.tests,
         run_dir.path().to_owned(),
@@ -109,7 +109,9 @@ fn run(cli: Cli) -> Result<i32, String> {
         events,
         max_fail,
         started,
-    ));
+    );
+    executor.keep_passing_output = cli.no_capture;
+    let executor = Arc::new(executor);
     let scheduling = {
         let executor = executor.clone();
         std::thread::spawn(move || {

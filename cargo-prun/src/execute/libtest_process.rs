@@ -13,6 +13,8 @@ use super::status;
 pub(crate) enum LibtestResult {
     Passed(Printed),
     Failed(String, Printed),
+    /// The process died another way than libtest's failure exit.
+    Crashed(String, Printed),
     TimedOut(Duration, Printed),
 }
 
@@ -75,9 +77,8 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
         }
         return LibtestResult::Passed(printed);
     }
-    let why = match status.code() {
-        Some(101) => "the test failed".to_owned(),
-        _ => status::describe(status, &printed.stderr),
-    };
-    LibtestResult::Failed(why, printed)
+    match status.code() {
+        Some(101) => LibtestResult::Failed("the test failed".to_owned(), printed),
+        _ => LibtestResult::Crashed(status::describe(status, &printed.stderr), printed),
+    }
 }

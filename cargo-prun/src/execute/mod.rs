@@ -39,6 +39,8 @@ pub(crate) struct ProcessExecutor {
     /// Stop starting tests after this many failures.
     pub(crate) max_fail: Option<usize>,
     pub(crate) started: Instant,
+    /// Keep what passing tests printed (`--no-capture`); otherwise only failures keep output.
+    pub(crate) keep_passing_output: bool,
     pub(crate) stop: AtomicBool,
     failures: AtomicUsize,
     workers: Mutex<HashMap<(usize, usize), WorkerProcess>>,
@@ -67,6 +69,7 @@ impl ProcessExecutor {
             events: Mutex::new(Some(events)),
             max_fail,
             started,
+            keep_passing_output: false,
             stop: AtomicBool::new(false),
             failures: AtomicUsize::new(0),
             workers: Mutex::default(),
@@ -158,6 +161,9 @@ impl ProcessExecutor {
             LibtestResult::Failed(reason, printed) => {
                 (Outcome::Failed { reason }, printed, String::new())
             }
+            LibtestResult::Crashed(reason, printed) => {
+                (Outcome::Crashed { reason }, printed, String::new())
+            }
             LibtestResult::TimedOut(after, printed) => {
                 (Outcome::TimedOut { after }, printed, String::new())
             }
@@ -183,7 +189,7 @@ impl Executor for ProcessExecutor {
         let test = &self.tests[dispatch.job];
         let started_at = self.started.elapsed();
         let began = Instant::now();
-        let (outcome, printed, captured) = if self.stop.load(Ordering::SeqCst) {
+        let (outcome, mut printed, captured) = if self.stop.load(Ordering::SeqCst) {
             (
                 Outcome::Skipped { reason: "the run stopped early".into() },
                 Printed::default(),
@@ -195,6 +201,9 @@ impl Executor for ProcessExecutor {
                 _ => self.run_alone(test, *slot),
             }
         };
+        if outcome.passed() && !self.keep_passing_output {
+            printed = Printed::default();
+        }
         let finished = Finished {
             binary: self.binaries[test.binary].binary.id.clone(),
             name: test.name.clone(),

@@ -1,0 +1,210 @@
+//! `cargo prun` end to end, against the fixture workspace in tests/fixtures: faults, plain
+//! libtest binaries, a group across binaries, reports, and bad input.
+
+use std::process::Command;
+
+use prun_e2e::{fixtures_dir, fixtures_target_dir, fixtures_tmp_dir};
+use serde_json::Value;
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+/// Runs `cargo prun ARGS` on the fixture workspace, as cargo would run the subcommand.
+fn cargo_prun(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
+        .args(args)
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("TMPDIR", fixtures_tmp_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("PRUN_TEST_THREADS")
+        .output()
+        .expect("cargo-prun runs");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}
+
+/// The final attempt of each test in a `--message-format json` stream, by name.
+fn outcomes(run: &Run) -> std::collections::BTreeMap<String, Value> {
+    run.stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|err| panic!("{err}: {line}"))
+        })
+        .filter(|event| event["type"] == "test-finished" && event["will_retry"] == false)
+        .map(|event| (event["name"].as_str().unwrap().to_owned(), event))
+        .collect()
+}
+
+fn last_line(text: &str) -> &str {
+    text.trim_end().lines().last().unwrap_or_default()
+}
+
+#[test]
+fn each_fault_costs_only_its_own_test() {
+    let run =
+        cargo_prun(&["-p", "faults", "--no-fail-fast", "-j", "2", "--message-format", "json"]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let tests = outcomes(&run);
+    assert_eq!(tests.len(), 11, "every test ran: {:?}", tests.keys());
+    let outcome = |name: &str| &tests[name]["outcome"];
+    let reason = |name: &str| outcome(name)["reason"].as_str().unwrap_or_default().to_owned();
+    for passed in ["a_passes_before", "prints_fifty_megabytes", "z_passes_after"] {
+        assert_eq!(outcome(passed)["kind"], "passed", "{passed}");
+    }
+    for crashed in ["aborts", "segfaults", "exits_zero", "exits_three", "overflows_its_stack"] {
+        assert_eq!(outcome(crashed)["kind"], "crashed", "{crashed}");
+    }
+    assert!(reason("aborts").contains("SIGABRT"), "{}", reason("aborts"));
+    assert!(reason("segfaults").contains("SIGSEGV"), "{}", reason("segfaults"));
+    assert!(reason("exits_zero").contains("exited with code 0"));
+    assert!(reason("exits_three").contains("exited with code 3"));
+    assert!(reason("overflows_its_stack").starts_with("stack overflow"));
+    assert_eq!(outcome("hangs")["kind"], "timed-out");
+    assert_eq!(outcome("hangs")["after_ms"], 1000);
+    // Output is attributed to the test that printed it, byte for byte, and to no other.
+    let printer = &tests["prints_and_fails"];
+    assert_eq!(printer["stdout"], "my own stdout line\n");
+    assert_eq!(printer["stderr"], "my own stderr line\n");
+    assert!(printer["captured"].as_str().unwrap().contains("failed on purpose"));
+    let others = tests.iter().filter(|(name, _)| *name != "prints_and_fails");
+    for (name, event) in others {
+        let all = format!("{}{}", event["stdout"], event["stderr"]);
+        assert!(!all.contains("my own"), "{name} got another test's output");
+    }
+    let bad_bytes = tests["prints_invalid_utf8_then_fails"]["stdout"].as_str().unwrap();
+    assert!(bad_bytes.starts_with("bytes \u{fffd}\u{fffd} and \u{1b}[31mred"), "{bad_bytes:?}");
+    assert_eq!(
+        tests["prints_fifty_megabytes"]["stdout"], "",
+        "a passing test's output is not kept"
+    );
+    assert_eq!(last_line(&run.stderr), "3 passed, 8 failed");
+}
+
+#[test]
+fn plain_libtest_binaries_run_one_test_per_process() {
+    let run = cargo_prun(&["-p", "plain", "--no-fail-fast", "--message-format", "json"]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let tests = outcomes(&run);
+    assert_eq!(tests["tests::doubles"]["outcome"]["kind"], "passed");
+    assert_eq!(tests["tests::fails"]["outcome"]["kind"], "failed");
+    assert!(tests["tests::fails"]["stderr"].as_str().unwrap().contains("two doubled is not five"));
+    assert_eq!(tests["tests::segfaults"]["outcome"]["kind"], "crashed");
+    assert_eq!(tests["integration_passes"]["outcome"]["kind"], "passed");
+    assert_eq!(tests["reads_its_package_dir"]["outcome"]["kind"], "passed");
+    assert!(!tests.contains_key("tests::ignored"));
+    assert_eq!(last_line(&run.stderr), "3 passed, 2 failed, 1 skipped");
+}
+
+#[test]
+fn a_group_is_exclusive_across_binaries() {
+    // The tests themselves hold a lock file while they run: an overlap fails one of them.
+    let run = cargo_prun(&["-p", "shared-db", "-j", "4"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(last_line(&run.stdout), "12 passed, 0 failed");
+}
+
+#[test]
+fn fail_fast_stops_starting_tests() {
+    let run = cargo_prun(&["-p", "plain", "-j", "1"]);
+    assert_eq!(run.code, 101);
+    let summary = last_line(&run.stdout);
+    assert!(summary.contains(" 1 failed") && summary.contains("skipped"), "{summary}");
+    let run = cargo_prun(&["-p", "faults", "-j", "1", "--max-fail", "2", "--skip", "hangs"]);
+    assert!(last_line(&run.stdout).contains(" 2 failed"), "{}", run.stdout);
+}
+
+#[test]
+fn junit_parses_back_with_every_test() {
+    let dir = tempfile_dir("junit");
+    let path = dir.join("report.xml");
+    let run = cargo_prun(&[
+        "-p",
+        "plain",
+        "-p",
+        "shared-db",
+        "--no-fail-fast",
+        "--junit",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 101, "{}", run.stdout);
+    let xml = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), 17, "{xml}");
+    let failed = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure") || n.has_tag_name("error")))
+        .count();
+    assert_eq!(failed, 2);
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .map(|n| n.attribute("name").unwrap().to_owned())
+        .collect();
+    assert_eq!(suites, ["plain", "plain::integration", "shared-db::alpha", "shared-db::beta"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn list_shows_what_the_scheduler_knows() {
+    let run = cargo_prun(&["-p", "shared-db", "-p", "plain", "--list"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("shared-db::alpha alpha_1 [integration] groups=db\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("plain tests::doubles [unit]\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("tests::ignored"), "ignored tests are not listed as running");
+    let json = cargo_prun(&["-p", "shared-db", "--list", "--message-format", "json", "alpha_1"]);
+    let line: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(line["groups"], serde_json::json!(["db"]));
+    assert_eq!(line["kind"], "prun");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let run = cargo_prun(&["--no-such-flag"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--no-such-flag"), "{}", run.stderr);
+
+    let run = cargo_prun(&["-p", "plain", "no_test_has_this_name"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("no test matches"), "{}", run.stderr);
+
+    let dir = tempfile_dir("config");
+    std::fs::write(dir.join("prun.toml"), "[groups.db]\ncapacity = \"two\"\n").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .args(["prun", "-p", "plain"])
+        .env("PRUN_CONFIG", dir.join("prun.toml"))
+        .current_dir(fixtures_dir())
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        stderr.contains("prun.toml") && stderr.contains("line 2") && stderr.contains("capacity"),
+        "{stderr}"
+    );
+
+    let run = cargo_prun(&["-p", "plain", "--junit", "/nonexistent-dir/report.xml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--junit"), "{}", run.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = fixtures_tmp_dir().join(format!("cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
