@@ -10,3 +10,5 @@ pub(crate) const USAGE: i32 = 2;
 pub(crate) const BUILD_FAILED: i32 = 3;
 /// The filters matched no test.
 pub(crate) const NO_TESTS: i32 = 4;
+/// Interrupted: 128 + the signal, as shells report it (130 for Ctrl-C, 143 for SIGTERM).
+pub(crate) const INTERRUPTED_BASE: i32 = 128;

@@ -120,6 +120,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             scheduler::run(threads, dispatcher, executor);
         })
     };
+    let interrupted = on_interrupt(&executor)?;
     let mut summary = Summary { skipped: plan.ignored.len(), ..Summary::default() };
     for event in finished {
         summary.record(&event);
@@ -128,6 +129,8 @@ fn run(cli: Cli) -> Result<i32, String> {
         }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
+    let signal = interrupted.finish();
+    summary.interrupted = signal.is_some();
     summary.duration = started.elapsed();
     for reporter in &mut reporters {
         reporter.done(&summary);
@@ -137,7 +140,40 @@ fn run(cli: Cli) -> Result<i32, String> {
         let kept = run_dir.keep();
         eprintln!("note: temp dirs of failed tests are kept in {}", kept.join("tmp").display());
     }
-    Ok(if summary.failed > 0 { exit::TESTS_FAILED } else { exit::OK })
+    Ok(match signal {
+        Some(signal) => exit::INTERRUPTED_BASE + signal,
+        None if summary.failed > 0 => exit::TESTS_FAILED,
+        None => exit::OK,
+    })
+}
+
+/// Watches for SIGINT and SIGTERM during the run: the first one stops the run (every test
+/// process is killed, the reports of what finished are written), and sets the exit code.
+struct Interrupts {
+    handle: signal_hook::iterator::Handle,
+    watcher: std::thread::JoinHandle<Option<i32>>,
+}
+
+fn on_interrupt(executor: &Arc<ProcessExecutor>) -> Result<Interrupts, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|err| format!("cannot watch for Ctrl-C: {err}"))?;
+    let handle = signals.handle();
+    let executor = executor.clone();
+    let watcher = std::thread::spawn(move || {
+        let signal = signals.forever().next()?;
+        executor.interrupt();
+        Some(signal)
+    });
+    Ok(Interrupts { handle, watcher })
+}
+
+impl Interrupts {
+    /// Stops watching; the signal that interrupted the run, if one did.
+    fn finish(self) -> Option<i32> {
+        self.handle.close();
+        self.watcher.join().ok().flatten()
+    }
 }
 
 struct ShutDownOnDrop(Arc<ProcessExecutor>);

@@ -50,8 +50,8 @@ fn last_line(text: &str) -> &str {
 
 #[test]
 fn each_fault_costs_only_its_own_test() {
-    let run =
-        cargo_prun(&["-p", "faults", "--no-fail-fast", "-j", "2", "--message-format", "json"]);
+    let args = ["-p", "faults", "--test", "faults", "--no-fail-fast", "-j", "2"];
+    let run = cargo_prun(&[&args[..], &["--message-format", "json"]].concat());
     assert_eq!(run.code, 101, "{}", run.stderr);
     let tests = outcomes(&run);
     assert_eq!(tests.len(), 11, "every test ran: {:?}", tests.keys());
@@ -118,7 +118,18 @@ fn fail_fast_stops_starting_tests() {
     assert_eq!(run.code, 101);
     let summary = last_line(&run.stdout);
     assert!(summary.contains(" 1 failed") && summary.contains("skipped"), "{summary}");
-    let run = cargo_prun(&["-p", "faults", "-j", "1", "--max-fail", "2", "--skip", "hangs"]);
+    let run = cargo_prun(&[
+        "-p",
+        "faults",
+        "--test",
+        "faults",
+        "-j",
+        "1",
+        "--max-fail",
+        "2",
+        "--skip",
+        "hangs",
+    ]);
     assert!(last_line(&run.stdout).contains(" 2 failed"), "{}", run.stdout);
 }
 
@@ -207,4 +218,41 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
     let dir = fixtures_tmp_dir().join(format!("cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn an_interrupt_stops_the_run_and_keeps_what_finished() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let dir = tempfile_dir("interrupt");
+    let marker = dir.join("running");
+    let junit = dir.join("report.xml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
+        .args(["-p", "faults", "--test", "waits", "-j", "2", "--junit", junit.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("PRUN_MARKER", &marker)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait on the marker the running test writes, not on a clock; give up after a minute.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "the waiting test never started");
+        std::thread::yield_now();
+    }
+    let test_pid: i32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
+    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    // The worker running the test is gone, not orphaned.
+    assert_eq!(kill(Pid::from_raw(test_pid), None), Err(nix::errno::Errno::ESRCH));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    roxmltree::Document::parse(&xml).expect("the report of what finished is valid XML");
+    std::fs::remove_dir_all(dir).unwrap();
 }

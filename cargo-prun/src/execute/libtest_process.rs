@@ -1,11 +1,12 @@
 //! A plain libtest binary: one process per test, as nextest runs them.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
+use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
 
@@ -26,6 +27,7 @@ pub(crate) struct LibtestRun<'a> {
     pub(crate) ignored: bool,
     pub(crate) extra_args: &'a [String],
     pub(crate) timeout: Option<Duration>,
+    pub(crate) children: &'a Children,
 }
 
 pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
@@ -50,21 +52,18 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
             );
         }
     };
+    test.children.register(child.id());
     let output =
         Output::capture(child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-    let status = match test.timeout {
-        Some(limit) => match child.wait_timeout(limit) {
-            Ok(Some(status)) => status,
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return LibtestResult::TimedOut(limit, output.take_all(Duration::from_secs(5)));
-            }
-        },
-        None => match child.wait() {
-            Ok(status) => status,
-            Err(err) => return LibtestResult::Failed(err.to_string(), Printed::default()),
-        },
+    let status = wait(&mut child, test.timeout);
+    test.children.unregister(child.id());
+    let status = match status {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let limit = test.timeout.unwrap_or_default();
+            return LibtestResult::TimedOut(limit, output.take_all(Duration::from_secs(5)));
+        }
+        Err(err) => return LibtestResult::Failed(err.to_string(), Printed::default()),
     };
     let printed = output.take_all(Duration::from_secs(5));
     if status.success() {
@@ -80,5 +79,18 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
     match status.code() {
         Some(101) => LibtestResult::Failed("the test failed".to_owned(), printed),
         _ => LibtestResult::Crashed(status::describe(status, &printed.stderr), printed),
+    }
+}
+
+/// Waits for the child, at most `timeout`; `None` means it was killed for running past it.
+fn wait(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<Option<ExitStatus>> {
+    let Some(limit) = timeout else { return child.wait().map(Some) };
+    match child.wait_timeout(limit)? {
+        Some(status) => Ok(Some(status)),
+        None => {
+            let _ = child.kill();
+            child.wait()?;
+            Ok(None)
+        }
     }
 }

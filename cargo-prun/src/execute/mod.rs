@@ -4,6 +4,7 @@
 //! libtest binaries run one process per test. A process that dies or a test past its timeout
 //! costs that test only: it is reported with what happened and the slot gets a fresh worker.
 
+mod children;
 mod libtest_process;
 pub(crate) mod output;
 mod status;
@@ -11,6 +12,7 @@ mod worker_process;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
@@ -21,6 +23,7 @@ use prun::scheduler::{Dispatch, Executor};
 use crate::discover::{Binary, Kind};
 use crate::plan::PlannedTest;
 use crate::report::{Finished, Outcome};
+use children::Children;
 use libtest_process::{LibtestResult, LibtestRun};
 use output::Printed;
 use worker_process::{Launch, WorkerProcess, WorkerResult};
@@ -44,6 +47,7 @@ pub(crate) struct ProcessExecutor {
     pub(crate) stop: AtomicBool,
     failures: AtomicUsize,
     workers: Mutex<HashMap<(usize, usize), WorkerProcess>>,
+    children: Arc<Children>,
 }
 
 impl ProcessExecutor {
@@ -73,6 +77,7 @@ impl ProcessExecutor {
             stop: AtomicBool::new(false),
             failures: AtomicUsize::new(0),
             workers: Mutex::default(),
+            children: Arc::default(),
         }
     }
 
@@ -113,6 +118,7 @@ impl ProcessExecutor {
                     cwd: &binary.binary.package_dir,
                     env: &env,
                     socket: &socket,
+                    children: &self.children,
                 };
                 match WorkerProcess::spawn(&launch) {
                     Ok(worker) => worker,
@@ -155,6 +161,7 @@ impl ProcessExecutor {
             ignored: test.meta.ignore,
             extra_args: &self.harness_args,
             timeout: test.timeout,
+            children: &self.children,
         };
         match libtest_process::run(&run) {
             LibtestResult::Passed(printed) => (Outcome::Passed, printed, String::new()),
@@ -168,6 +175,13 @@ impl ProcessExecutor {
                 (Outcome::TimedOut { after }, printed, String::new())
             }
         }
+    }
+
+    /// Ctrl-C or SIGTERM: start no more tests, and kill every test process now. The tests they
+    /// were running are reported as skipped, not failed.
+    pub(crate) fn interrupt(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.children.kill_all();
     }
 
     /// Ends the run: no more events, and every worker process is stopped.
@@ -200,6 +214,11 @@ impl Executor for ProcessExecutor {
                 Kind::Prun if !test.meta.isolate => self.run_in_worker(test, *slot, dispatch),
                 _ => self.run_alone(test, *slot),
             }
+        };
+        let outcome = if self.children.interrupted() && !outcome.passed() {
+            Outcome::Skipped { reason: "interrupted".into() }
+        } else {
+            outcome
         };
         if outcome.passed() && !self.keep_passing_output {
             printed = Printed::default();

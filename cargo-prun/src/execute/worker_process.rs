@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use prun::protocol::{self, Request, Response};
 
+use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
 
@@ -28,6 +29,7 @@ pub(crate) struct WorkerProcess {
     responses: BufReader<UnixStream>,
     output: Arc<Output>,
     seq: u64,
+    children: Arc<Children>,
 }
 
 /// How a worker process is started.
@@ -38,6 +40,7 @@ pub(crate) struct Launch<'a> {
     pub(crate) env: &'a [(String, String)],
     /// Where its socket is made (the run's private directory).
     pub(crate) socket: &'a Path,
+    pub(crate) children: &'a Arc<Children>,
 }
 
 impl WorkerProcess {
@@ -55,6 +58,7 @@ impl WorkerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|err| format!("cannot start {}: {err}", launch.binary.display()))?;
+        launch.children.register(child.id());
         let output = Output::capture(
             child.stdout.take().expect("piped"),
             child.stderr.take().expect("piped"),
@@ -65,7 +69,14 @@ impl WorkerProcess {
         })?;
         let _ = std::fs::remove_file(launch.socket);
         let responses = BufReader::new(stream.try_clone().map_err(|err| err.to_string())?);
-        Ok(WorkerProcess { child, requests: stream, responses, output, seq: 0 })
+        Ok(WorkerProcess {
+            child,
+            requests: stream,
+            responses,
+            output,
+            seq: 0,
+            children: launch.children.clone(),
+        })
     }
 
     /// Runs one test; past `timeout` the process is killed. After `Died` or `TimedOut` the
@@ -108,6 +119,7 @@ impl WorkerProcess {
 
     fn died(&mut self) -> WorkerResult {
         let status = self.child.wait();
+        self.children.unregister(self.child.id());
         let printed = self.output.take_all(Duration::from_secs(5));
         let why = match status {
             Ok(status) => status::describe(status, &printed.stderr),
@@ -119,12 +131,21 @@ impl WorkerProcess {
     fn timed_out(&mut self, limit: Duration) -> WorkerResult {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.children.unregister(self.child.id());
         WorkerResult::TimedOut(limit, self.output.take_all(Duration::from_secs(5)))
     }
 }
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
+        let pid = self.child.id();
+        self.reap();
+        self.children.unregister(pid);
+    }
+}
+
+impl WorkerProcess {
+    fn reap(&mut self) {
         // Closing the socket ends the worker's loop; a worker that will not end is killed.
         let _ = self.requests.shutdown(std::net::Shutdown::Both);
         let deadline = Instant::now() + Duration::from_secs(2);
