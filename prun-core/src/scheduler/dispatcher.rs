@@ -85,11 +85,16 @@ impl Dispatcher {
         Some(Dispatch { job, attempt: self.attempts[job], slots: self.jobs[job].slots })
     }
 
+    /// Whether a finished attempt will run again: it failed and has retries left.
+    pub fn will_retry(&self, dispatch: Dispatch, passed: bool) -> bool {
+        !passed && dispatch.attempt <= self.jobs[dispatch.job].retries
+    }
+
     /// Gives back what the attempt held. A failed attempt with retries left goes back in the
     /// queue at its priority; returns whether it did.
     pub fn finish(&mut self, dispatch: Dispatch, passed: bool) -> bool {
         self.give_back(dispatch.job);
-        let retry = !passed && dispatch.attempt <= self.jobs[dispatch.job].retries;
+        let retry = self.will_retry(dispatch, passed);
         if retry {
             self.pending.insert(dispatch.job);
         }

@@ -23,7 +23,8 @@ pub trait Executor: Send + Sync + 'static {
     /// Runs one attempt; returns whether it passed, and its report.
     fn execute(&self, worker: &Self::Worker, dispatch: Dispatch) -> (bool, Self::Report);
 
-    /// Called once the dispatcher has taken the job back, with whether it will run again.
+    /// Called once per attempt, before its job is given back (so before any retry of it
+    /// starts), with whether it will run again.
     fn finished(&self, dispatch: Dispatch, report: Self::Report, will_retry: bool);
 }
 
@@ -62,10 +63,12 @@ fn work<E: Executor>(shared: &Shared, executor: &E, id: usize) {
         };
         let Some(dispatch) = dispatch else { break };
         let (passed, report) = executor.execute(&state, dispatch);
-        let will_retry = shared.dispatcher.lock().finish(dispatch, passed);
+        // Reported before the job is given back: a retry must not report before its failure.
+        let will_retry = shared.dispatcher.lock().will_retry(dispatch, passed);
+        executor.finished(dispatch, report, will_retry);
+        shared.dispatcher.lock().finish(dispatch, passed);
         // Freed resources may let several waiting jobs start, and the run may be over.
         shared.changed.notify_all();
-        executor.finished(dispatch, report, will_retry);
     }
 }
 
@@ -82,6 +85,8 @@ mod tests {
         max_in_group: Vec<AtomicUsize>,
         runs: Vec<AtomicUsize>,
         fail_first: bool,
+        /// (job, attempt) in the order `finished` saw them.
+        reported: parking_lot::Mutex<Vec<(usize, u32)>>,
     }
 
     impl Executor for Recorder {
@@ -107,7 +112,9 @@ mod tests {
             (!(self.fail_first && dispatch.attempt == 1), ())
         }
 
-        fn finished(&self, _dispatch: Dispatch, _report: (), _will_retry: bool) {}
+        fn finished(&self, dispatch: Dispatch, _report: (), _will_retry: bool) {
+            self.reported.lock().push((dispatch.job, dispatch.attempt));
+        }
     }
 
     fn recorder(jobs: Vec<Job>, groups: usize, fail_first: bool) -> Arc<Recorder> {
@@ -117,6 +124,7 @@ mod tests {
             in_group: (0..groups).map(|_| AtomicUsize::new(0)).collect(),
             max_in_group: (0..groups).map(|_| AtomicUsize::new(0)).collect(),
             fail_first,
+            reported: parking_lot::Mutex::default(),
         })
     }
 
@@ -142,5 +150,12 @@ mod tests {
         let rec = recorder(jobs.clone(), 0, true);
         run(3, Dispatcher::new(jobs, &limits), rec.clone());
         assert!(rec.runs.iter().all(|r| r.load(Ordering::SeqCst) == 2));
+        // Each job's failed first attempt is reported before its retry.
+        let reported = rec.reported.lock();
+        for job in 0..10 {
+            let attempts: Vec<u32> =
+                reported.iter().filter(|(j, _)| *j == job).map(|(_, a)| *a).collect();
+            assert_eq!(attempts, [1, 2], "job {job}");
+        }
     }
 }
