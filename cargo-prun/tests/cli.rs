@@ -256,3 +256,55 @@ fn an_interrupt_stops_the_run_and_keeps_what_finished() {
     roxmltree::Document::parse(&xml).expect("the report of what finished is valid XML");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Durations and thread ids, which differ from run to run.
+fn normalized(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut line = line.to_owned();
+        // `[   0.012s]` → `[duration]`
+        while let Some(start) = line.find("[ ").or_else(|| line.find("[0")) {
+            let Some(len) = line[start..].find("s]") else { break };
+            line.replace_range(start..start + len + 2, "[duration]");
+        }
+        if let Some(at) = line.find("finished in ") {
+            let from = at + "finished in ".len();
+            if let Some(len) = line[from..].find('s') {
+                line.replace_range(from..=from + len, "[time]");
+            }
+        }
+        // `thread 'name' (1234) panicked` → `thread 'name' panicked`
+        if let (Some(open), Some(close)) = (line.find("' ("), line.find(") panicked")) {
+            line.replace_range(open + 1..close + 1, "");
+        }
+        for key in ["\"duration_ms\":", "\"started_at_ms\":"] {
+            if let Some(at) = line.find(key) {
+                let from = at + key.len();
+                let to = line[from..].find([',', '}']).map_or(line.len(), |end| from + end);
+                line.replace_range(from..to, "0");
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn human_output_snapshot() {
+    let run = cargo_prun(&["-p", "plain", "-j", "1", "--no-fail-fast"]);
+    assert_eq!(run.code, 101);
+    insta::assert_snapshot!("human_plain", normalized(&run.stdout));
+}
+
+#[test]
+fn json_stream_snapshot() {
+    let run = cargo_prun(&["-p", "plain", "-j", "1", "--no-fail-fast", "--message-format", "json"]);
+    assert_eq!(run.code, 101);
+    // The event stream's shape: every line a versioned JSON object.
+    for line in run.stdout.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["version"], 1, "{line}");
+    }
+    insta::assert_snapshot!("json_plain", normalized(&run.stdout));
+}
