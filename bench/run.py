@@ -44,6 +44,16 @@ class Suite:
     name: str
     about: str
     tests: list = field(default_factory=list)
+    binaries: int = 1  # tests are dealt round-robin over this many test binaries
+
+    def targets(self, kind):
+        """Test target names of one kind ("prun" or "libtest")."""
+        if self.binaries == 1:
+            return [f"with_{kind}"]
+        return [f"with_{kind}_{i}" for i in range(self.binaries)]
+
+    def tests_of(self, index):
+        return self.tests[index :: self.binaries]
 
     def lower_bound(self, threads):
         """Seconds no schedule can beat; None where tests are too short to bound."""
@@ -76,6 +86,9 @@ def suites():
     )
     rng.shuffle(mixed)
     out.append(Suite("mixed", "523 tests shuffled: short, CPU-bound, grouped, 3 slow, trivial", mixed))
+    spread = [Test(f"work{i:03}", 10) for i in range(240)] + [Test(f"db{i:02}", 10, group="db") for i in range(40)]
+    rng.shuffle(spread)
+    out.append(Suite("workspace", "4 test binaries: 240 tests of 10 ms, 40 more in one db group across them", spread, binaries=4))
     return out
 
 
@@ -90,9 +103,9 @@ def body(t):
     return "assert_eq!(std::hint::black_box(1) + 1, 2);"
 
 
-def prun_source(suite):
+def prun_source(tests):
     lines = []
-    for t in suite.tests:
+    for t in tests:
         keys = []
         if t.category:
             keys.append(f'category = "{t.category}"')
@@ -104,9 +117,9 @@ def prun_source(suite):
     return "\n".join(lines) + "\n"
 
 
-def libtest_source(suite):
+def libtest_source(tests):
     lines = []
-    for t in suite.tests:
+    for t in tests:
         serial = f"#[serial_test::serial({t.group})]\n" if t.group else ""
         lines.append(f"#[test]\n{serial}fn {t.name}() {{ {body(t)} }}")
     return "\n".join(lines) + "\n"
@@ -122,8 +135,13 @@ def generate(selected):
         (crate / "tests").mkdir(parents=True)
         (crate / "src").mkdir()
         (crate / "src" / "lib.rs").write_text("")
-        (crate / "tests" / "with_prun.rs").write_text(prun_source(suite))
-        (crate / "tests" / "with_libtest.rs").write_text(libtest_source(suite))
+        targets = ""
+        for kind, source in (("prun", prun_source), ("libtest", libtest_source)):
+            for index, target in enumerate(suite.targets(kind)):
+                tests = suite.tests if suite.binaries == 1 else suite.tests_of(index)
+                (crate / "tests" / f"{target}.rs").write_text(source(tests))
+                harness = "\nharness = false" if kind == "prun" else ""
+                targets += f'\n[[test]]\nname = "{target}"{harness}\n'
         (crate / "Cargo.toml").write_text(
             f"""[package]
 name = "bench-{suite.name}"
@@ -134,14 +152,7 @@ publish = false
 [dev-dependencies]
 prun = {{ path = "{ROOT / 'prun-core'}" }}
 serial_test = "3"
-
-[[test]]
-name = "with_prun"
-harness = false
-
-[[test]]
-name = "with_libtest"
-"""
+{targets}"""
         )
         members.append(f'"{suite.name}"')
     (WORK / "Cargo.toml").write_text(
@@ -172,13 +183,16 @@ def build():
     return binaries
 
 
-def timed(cmd, cwd, env=None):
+def timed(cmds, cwd, env=None):
+    """Seconds to run `cmds`: one command, or a list of them run one after another."""
+    if cmds and isinstance(cmds[0], str):
+        cmds = [cmds]
     start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return elapsed
+    for cmd in cmds:
+        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
 
 
 def main():
@@ -196,44 +210,55 @@ def main():
     env = dict(os.environ, NO_COLOR="1")
     env.pop("RUST_BACKTRACE", None)
 
+    cargo_prun = build_cargo_prun()
     rows = []
     for suite in selected:
         crate = WORK / suite.name
+        package = ["-p", f"bench-{suite.name}"]
+        def tests_of(kind):
+            return [arg for target in suite.targets(kind) for arg in ("--test", target)]
         runners = {
-            "prun": [binaries[(suite.name, "with_prun")], "--test-threads", threads],
-            "cargo test": [binaries[(suite.name, "with_libtest")], "--test-threads", threads],
+            "cargo prun": [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("prun")],
+            "cargo prun, plain": [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("libtest")],
         }
+        if suite.binaries == 1:
+            runners["prun harness"] = [binaries[(suite.name, "with_prun")], "--test-threads", threads]
+        # cargo test runs test binaries one after another: so does this.
+        runners["cargo test"] = [
+            [binaries[(suite.name, target)], "--test-threads", threads] for target in suite.targets("libtest")
+        ]
         if not args.no_nextest:
             runners["nextest"] = [
-                "cargo", "nextest", "run", "--release", "--no-fail-fast", "-j", threads,
-                "-p", f"bench-{suite.name}", "--test", "with_libtest", "--status-level", "none",
-                "--final-status-level", "none",
+                "cargo", "nextest", "run", "--release", "--no-fail-fast", "-j", threads, *package,
+                *tests_of("libtest"), "--status-level", "none", "--final-status-level", "none",
             ]
         medians = {}
         for runner, cmd in runners.items():
             times = [timed(cmd, crate, env) for _ in range(args.runs)]
             medians[runner] = statistics.median(times)
-            print(f"{suite.name:8} {runner:10} {' '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
+            print(f"{suite.name:9} {runner:18} {' '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
         rows.append((suite, medians))
 
     bound_note = f"lower bound = max(longest, total / {threads}, total of any exclusive group)"
     print(f"\nMedian wall time of {args.runs} runs, {threads} threads each; {bound_note}.\n")
-    print("| suite | lower bound | prun | cargo test | nextest | prun / bound | cargo test / prun | nextest / prun |")
-    print("|---|---|---|---|---|---|---|---|")
+    columns = ["prun harness", "cargo prun", "cargo prun, plain", "cargo test", "nextest"]
+    print("| suite | lower bound | " + " | ".join(columns) + " | best prun / bound | cargo test / best prun | nextest / cargo prun, plain |")
+    print("|---|" + "---|" * (len(columns) + 4))
     for suite, m in rows:
         bound = suite.lower_bound(args.threads)
-        nextest = m.get("nextest")
-        cells = [
-            f"{suite.name}: {suite.about}",
-            f"{bound:.2f}s" if bound else "n/a",
-            f"{m['prun']:.2f}s",
-            f"{m['cargo test']:.2f}s",
-            f"{nextest:.2f}s" if nextest else "n/a",
-            f"{m['prun'] / bound:.2f}x" if bound else "n/a",
-            f"{m['cargo test'] / m['prun']:.2f}x",
-            f"{nextest / m['prun']:.2f}x" if nextest else "n/a",
-        ]
+        best = min(m[r] for r in ("prun harness", "cargo prun") if r in m)
+        ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"
+        cells = [f"{suite.name}: {suite.about}", f"{bound:.2f}s" if bound else "n/a"]
+        cells += [f"{m[c]:.2f}s" if c in m else "n/a" for c in columns]
+        cells += [ratio(best, bound), ratio(m["cargo test"], best), ratio(m.get("nextest"), m["cargo prun, plain"])]
         print("| " + " | ".join(cells) + " |")
+
+
+def build_cargo_prun():
+    out = subprocess.run(["cargo", "build", "--release", "-p", "cargo-prun"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"building cargo-prun failed:\n{out.stderr[-4000:]}")
+    return str(ROOT / "target" / "release" / "cargo-prun")
 
 
 if __name__ == "__main__":
