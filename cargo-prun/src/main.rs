@@ -123,9 +123,18 @@ fn run(cli: Cli) -> Result<i32, String> {
     let interrupted = on_interrupt(&executor)?;
     let mut summary = Summary { skipped: plan.ignored.len(), ..Summary::default() };
     for event in finished {
-        summary.record(&event);
-        for reporter in &mut reporters {
-            reporter.finished(&event);
+        match event {
+            report::Event::Started { binary, name, worker } => {
+                for reporter in &mut reporters {
+                    reporter.test_started(&binary, &name, worker);
+                }
+            }
+            report::Event::Finished(finished) => {
+                summary.record(&finished);
+                for reporter in &mut reporters {
+                    reporter.finished(&finished);
+                }
+            }
         }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
@@ -230,7 +239,9 @@ fn reporters(cli: &Cli) -> Result<Vec<Box<dyn Reporter>>, String> {
         Color::Never => false,
         Color::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none(),
     };
-    reporters.push(Box::new(report::human::Human::new(out, color, cli.no_capture)));
+    // The live progress line goes to a terminal only, drawn on stderr.
+    let progress = !json && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    reporters.push(Box::new(report::human::Human::new(out, color, cli.no_capture, progress)));
     if json {
         reporters.push(Box::new(report::json::Json::new(Box::new(std::io::stdout()))));
     }

@@ -22,7 +22,7 @@ use prun::scheduler::{Dispatch, Executor};
 
 use crate::discover::{Binary, Kind};
 use crate::plan::PlannedTest;
-use crate::report::{Finished, Outcome};
+use crate::report::{Event, Finished, Outcome};
 use children::Children;
 use libtest_process::{LibtestResult, LibtestRun};
 use output::Printed;
@@ -38,7 +38,7 @@ pub(crate) struct ProcessExecutor {
     /// `LD_LIBRARY_PATH` for test processes, as cargo test sets it.
     dylib_path: std::ffi::OsString,
     /// Taken (closed) when the schedule is over, which ends the reporters' loop.
-    events: Mutex<Option<Sender<Finished>>>,
+    events: Mutex<Option<Sender<Event>>>,
     /// Stop starting tests after this many failures.
     pub(crate) max_fail: Option<usize>,
     pub(crate) started: Instant,
@@ -59,7 +59,7 @@ impl ProcessExecutor {
         run_id: String,
         harness_args: Vec<String>,
         dylib_path: std::ffi::OsString,
-        events: Sender<Finished>,
+        events: Sender<Event>,
         max_fail: Option<usize>,
         started: Instant,
     ) -> ProcessExecutor {
@@ -177,6 +177,12 @@ impl ProcessExecutor {
         }
     }
 
+    fn send(&self, event: Event) {
+        if let Some(events) = &*self.events.lock() {
+            let _ = events.send(event);
+        }
+    }
+
     /// Ctrl-C or SIGTERM: start no more tests, and kill every test process now. The tests they
     /// were running are reported as skipped, not failed.
     pub(crate) fn interrupt(&self) {
@@ -184,10 +190,15 @@ impl ProcessExecutor {
         self.children.kill_all();
     }
 
-    /// Ends the run: no more events, and every worker process is stopped.
+    /// Ends the run: no more events, and every worker process is stopped. All are told to stop
+    /// before any is waited for, so they exit together.
     pub(crate) fn shut_down(&self) {
         self.events.lock().take();
-        self.workers.lock().clear();
+        let workers: Vec<WorkerProcess> = self.workers.lock().drain().map(|(_, w)| w).collect();
+        for worker in &workers {
+            worker.hang_up();
+        }
+        drop(workers);
     }
 }
 
@@ -203,6 +214,12 @@ impl Executor for ProcessExecutor {
         let test = &self.tests[dispatch.job];
         let started_at = self.started.elapsed();
         let began = Instant::now();
+        let binary = &self.binaries[test.binary].binary.id;
+        self.send(Event::Started {
+            binary: binary.clone(),
+            name: test.name.clone(),
+            worker: *slot,
+        });
         let (outcome, mut printed, captured) = if self.stop.load(Ordering::SeqCst) {
             (
                 Outcome::Skipped { reason: "the run stopped early".into() },
@@ -248,9 +265,7 @@ impl Executor for ProcessExecutor {
                 self.stop.store(true, Ordering::SeqCst);
             }
         }
-        if let Some(events) = &*self.events.lock() {
-            let _ = events.send(finished);
-        }
+        self.send(Event::Finished(finished));
     }
 }
 

@@ -145,15 +145,20 @@ impl Drop for WorkerProcess {
 }
 
 impl WorkerProcess {
-    fn reap(&mut self) {
-        // Closing the socket ends the worker's loop; a worker that will not end is killed.
+    /// Closes the socket: the worker's loop ends and the process exits.
+    pub(crate) fn hang_up(&self) {
         let _ = self.requests.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn reap(&mut self) {
+        // A worker that does not end after the hang-up is killed.
+        self.hang_up();
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -180,7 +185,7 @@ fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, Stri
                     let _ = child.kill();
                     return Err("the worker process did not connect within 60s".to_owned());
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(200));
             }
             Err(err) => return Err(format!("cannot accept the worker's connection: {err}")),
         }

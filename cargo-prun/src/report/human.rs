@@ -1,7 +1,11 @@
 //! For people: one line per finished test, the failures with their output, and a summary that
 //! ends with `N passed, M failed`.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Finished, Outcome, Reporter, Summary};
 
@@ -10,6 +14,11 @@ pub(crate) struct Human {
     color: bool,
     /// Show passing tests' output too (`--no-capture`).
     show_output: bool,
+    /// The live line at the bottom of a terminal; `None` when not drawing one.
+    progress: Option<ProgressBar>,
+    running: HashMap<(String, String), Instant>,
+    passed: usize,
+    failed: usize,
 }
 
 const GREEN: &str = "\x1b[32m";
@@ -19,8 +28,40 @@ const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
 impl Human {
-    pub(crate) fn new(out: Box<dyn Write + Send>, color: bool, show_output: bool) -> Human {
-        Human { out, color, show_output }
+    pub(crate) fn new(
+        out: Box<dyn Write + Send>,
+        color: bool,
+        show_output: bool,
+        progress: bool,
+    ) -> Human {
+        let progress = progress.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{elapsed:>4} {msg}").expect("a valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        Human { out, color, show_output, progress, running: HashMap::new(), passed: 0, failed: 0 }
+    }
+
+    /// Writes a line above the progress line.
+    fn line(&mut self, text: &str) {
+        match &self.progress {
+            Some(bar) => bar.suspend(|| writeln!(self.out, "{text}")).unwrap_or(()),
+            None => writeln!(self.out, "{text}").unwrap_or(()),
+        }
+    }
+
+    fn update_progress(&self) {
+        if let Some(bar) = &self.progress {
+            let now = Instant::now();
+            let running = self
+                .running
+                .iter()
+                .map(|((binary, name), at)| (format!("{binary} {name}"), now - *at));
+            bar.set_message(progress_message(self.passed, self.failed, running.collect()));
+        }
     }
 
     fn paint(&self, text: &str, color: &str) -> String {
@@ -43,7 +84,7 @@ impl Human {
     fn section(&mut self, title: &str, text: &str) {
         let text = text.trim_end();
         if !text.is_empty() {
-            let _ = writeln!(self.out, "--- {title}:\n{text}");
+            self.line(&format!("--- {title}:\n{text}"));
         }
     }
 
@@ -85,13 +126,21 @@ impl Reporter for Human {
             (Outcome::Failed { .. }, _) => {}
             (outcome, _) => line.push_str(&format!(" ({})", outcome.reason())),
         }
-        let _ = writeln!(self.out, "{line}");
+        self.running.remove(&(finished.binary.clone(), finished.name.clone()));
+        if !finished.will_retry {
+            if finished.passed { self.passed += 1 } else { self.failed += 1 }
+        }
+        self.line(&line);
+        self.update_progress();
         if self.show_output && finished.passed {
             self.output(finished);
         }
     }
 
     fn done(&mut self, summary: &Summary) {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
         for failure in &summary.failures {
             let title = self.paint(
                 &format!("--- {}: {} {}", failure.outcome_word(), failure.binary, failure.name),
@@ -148,5 +197,39 @@ impl Finished {
             Outcome::Crashed { .. } => "CRASH",
             _ => "FAIL",
         }
+    }
+}
+
+/// `12 passed, 1 failed, 2 running: slowest shop::api sync (4.2s), shop::api load (1.0s)`.
+fn progress_message(passed: usize, failed: usize, mut running: Vec<(String, Duration)>) -> String {
+    running.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut message = format!("{passed} passed, {failed} failed, {} running", running.len());
+    if !running.is_empty() {
+        let slowest: Vec<String> = running
+            .iter()
+            .take(2)
+            .map(|(name, for_how_long)| format!("{name} ({:.1}s)", for_how_long.as_secs_f64()))
+            .collect();
+        message.push_str(&format!(": slowest {}", slowest.join(", ")));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_names_the_slowest_running_tests() {
+        let running = vec![
+            ("a quick".to_owned(), Duration::from_millis(100)),
+            ("a slow".to_owned(), Duration::from_millis(4200)),
+            ("a middling".to_owned(), Duration::from_millis(1000)),
+        ];
+        assert_eq!(
+            progress_message(12, 1, running),
+            "12 passed, 1 failed, 3 running: slowest a slow (4.2s), a middling (1.0s)"
+        );
+        assert_eq!(progress_message(3, 0, Vec::new()), "3 passed, 0 failed, 0 running");
     }
 }

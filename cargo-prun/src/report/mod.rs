@@ -125,9 +125,18 @@ impl Summary {
     }
 }
 
+/// What the executor reports as the run goes.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Started { binary: String, name: String, worker: usize },
+    Finished(Finished),
+}
+
 /// Renders a run as it happens.
 pub(crate) trait Reporter {
     fn started(&mut self, tests: usize, binaries: usize, skipped: usize);
+    /// A test started (only the live progress line cares).
+    fn test_started(&mut self, _binary: &str, _name: &str, _worker: usize) {}
     fn finished(&mut self, finished: &Finished);
     fn done(&mut self, summary: &Summary);
 }
