@@ -6,6 +6,7 @@
 mod build;
 mod cli;
 mod discover;
+mod doctests;
 mod execute;
 mod exit;
 mod plan;
@@ -17,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
-use prun::config::{Config, Threads};
+use prun::config::{Config, Doctests, Threads};
 use prun::scheduler::{self, Dispatcher};
 
 use cli::{Cargo, Cli, Color, MessageFormat};
@@ -87,7 +88,12 @@ fn run(cli: Cli) -> Result<i32, String> {
         .to_ascii_lowercase();
     let run_id: String = run_id.chars().filter(char::is_ascii_alphanumeric).collect();
 
-    let mut reporters = reporters(&cli)?;
+    let junit = cli.junit.clone().or_else(|| {
+        let path = config.reports.junit.as_ref()?;
+        let base = config.source.as_ref().and_then(|s| s.parent()).unwrap_or(&root);
+        Some(base.join(path))
+    });
+    let mut reporters = reporters(&cli, junit)?;
     let started = Instant::now();
     let binary_count =
         plan.tests.iter().map(|t| t.binary).collect::<std::collections::BTreeSet<_>>().len();
@@ -138,6 +144,22 @@ fn run(cli: Cli) -> Result<i32, String> {
         }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
+    if config.doctests == Some(Doctests::Run)
+        && !executor.stop.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        summary.doctests_run = true;
+        match doctests::run(&cli.build.to_cargo_args(), &cli.filters, threads) {
+            Ok(results) => {
+                for finished in results {
+                    summary.record(&finished);
+                    for reporter in &mut reporters {
+                        reporter.finished(&finished);
+                    }
+                }
+            }
+            Err(error) => eprintln!("warning: doctests not run: {error}"),
+        }
+    }
     let signal = interrupted.finish();
     summary.interrupted = signal.is_some();
     summary.duration = started.elapsed();
@@ -226,7 +248,10 @@ fn threads(flag: Option<i64>, config: &Config) -> Result<usize, String> {
     Ok(threads.resolve(cores))
 }
 
-fn reporters(cli: &Cli) -> Result<Vec<Box<dyn Reporter>>, String> {
+fn reporters(
+    cli: &Cli,
+    junit: Option<std::path::PathBuf>,
+) -> Result<Vec<Box<dyn Reporter>>, String> {
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     let json = cli.message_format == MessageFormat::Json;
     let (out, is_terminal): (Box<dyn std::io::Write + Send>, bool) = if json {
@@ -245,9 +270,9 @@ fn reporters(cli: &Cli) -> Result<Vec<Box<dyn Reporter>>, String> {
     if json {
         reporters.push(Box::new(report::json::Json::new(Box::new(std::io::stdout()))));
     }
-    if let Some(path) = &cli.junit {
+    if let Some(path) = junit {
         // Written once before any test runs, so a bad path stops the run before it starts.
-        let mut junit = report::junit::Junit::new(path.clone());
+        let mut junit = report::junit::Junit::new(path);
         junit.started(0, 0, 0);
         if let Some(error) = junit.error.take() {
             return Err(error);

@@ -308,3 +308,37 @@ fn json_stream_snapshot() {
     }
     insta::assert_snapshot!("json_plain", normalized(&run.stdout));
 }
+
+#[test]
+fn doctests_run_when_the_config_says_so() {
+    let dir = tempfile_dir("doctests");
+    std::fs::write(dir.join("prun.toml"), "doctests = \"run\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .args(["prun", "-p", "plain", "--no-fail-fast", "--message-format", "json"])
+        .current_dir(fixtures_dir())
+        .env("PRUN_CONFIG", dir.join("prun.toml"))
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    };
+    let tests = outcomes(&run);
+    let doctest = |prefix: &str| {
+        tests
+            .iter()
+            .find(|(name, _)| name.starts_with(prefix))
+            .map(|(_, e)| e.clone())
+            .unwrap_or_else(|| panic!("no {prefix}: {:?}", tests.keys()))
+    };
+    assert_eq!(doctest("plain/src/lib.rs - double")["outcome"]["kind"], "passed");
+    let failed = doctest("plain/src/lib.rs - triple");
+    assert_eq!(failed["outcome"]["kind"], "failed");
+    assert_eq!(failed["binary"], "doctests");
+    assert!(failed["stdout"].as_str().unwrap().contains("a doctest that fails on purpose"));
+    assert_eq!(last_line(&run.stderr), "4 passed, 3 failed, 1 skipped");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -21,6 +21,27 @@ pub struct Config {
     pub threads: Option<Threads>,
     pub categories: BTreeMap<String, CategoryConfig>,
     pub groups: BTreeMap<String, GroupConfig>,
+    /// Reports `cargo prun` writes on every run.
+    pub reports: ReportsConfig,
+    /// Whether `cargo prun` runs doctests; `skip` unless said.
+    pub doctests: Option<Doctests>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// A JUnit XML path, relative to the config file's directory (the workspace root).
+    pub junit: Option<PathBuf>,
+}
+
+/// `doctests = "run" | "skip"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Doctests {
+    /// After the tests, `cargo test --doc`, each doctest reported with the rest.
+    Run,
+    /// Not run; the summary says how to run them.
+    Skip,
 }
 
 /// `threads = "auto" | N | -N`.
@@ -107,6 +128,8 @@ struct Settings {
     categories: BTreeMap<String, CategoryConfig>,
     #[serde(default)]
     groups: BTreeMap<String, GroupConfig>,
+    reports: Option<ReportsConfig>,
+    doctests: Option<Doctests>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +140,8 @@ struct File {
     categories: BTreeMap<String, CategoryConfig>,
     #[serde(default)]
     groups: BTreeMap<String, GroupConfig>,
+    reports: Option<ReportsConfig>,
+    doctests: Option<Doctests>,
     #[serde(default)]
     profile: BTreeMap<String, Settings>,
 }
@@ -188,6 +213,8 @@ impl Config {
             threads: file.threads,
             categories: file.categories,
             groups: file.groups,
+            reports: file.reports.unwrap_or_default(),
+            doctests: file.doctests,
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
@@ -204,6 +231,10 @@ impl Config {
 
     fn apply(&mut self, profile: &Settings) {
         self.threads = profile.threads.or(self.threads);
+        self.doctests = profile.doctests.or(self.doctests);
+        if let Some(junit) = profile.reports.as_ref().and_then(|r| r.junit.clone()) {
+            self.reports.junit = Some(junit);
+        }
         for (name, over) in &profile.categories {
             let base = self.categories.entry(name.clone()).or_default();
             base.max_threads = over.max_threads.or(base.max_threads);
@@ -275,6 +306,18 @@ mod tests {
         assert!(err.contains("line 1") && err.contains("threads"), "{err}");
         let err = Config::parse("[groups.db]\ncapacity = 0\n", None).unwrap_err();
         assert!(err.contains("line 2") && err.contains("capacity"), "{err}");
+    }
+
+    #[test]
+    fn reports_and_doctests_for_cargo_prun() {
+        let text = "doctests = \"run\"\n[reports]\njunit = \"target/junit.xml\"\n\
+                    [profile.quick]\ndoctests = \"skip\"\n";
+        let config = Config::parse(text, None).unwrap();
+        assert_eq!(config.doctests, Some(Doctests::Run));
+        assert_eq!(config.reports.junit, Some(PathBuf::from("target/junit.xml")));
+        assert_eq!(Config::parse(text, Some("quick")).unwrap().doctests, Some(Doctests::Skip));
+        let err = Config::parse("doctests = \"sometimes\"\n", None).unwrap_err();
+        assert!(err.contains("line 1") && err.contains("sometimes"), "{err}");
     }
 
     #[test]

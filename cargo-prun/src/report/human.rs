@@ -177,10 +177,12 @@ impl Reporter for Human {
             let _ =
                 writeln!(self.out, "  interrupted: the tests that had not finished were stopped");
         }
-        let _ = writeln!(
-            self.out,
-            "  doctests: not run by cargo prun; run them with `cargo test --doc`"
-        );
+        if !summary.doctests_run {
+            let _ = writeln!(
+                self.out,
+                "  doctests: not run (prun.toml: doctests = \"run\" runs them); or `cargo test --doc`"
+            );
+        }
         let mut last = format!("{} passed, {} failed", summary.passed, summary.failed);
         if summary.skipped > 0 {
             last.push_str(&format!(", {} skipped", summary.skipped));

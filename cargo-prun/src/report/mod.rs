@@ -98,6 +98,8 @@ pub(crate) struct Summary {
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub(crate) duration: Duration,
     pub(crate) interrupted: bool,
+    /// Whether doctests ran (prun.toml: `doctests = "run"`).
+    pub(crate) doctests_run: bool,
 }
 
 impl Summary {
