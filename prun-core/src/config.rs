@@ -309,6 +309,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_config() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\nthreads = ").expect("the README shows a prun.toml") + 8;
+        let example = &readme[start..start + readme[start..].find("```").unwrap()];
+        let config = Config::parse(example, Some("ci")).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(config.threads, Some(Threads::Count(2)));
+        assert_eq!(config.doctests, Some(Doctests::Run));
+        assert_eq!(config.groups["db"].capacity.get(), 2);
+    }
+
+    #[test]
     fn reports_and_doctests_for_cargo_prun() {
         let text = "doctests = \"run\"\n[reports]\njunit = \"target/junit.xml\"\n\
                     [profile.quick]\ndoctests = \"skip\"\n";
