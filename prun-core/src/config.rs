@@ -120,21 +120,10 @@ pub struct GroupConfig {
     pub capacity: NonZeroU32,
 }
 
+/// The file's top level, and each `[profile.NAME]` table (whose own `profile` must be empty).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    threads: Option<Threads>,
-    #[serde(default)]
-    categories: BTreeMap<String, CategoryConfig>,
-    #[serde(default)]
-    groups: BTreeMap<String, GroupConfig>,
-    reports: Option<ReportsConfig>,
-    doctests: Option<Doctests>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
     threads: Option<Threads>,
     #[serde(default)]
     categories: BTreeMap<String, CategoryConfig>,
@@ -207,7 +196,10 @@ impl Config {
 
     /// Parses a config's text; the error is toml's, which names the line, column and key.
     pub fn parse(text: &str, profile: Option<&str>) -> Result<Config, String> {
-        let file: File = toml::from_str(text).map_err(|err| err.to_string())?;
+        let file: Settings = toml::from_str(text).map_err(|err| err.to_string())?;
+        if let Some((name, _)) = file.profile.iter().find(|(_, p)| !p.profile.is_empty()) {
+            return Err(format!("[profile.{name}] cannot hold profiles of its own"));
+        }
         let mut config = Config {
             source: None,
             threads: file.threads,
