@@ -78,7 +78,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         .prefix("prun-run-")
         .tempdir()
         .map_err(|err| format!("cannot create the run directory: {err}"))?;
-    prun_dir(&run_dir.path().join("tmp"))?;
+    private_dir(&run_dir.path().join("tmp"))?;
     let run_id = run_dir
         .path()
         .file_name()
@@ -318,7 +318,7 @@ fn list(binaries: &[Binary], plan: &plan::Plan, format: MessageFormat) -> Result
     Ok(exit::OK)
 }
 
-fn prun_dir(dir: &std::path::Path) -> Result<(), String> {
+fn private_dir(dir: &std::path::Path) -> Result<(), String> {
     let mut builder = std::fs::DirBuilder::new();
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))
