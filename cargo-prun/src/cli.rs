@@ -38,7 +38,8 @@ pub(crate) struct Cli {
     #[arg(long, conflicts_with = "max_fail")]
     pub(crate) no_fail_fast: bool,
 
-    /// Stop starting tests after N failures [default: 1, unless --no-fail-fast].
+    /// Stop starting tests after N failures [default: 1, unless --no-fail-fast]. A batch of
+    /// plain tests that has started runs to its end.
     #[arg(long, value_name = "N")]
     pub(crate) max_fail: Option<usize>,
 
@@ -65,6 +66,11 @@ pub(crate) struct Cli {
     /// Run only tests in this group (repeatable).
     #[arg(long = "group", value_name = "NAME")]
     pub(crate) groups: Vec<String>,
+
+    /// Run plain `#[test]`s whose `BINARY NAME` contains PATTERN one per process, not in a
+    /// batch with others (repeatable; prun.toml's `isolate` adds more).
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) isolate: Vec<String>,
 
     /// List the tests that would run, with their metadata, and exit.
     #[arg(long)]

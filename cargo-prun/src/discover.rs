@@ -73,7 +73,7 @@ pub(crate) fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Resu
             retries: None,
             threads: 1,
             ignore_reason: None,
-            isolate: true,
+            isolate: false,
         })
         .collect();
     Ok(Binary { binary, kind: Kind::Libtest, tests })

@@ -63,6 +63,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         include_ignored: cli.include_ignored,
         categories: cli.categories.clone(),
         groups: cli.groups.clone(),
+        isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
     };
     let plan = plan::plan(&binaries, &selection, &config, threads);
     if cli.list {
@@ -103,11 +104,12 @@ fn run(cli: Cli) -> Result<i32, String> {
 
     let (events, finished) = mpsc::channel();
     let dispatcher =
-        Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
+        Dispatcher::new(plan.jobs.iter().map(|j| j.job.clone()).collect(), &plan.limits);
     let max_fail = if cli.no_fail_fast { None } else { Some(cli.max_fail.unwrap_or(1).max(1)) };
     let mut executor = ProcessExecutor::new(
         binaries,
         plan.tests,
+        plan.jobs,
         run_dir.path().to_owned(),
         run_id,
         cli.harness_args.clone(),

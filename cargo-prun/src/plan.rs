@@ -7,7 +7,7 @@ use prun::config::Config;
 use prun::protocol::CatalogTest;
 use prun::scheduler::{Job, Limits};
 
-use crate::discover::Binary;
+use crate::discover::{Binary, Kind};
 
 /// The categories prun knows, most urgent first; others rank with `unit`.
 const CATEGORIES: [&str; 3] = ["slow", "integration", "unit"];
@@ -21,6 +21,8 @@ pub(crate) struct Selection {
     pub(crate) include_ignored: bool,
     pub(crate) categories: Vec<String>,
     pub(crate) groups: Vec<String>,
+    /// Patterns (`BINARY NAME` contains one) of plain tests to run one per process.
+    pub(crate) isolate: Vec<String>,
 }
 
 impl Selection {
@@ -45,10 +47,21 @@ pub(crate) struct PlannedTest {
     pub(crate) job: Job,
 }
 
+/// What the dispatcher schedules: one test, or a batch of a plain binary's tests run one after
+/// another in one process.
+#[derive(Debug)]
+pub(crate) struct PlannedJob {
+    /// Indexes into [`Plan::tests`], all of one binary.
+    pub(crate) tests: Vec<usize>,
+    pub(crate) job: Job,
+}
+
 #[derive(Debug)]
 pub(crate) struct Plan {
     /// Most urgent first.
     pub(crate) tests: Vec<PlannedTest>,
+    /// The tests as the dispatcher takes them, most urgent first.
+    pub(crate) jobs: Vec<PlannedJob>,
     pub(crate) limits: Limits,
     /// Ignored tests not run: binary id and name.
     pub(crate) ignored: Vec<(String, String)>,
@@ -115,11 +128,51 @@ pub(crate) fn plan(
         .iter()
         .map(|c| config.categories.get(c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
+    let jobs = jobs(binaries, &tests, selection, threads);
     let threads = u32::try_from(threads).unwrap_or(u32::MAX);
-    Plan {
-        tests,
-        limits: Limits { threads, group_capacity, category_max_slots },
-        ignored,
-        filtered_out,
+    let limits = Limits { threads, group_capacity, category_max_slots };
+    Plan { tests, jobs, limits, ignored, filtered_out }
+}
+
+/// Each prun test, and each isolated plain test, is a job of its own. The other tests of a plain
+/// binary are dealt into batches of 8 or more, `threads * 3` at the most, so that a binary with
+/// thousands of tiny tests costs a few process starts, not thousands, and the batches still
+/// spread over every thread. A binary's batches take the place of its first test.
+fn jobs(
+    binaries: &[Binary],
+    tests: &[PlannedTest],
+    selection: &Selection,
+    threads: usize,
+) -> Vec<PlannedJob> {
+    let isolated = |test: &PlannedTest| {
+        let id = format!("{} {}", binaries[test.binary].binary.id, test.name);
+        test.meta.isolate || selection.isolate.iter().any(|pattern| id.contains(pattern.as_str()))
+    };
+    let mut jobs: Vec<PlannedJob> = Vec::new();
+    let mut batched: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
+    for (index, test) in tests.iter().enumerate() {
+        if binaries[test.binary].kind == Kind::Libtest && !isolated(test) {
+            batched.entry(test.binary).or_insert_with(|| (jobs.len(), Vec::new())).1.push(index);
+        } else {
+            jobs.push(PlannedJob { tests: vec![index], job: test.job.clone() });
+        }
     }
+    // Later positions (and, at one position, later binaries) first, so that inserting keeps
+    // every batch where its binary's first test stood.
+    let mut batched: Vec<(usize, usize, Vec<usize>)> =
+        batched.into_iter().map(|(binary, (at, members))| (at, binary, members)).collect();
+    batched.sort_by_key(|(at, binary, _)| std::cmp::Reverse((*at, *binary)));
+    for (at, _, members) in batched {
+        let count = (members.len() / 8).clamp(1, threads.max(1) * 3);
+        let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (i, member) in members.into_iter().enumerate() {
+            batches[i % count].push(member);
+        }
+        let category = tests[batches[0][0]].job.category;
+        for batch in batches.into_iter().rev() {
+            let job = Job { slots: 1, groups: Vec::new(), category, retries: 0 };
+            jobs.insert(at, PlannedJob { tests: batch, job });
+        }
+    }
+    jobs
 }

@@ -114,7 +114,8 @@ fn a_group_is_exclusive_across_binaries() {
 
 #[test]
 fn fail_fast_stops_starting_tests() {
-    let run = cargo_prun(&["-p", "plain", "-j", "1"]);
+    // Stopping means starting no more jobs: one test each for a prun binary.
+    let run = cargo_prun(&["-p", "faults", "--test", "faults", "-j", "1", "--skip", "hangs"]);
     assert_eq!(run.code, 101);
     let summary = last_line(&run.stdout);
     assert!(summary.contains(" 1 failed") && summary.contains("skipped"), "{summary}");
@@ -341,4 +342,45 @@ fn doctests_run_when_the_config_says_so() {
     assert!(failed["stdout"].as_str().unwrap().contains("a doctest that fails on purpose"));
     assert_eq!(last_line(&run.stderr), "4 passed, 3 failed, 1 skipped");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plain_tests_run_in_batches_and_a_crash_costs_one_test() {
+    let pids = tempfile_dir("pids");
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .args(["prun", "-p", "plain-many", "-j", "2", "--no-fail-fast", "--message-format", "json"])
+        .current_dir(fixtures_dir())
+        .env("PRUN_PIDS", &pids)
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    };
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let tests = outcomes(&run);
+    assert_eq!(tests.len(), 303);
+    let crashed = &tests["b_crashes_in_the_middle"]["outcome"];
+    assert_eq!(crashed["kind"], "crashed");
+    assert!(crashed["reason"].as_str().unwrap().contains("SIGSEGV"));
+    let passed = tests.values().filter(|t| t["outcome"]["kind"] == "passed").count();
+    assert_eq!(passed, 301, "every test but the crasher and the sharer passed");
+    let sharer = &tests["shared_2_expects_an_untouched_flag"];
+    assert_eq!(sharer["outcome"]["kind"], "failed");
+    let reason = sharer["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("fails only when sharing a process"), "{reason}");
+    assert!(sharer["stdout"].as_str().unwrap().contains("touched the flag"), "{sharer}");
+    // 301 tests of `many` ran in a handful of processes: batches, and one more after the crash.
+    let processes = std::fs::read_dir(&pids).unwrap().count();
+    assert!((2..=12).contains(&processes), "{processes} processes for 301 tests");
+    std::fs::remove_dir_all(pids).unwrap();
+
+    // Isolated, the two sharing tests each get a process, and both pass.
+    let run =
+        cargo_prun(&["-p", "plain-many", "--test", "sharing", "--isolate", "sharing shared_"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
 }

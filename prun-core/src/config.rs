@@ -25,6 +25,9 @@ pub struct Config {
     pub reports: ReportsConfig,
     /// Whether `cargo prun` runs doctests; `skip` unless said.
     pub doctests: Option<Doctests>,
+    /// Tests `cargo prun` runs one per process rather than in a batch with others (plain
+    /// `#[test]` binaries): patterns matched against `BINARY NAME`.
+    pub isolate: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -132,6 +135,8 @@ struct Settings {
     reports: Option<ReportsConfig>,
     doctests: Option<Doctests>,
     #[serde(default)]
+    isolate: Vec<String>,
+    #[serde(default)]
     profile: BTreeMap<String, Settings>,
 }
 
@@ -207,6 +212,7 @@ impl Config {
             groups: file.groups,
             reports: file.reports.unwrap_or_default(),
             doctests: file.doctests,
+            isolate: file.isolate,
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
@@ -224,6 +230,7 @@ impl Config {
     fn apply(&mut self, profile: &Settings) {
         self.threads = profile.threads.or(self.threads);
         self.doctests = profile.doctests.or(self.doctests);
+        self.isolate.extend(profile.isolate.iter().cloned());
         if let Some(junit) = profile.reports.as_ref().and_then(|r| r.junit.clone()) {
             self.reports.junit = Some(junit);
         }

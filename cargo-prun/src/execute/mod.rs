@@ -5,6 +5,7 @@
 //! costs that test only: it is reported with what happened and the slot gets a fresh worker.
 
 mod children;
+mod libtest_batch;
 mod libtest_process;
 pub(crate) mod output;
 mod status;
@@ -15,15 +16,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prun::scheduler::{Dispatch, Executor};
 
 use crate::discover::{Binary, Kind};
-use crate::plan::PlannedTest;
+use crate::plan::{PlannedJob, PlannedTest};
 use crate::report::{Event, Finished, Outcome};
 use children::Children;
+use libtest_batch::{Batch, BatchResult};
 use libtest_process::{LibtestResult, LibtestRun};
 use output::Printed;
 use worker_process::{Launch, WorkerProcess, WorkerResult};
@@ -31,6 +33,8 @@ use worker_process::{Launch, WorkerProcess, WorkerResult};
 pub(crate) struct ProcessExecutor {
     pub(crate) binaries: Vec<Binary>,
     pub(crate) tests: Vec<PlannedTest>,
+    /// What the dispatcher's jobs are: one test, or a batch.
+    pub(crate) jobs: Vec<PlannedJob>,
     /// The run's private directory (mode 0700): sockets and test temp dirs live in it.
     pub(crate) run_dir: PathBuf,
     pub(crate) run_id: String,
@@ -55,6 +59,7 @@ impl ProcessExecutor {
     pub(crate) fn new(
         binaries: Vec<Binary>,
         tests: Vec<PlannedTest>,
+        jobs: Vec<PlannedJob>,
         run_dir: PathBuf,
         run_id: String,
         harness_args: Vec<String>,
@@ -66,6 +71,7 @@ impl ProcessExecutor {
         ProcessExecutor {
             binaries,
             tests,
+            jobs,
             run_dir,
             run_id,
             harness_args,
@@ -202,36 +208,97 @@ impl ProcessExecutor {
     }
 }
 
-impl Executor for ProcessExecutor {
-    type Worker = usize;
-    type Report = Finished;
-
-    fn worker(&self, id: usize) -> usize {
-        id
-    }
-
-    fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Finished) {
-        let test = &self.tests[dispatch.job];
+impl ProcessExecutor {
+    /// One test of its own: in a worker (prun) or a process of its own (plain, or `isolate`).
+    fn run_single(&self, test: &PlannedTest, slot: usize, dispatch: Dispatch) -> Finished {
         let started_at = self.started.elapsed();
         let began = Instant::now();
         let binary = &self.binaries[test.binary].binary.id;
-        self.send(Event::Started {
-            binary: binary.clone(),
-            name: test.name.clone(),
-            worker: *slot,
-        });
-        let (outcome, mut printed, captured) = if self.stop.load(Ordering::SeqCst) {
-            (
-                Outcome::Skipped { reason: "the run stopped early".into() },
-                Printed::default(),
-                String::new(),
-            )
+        self.send(Event::Started { binary: binary.clone(), name: test.name.clone(), worker: slot });
+        let (outcome, printed, captured) = if self.stop.load(Ordering::SeqCst) {
+            let reason = "the run stopped early".into();
+            (Outcome::Skipped { reason }, Printed::default(), String::new())
         } else {
             match self.binaries[test.binary].kind {
-                Kind::Prun if !test.meta.isolate => self.run_in_worker(test, *slot, dispatch),
-                _ => self.run_alone(test, *slot),
+                Kind::Prun if !test.meta.isolate => self.run_in_worker(test, slot, dispatch),
+                _ => self.run_alone(test, slot),
             }
         };
+        let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration: began.elapsed() };
+        self.report(test, ran, outcome, printed, captured)
+    }
+
+    /// A batch of a plain binary's tests in one process; a test that fails in it is run again
+    /// alone before it is reported, to tell a broken test from one that breaks beside others.
+    fn run_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
+        let tests: Vec<&PlannedTest> = members.iter().map(|&i| &self.tests[i]).collect();
+        let started_at = self.started.elapsed();
+        if self.stop.load(Ordering::SeqCst) {
+            let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration: Duration::ZERO };
+            let skipped = || Outcome::Skipped { reason: "the run stopped early".into() };
+            return tests
+                .iter()
+                .map(|t| self.report(t, ran, skipped(), Printed::default(), String::new()))
+                .collect();
+        }
+        let binary = &self.binaries[tests[0].binary];
+        let env = self.env(binary, slot);
+        let batch = Batch {
+            binary: &binary.binary.path,
+            cwd: &binary.binary.package_dir,
+            env: &env,
+            tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
+            include_ignored: tests.iter().any(|t| t.meta.ignore),
+            extra_args: &self.harness_args,
+            children: &self.children,
+        };
+        let mut results = libtest_batch::run(&batch);
+        let mut at = started_at;
+        tests
+            .iter()
+            .map(|test| {
+                let (result, duration) = results
+                    .remove(&test.name)
+                    .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO));
+                let ran = Ran { slot, attempt: dispatch.attempt, started_at: at, duration };
+                at += duration;
+                let (outcome, printed) = match result {
+                    BatchResult::Passed => (Outcome::Passed, Printed::default()),
+                    BatchResult::Failed(output) => return self.rerun_alone(test, ran, output),
+                    BatchResult::Crashed(reason, stderr) => {
+                        let printed = Printed { stdout: Vec::new(), stderr: stderr.into_bytes() };
+                        (Outcome::Crashed { reason }, printed)
+                    }
+                    BatchResult::TimedOut(after) => {
+                        (Outcome::TimedOut { after }, Printed::default())
+                    }
+                    BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
+                };
+                self.report(test, ran, outcome, printed, String::new())
+            })
+            .collect()
+    }
+
+    fn rerun_alone(&self, test: &PlannedTest, ran: Ran, batch_output: String) -> Finished {
+        let (alone, printed, captured) = self.run_alone(test, ran.slot);
+        if alone.passed() {
+            let reason = "fails only when sharing a process with other tests: \
+                          it passed when run alone"
+                .to_owned();
+            let printed = Printed { stdout: batch_output.into_bytes(), stderr: Vec::new() };
+            return self.report(test, ran, Outcome::Failed { reason }, printed, captured);
+        }
+        self.report(test, ran, alone, printed, captured)
+    }
+
+    fn report(
+        &self,
+        test: &PlannedTest,
+        ran: Ran,
+        outcome: Outcome,
+        mut printed: Printed,
+        captured: String,
+    ) -> Finished {
         let outcome = if self.children.interrupted() && !outcome.passed() {
             Outcome::Skipped { reason: "interrupted".into() }
         } else {
@@ -240,32 +307,61 @@ impl Executor for ProcessExecutor {
         if outcome.passed() && !self.keep_passing_output {
             printed = Printed::default();
         }
-        let finished = Finished {
+        Finished {
             binary: self.binaries[test.binary].binary.id.clone(),
             name: test.name.clone(),
-            attempt: dispatch.attempt,
-            worker: *slot,
+            attempt: ran.attempt,
+            worker: ran.slot,
             passed: outcome.passed(),
             outcome,
-            started_at,
-            duration: began.elapsed(),
+            started_at: ran.started_at,
+            duration: ran.duration,
             stdout: String::from_utf8_lossy(&printed.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&printed.stderr).into_owned(),
             captured,
             will_retry: false,
-        };
-        (finished.passed, finished)
+        }
+    }
+}
+
+/// Where and when an attempt ran.
+#[derive(Debug, Clone, Copy)]
+struct Ran {
+    slot: usize,
+    attempt: u32,
+    started_at: Duration,
+    duration: Duration,
+}
+
+impl Executor for ProcessExecutor {
+    type Worker = usize;
+    /// One finished attempt per test of the job.
+    type Report = Vec<Finished>;
+
+    fn worker(&self, id: usize) -> usize {
+        id
     }
 
-    fn finished(&self, _dispatch: Dispatch, mut finished: Finished, will_retry: bool) {
-        finished.will_retry = will_retry;
-        if !finished.passed && !will_retry {
-            let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.max_fail.is_some_and(|max| failures >= max) {
-                self.stop.store(true, Ordering::SeqCst);
+    fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
+        let members = &self.jobs[dispatch.job].tests;
+        let finished = match members.as_slice() {
+            [only] => vec![self.run_single(&self.tests[*only], *slot, dispatch)],
+            _ => self.run_batch(members, *slot, dispatch),
+        };
+        (finished.iter().all(|f| f.passed), finished)
+    }
+
+    fn finished(&self, _dispatch: Dispatch, report: Vec<Finished>, will_retry: bool) {
+        for mut finished in report {
+            finished.will_retry = will_retry;
+            if !finished.passed && !will_retry {
+                let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.max_fail.is_some_and(|max| failures >= max) {
+                    self.stop.store(true, Ordering::SeqCst);
+                }
             }
+            self.send(Event::Finished(finished));
         }
-        self.send(Event::Finished(finished));
     }
 }
 
