@@ -384,3 +384,47 @@ fn plain_tests_run_in_batches_and_a_crash_costs_one_test() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
 }
+
+#[test]
+fn a_timeout_in_a_batch_costs_only_the_test_that_hung() {
+    let dir = tempfile_dir("batch-timeout");
+    std::fs::write(dir.join("prun.toml"), "[categories.unit]\ntimeout = \"1s\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .args(["prun", "-p", "plain-many", "--test", "hangs", "--no-fail-fast"])
+        .args(["--message-format", "json"])
+        .current_dir(fixtures_dir())
+        .env("PRUN_CONFIG", dir.join("prun.toml"))
+        .env("PRUN_HANG", "1")
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .output()
+        .unwrap();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    };
+    let tests = outcomes(&run);
+    assert_eq!(
+        tests["b_hangs_when_asked"]["outcome"],
+        serde_json::json!({"kind": "timed-out", "after_ms": 1000})
+    );
+    assert_eq!(tests["a_before"]["outcome"]["kind"], "passed");
+    assert_eq!(tests["c_after"]["outcome"]["kind"], "passed");
+    assert_eq!(last_line(&run.stderr), "2 passed, 1 failed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plain_binaries_give_the_same_counts_as_nextest() {
+    let nextest = Command::new("cargo")
+        .args(["nextest", "run", "--no-fail-fast", "-p", "plain-many", "--test", "many"])
+        .current_dir(fixtures_dir())
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let nextest = String::from_utf8_lossy(&nextest.stderr);
+    assert!(nextest.contains("301 tests run: 300 passed, 1 failed"), "{nextest}");
+    let run = cargo_prun(&["-p", "plain-many", "--test", "many", "--no-fail-fast"]);
+    assert_eq!(last_line(&run.stdout), "300 passed, 1 failed");
+}
