@@ -348,7 +348,8 @@ fn doctests_run_when_the_config_says_so() {
 fn plain_tests_run_in_batches_and_a_crash_costs_one_test() {
     let pids = tempfile_dir("pids");
     let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .args(["prun", "-p", "plain-many", "-j", "2", "--no-fail-fast", "--message-format", "json"])
+        .args(["prun", "-p", "plain-many", "--test", "many", "--test", "sharing", "-j", "2"])
+        .args(["--no-fail-fast", "--message-format", "json"])
         .current_dir(fixtures_dir())
         .env("PRUN_PIDS", &pids)
         .env("CARGO_TARGET_DIR", fixtures_target_dir())
@@ -427,4 +428,7 @@ fn plain_binaries_give_the_same_counts_as_nextest() {
     assert!(nextest.contains("301 tests run: 300 passed, 1 failed"), "{nextest}");
     let run = cargo_prun(&["-p", "plain-many", "--test", "many", "--no-fail-fast"]);
     assert_eq!(last_line(&run.stdout), "300 passed, 1 failed");
+    // A `#[should_panic]` test in a batch (libtest prints it as `NAME - should panic`).
+    let run = cargo_prun(&["-p", "plain-many", "--test", "should_panic"]);
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed", "{}", run.stdout);
 }

@@ -194,6 +194,8 @@ impl Statuses {
 /// none). What a test wrote straight to stdout may stand before the status word.
 fn test_line(line: &str) -> Option<(&str, Option<BatchResult>)> {
     let (name, status) = line.strip_prefix("test ")?.split_once(" ... ")?;
+    // libtest marks `#[should_panic]` tests so in its output, not in `--list`.
+    let name = name.strip_suffix(" - should panic").unwrap_or(name);
     let status = status.trim_end();
     let result = if status.ends_with("ok") {
         Some(BatchResult::Passed)
@@ -234,6 +236,16 @@ mod tests {
         assert!(reader.running.is_none());
         assert_eq!(reader.finished.len(), 3, "a test's own raw output before `ok` still reads");
         assert_eq!(section(&reader.all, "b"), "boom\n");
+    }
+
+    #[test]
+    fn a_should_panic_test_is_named_as_listed() {
+        let mut reader = Statuses::default();
+        reader.feed(b"test tests::max_remove - should panic ... ");
+        assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("tests::max_remove"));
+        reader.feed(b"ok\n");
+        assert_eq!(reader.finished[0].0, "tests::max_remove");
+        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
     }
 }
 

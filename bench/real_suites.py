@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""prun's benchmark on real suites: published crates, their own tests, unchanged.
+
+cargo itself fetches each crate (a throw-away project depends on it; nothing is downloaded any
+other way and no source is committed), the crate's published source is copied to
+target/bench-real/, built in release mode, and its tests are run under `cargo test --tests`,
+`cargo nextest run` and `cargo prun --tests`, all on the same thread count. The script reports
+the median wall time of the commands as a user types them, and each runner's pass/fail counts.
+
+    python3 bench/real_suites.py                 # the default crates, 3 runs each
+    python3 bench/real_suites.py --crate semver@1 --runs 5
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "target" / "bench-real"
+# Crates with many plain #[test]s that build without system libraries.
+DEFAULT_CRATES = ["semver@1.0.28", "regex-syntax@0.8.12", "itoa@1.0.19", "smallvec@1.16.6"]
+
+
+def run(cmd, cwd, env=None):
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    return out
+
+
+def fetch(specs):
+    """{name: source dir}, fetched by cargo through a throw-away project."""
+    project = WORK / "fetch"
+    if project.exists():
+        shutil.rmtree(project)
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "lib.rs").write_text("")
+    deps = "\n".join(f'{name} = "={version}"' for name, version in (s.split("@") for s in specs))
+    (project / "Cargo.toml").write_text(
+        f'[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n{deps}\n\n[workspace]\n'
+    )
+    meta = run(["cargo", "metadata", "--format-version=1"], project)
+    if meta.returncode != 0:
+        sys.exit(f"cargo could not fetch the crates:\n{meta.stderr[-3000:]}")
+    wanted = {s.split("@")[0] for s in specs}
+    return {
+        p["name"]: Path(p["manifest_path"]).parent
+        for p in json.loads(meta.stdout)["packages"]
+        if p["name"] in wanted
+    }
+
+
+def prepare(name, source):
+    """A copy of the crate to build on its own, as its own workspace."""
+    crate = WORK / name
+    if crate.exists():
+        shutil.rmtree(crate)
+    shutil.copytree(source, crate)
+    manifest = crate / "Cargo.toml"
+    text = manifest.read_text()
+    if "[workspace]" not in text:
+        manifest.write_text(text + "\n[workspace]\n")
+    return crate
+
+
+def counts(runner, out):
+    """(passed, failed) from a runner's closing lines."""
+    text = out.stdout + out.stderr
+    if runner == "cargo test":
+        passed = sum(int(n) for n in re.findall(r"test result: \w+\. (\d+) passed", text))
+        failed = sum(int(n) for n in re.findall(r"(\d+) failed;", text))
+        return passed, failed
+    if runner == "nextest":
+        m = re.search(r"(\d+) tests? run: (\d+) passed(?:, (\d+) failed)?", text)
+        return (int(m.group(2)), int(m.group(3) or 0)) if m else (None, None)
+    m = re.search(r"^(\d+) passed, (\d+) failed", text, re.M)
+    return (int(m.group(1)), int(m.group(2))) if m else (None, None)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crate", action="append", help="NAME@VERSION (repeatable)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    specs = args.crate or DEFAULT_CRATES
+    threads = str(args.threads)
+
+    build = run(["cargo", "build", "--release", "-p", "cargo-prun"], ROOT)
+    if build.returncode != 0:
+        sys.exit(f"building cargo-prun failed:\n{build.stderr[-3000:]}")
+    cargo_prun = str(ROOT / "target" / "release" / "cargo-prun")
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("RUST_BACKTRACE", None)
+
+    rows = []
+    for name, source in sorted(fetch(specs).items()):
+        crate = prepare(name, source)
+        built = run(["cargo", "test", "--release", "--tests", "--no-run"], crate, env)
+        if built.returncode != 0:
+            print(f"{name}: its tests do not build here, skipped\n{built.stderr[-1500:]}", file=sys.stderr)
+            continue
+        runners = {
+            "cargo test": ["cargo", "test", "--release", "--tests", "--", "--test-threads", threads],
+            "nextest": ["cargo", "nextest", "run", "--release", "--no-fail-fast", "-j", threads],
+            "cargo prun": [cargo_prun, "prun", "--release", "--tests", "--no-fail-fast", "-j", threads],
+        }
+        result = {}
+        for runner, cmd in runners.items():
+            times = []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                out = run(cmd, crate, env)
+                times.append(time.perf_counter() - start)
+            result[runner] = (statistics.median(times), counts(runner, out))
+            print(f"{name:14} {runner:10} {' '.join(f'{t:.3f}' for t in times)} counts={result[runner][1]}", file=sys.stderr)
+        rows.append((name, source.name, result))
+
+    print(f"\nMedian wall time of {args.runs} runs of each command, {threads} threads; (passed, failed).\n")
+    print("| crate | cargo test --tests | cargo nextest run | cargo prun --tests | prun vs best |")
+    print("|---|---|---|---|---|")
+    for name, version, r in rows:
+        cell = lambda k: f"{r[k][0]:.2f}s {r[k][1]}"
+        best = min(r["cargo test"][0], r["nextest"][0])
+        print(f"| {version} | {cell('cargo test')} | {cell('nextest')} | {cell('cargo prun')} | {r['cargo prun'][0] / best:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
