@@ -87,22 +87,25 @@ mod tests {
     }
 }
 
-/// The library path test processes need, as cargo test sets it: the toolchain's own libraries
-/// (a proc-macro crate's tests link libstd dynamically) and the build's deps directories,
-/// before whatever the environment already had.
-pub(crate) fn dylib_path(binaries: &[TestBinary]) -> std::ffi::OsString {
+/// The toolchain's library directories, as cargo test puts them on the library path: the
+/// target libdir (libstd, which a proc-macro crate's tests link dynamically) and the sysroot's
+/// lib. One `rustc` call, which can run while cargo builds.
+pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let print = |what: &str| {
-        let out = Command::new(&rustc).args(["--print", what]).output().ok()?;
-        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    };
-    // The target libdir holds libstd; the sysroot's lib, the compiler's own libraries.
-    let mut dirs: Vec<PathBuf> = ["target-libdir", "sysroot"]
-        .into_iter()
-        .filter_map(|what| {
-            print(what).map(|dir| if what == "sysroot" { dir.join("lib") } else { dir })
-        })
-        .collect();
+    let out = Command::new(rustc).args(["--print", "target-libdir", "--print", "sysroot"]).output();
+    let Some(out) = out.ok().filter(|out| out.status.success()) else { return Vec::new() };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(PathBuf::from);
+    match (lines.next(), lines.next()) {
+        (Some(libdir), Some(sysroot)) => vec![libdir, sysroot.join("lib")],
+        _ => Vec::new(),
+    }
+}
+
+/// `LD_LIBRARY_PATH` for test processes: the toolchain's libraries and the build's deps
+/// directories, before whatever the environment already had.
+pub(crate) fn dylib_path(toolchain: Vec<PathBuf>, binaries: &[TestBinary]) -> std::ffi::OsString {
+    let mut dirs = toolchain;
     for binary in binaries {
         if let Some(deps) = binary.path.parent() {
             for dir in [deps.to_owned(), deps.parent().unwrap_or(deps).to_owned()] {

@@ -45,7 +45,12 @@ pub(crate) fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Resu
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     };
-    let listed = list(&[])?;
+    // A plain binary is listed twice (all its tests, then the ignored ones): both at once.
+    let (listed, ignored) = std::thread::scope(|scope| {
+        let ignored = scope.spawn(|| list(&["--ignored"]));
+        (list(&[]), ignored.join().unwrap_or_else(|_| Err("listing panicked".to_owned())))
+    });
+    let listed = listed?;
     if let Some(first) = listed.lines().next().filter(|line| line.starts_with("{\"prun_catalog\""))
     {
         let catalog: Catalog = serde_json::from_str(first).map_err(|err| {
@@ -61,7 +66,7 @@ pub(crate) fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Resu
         }
         return Ok(Binary { binary, kind: Kind::Prun, tests: catalog.tests });
     }
-    let ignored: Vec<String> = names(&list(&["--ignored"])?);
+    let ignored: Vec<String> = names(&ignored?);
     let tests = names(&listed)
         .into_iter()
         .map(|name| CatalogTest {

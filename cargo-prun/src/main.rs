@@ -49,11 +49,12 @@ fn run(cli: Cli) -> Result<i32, String> {
         .map_err(|err| err.to_string())?;
     let threads = threads(cli.test_threads, &config)?;
 
+    let toolchain = std::thread::spawn(build::toolchain_dirs);
     let built = match build::build(&cli.build.to_cargo_args()) {
         Ok(built) => built,
         Err(code) => return Ok(code),
     };
-    let dylib_path = build::dylib_path(&built);
+    let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
     let binaries = discover_all(built, &dylib_path)?;
     let selection = Selection {
         filters: cli.filters.clone(),
