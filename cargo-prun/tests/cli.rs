@@ -1,6 +1,7 @@
 //! `cargo prun` end to end, against the fixture workspace in tests/fixtures: faults, plain
 //! libtest binaries, a group across binaries, reports, and bad input.
 
+use std::ffi::OsStr;
 use std::process::Command;
 
 use prun_e2e::{fixtures_dir, fixtures_target_dir, fixtures_tmp_dir};
@@ -14,6 +15,11 @@ struct Run {
 
 /// Runs `cargo prun ARGS` on the fixture workspace, as cargo would run the subcommand.
 fn cargo_prun(args: &[&str]) -> Run {
+    cargo_prun_with(args, &[])
+}
+
+/// `cargo prun ARGS` with more environment variables.
+fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
         .arg("prun")
         .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
@@ -23,6 +29,7 @@ fn cargo_prun(args: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .env_remove("RUST_BACKTRACE")
         .env_remove("PRUN_TEST_THREADS")
+        .envs(env.iter().copied())
         .output()
         .expect("cargo-prun runs");
     Run {
@@ -195,15 +202,10 @@ fn bad_input_is_a_clear_error() {
 
     let dir = tempfile_dir("config");
     std::fs::write(dir.join("prun.toml"), "[groups.db]\ncapacity = \"two\"\n").unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .args(["prun", "-p", "plain"])
-        .env("PRUN_CONFIG", dir.join("prun.toml"))
-        .current_dir(fixtures_dir())
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(2));
+    let config = dir.join("prun.toml");
+    let run = cargo_prun_with(&["-p", "plain"], &[("PRUN_CONFIG", config.as_os_str())]);
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 2);
     assert!(
         stderr.contains("prun.toml") && stderr.contains("line 2") && stderr.contains("capacity"),
         "{stderr}"
@@ -314,19 +316,9 @@ fn json_stream_snapshot() {
 fn doctests_run_when_the_config_says_so() {
     let dir = tempfile_dir("doctests");
     std::fs::write(dir.join("prun.toml"), "doctests = \"run\"\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .args(["prun", "-p", "plain", "--no-fail-fast", "--message-format", "json"])
-        .current_dir(fixtures_dir())
-        .env("PRUN_CONFIG", dir.join("prun.toml"))
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
-    let run = Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
-    };
+    let config = dir.join("prun.toml");
+    let args = ["-p", "plain", "--no-fail-fast", "--message-format", "json"];
+    let run = cargo_prun_with(&args, &[("PRUN_CONFIG", config.as_os_str())]);
     let tests = outcomes(&run);
     let doctest = |prefix: &str| {
         tests
@@ -347,20 +339,9 @@ fn doctests_run_when_the_config_says_so() {
 #[test]
 fn plain_tests_run_in_batches_and_a_crash_costs_one_test() {
     let pids = tempfile_dir("pids");
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .args(["prun", "-p", "plain-many", "--test", "many", "--test", "sharing", "-j", "2"])
-        .args(["--no-fail-fast", "--message-format", "json"])
-        .current_dir(fixtures_dir())
-        .env("PRUN_PIDS", &pids)
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
-    let run = Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
-    };
+    let args = ["-p", "plain-many", "--test", "many", "--test", "sharing", "-j", "2"];
+    let args = [&args[..], &["--no-fail-fast", "--message-format", "json"]].concat();
+    let run = cargo_prun_with(&args, &[("PRUN_PIDS", pids.as_os_str())]);
     assert_eq!(run.code, 101, "{}", run.stderr);
     let tests = outcomes(&run);
     assert_eq!(tests.len(), 303);
@@ -390,20 +371,11 @@ fn plain_tests_run_in_batches_and_a_crash_costs_one_test() {
 fn a_timeout_in_a_batch_costs_only_the_test_that_hung() {
     let dir = tempfile_dir("batch-timeout");
     std::fs::write(dir.join("prun.toml"), "[categories.unit]\ntimeout = \"1s\"\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .args(["prun", "-p", "plain-many", "--test", "hangs", "--no-fail-fast"])
-        .args(["--message-format", "json"])
-        .current_dir(fixtures_dir())
-        .env("PRUN_CONFIG", dir.join("prun.toml"))
-        .env("PRUN_HANG", "1")
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .output()
-        .unwrap();
-    let run = Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
-    };
+    let args =
+        ["-p", "plain-many", "--test", "hangs", "--no-fail-fast", "--message-format", "json"];
+    let config = dir.join("prun.toml");
+    let env = [("PRUN_CONFIG", config.as_os_str()), ("PRUN_HANG", OsStr::new("1"))];
+    let run = cargo_prun_with(&args, &env);
     let tests = outcomes(&run);
     assert_eq!(
         tests["b_hangs_when_asked"]["outcome"],

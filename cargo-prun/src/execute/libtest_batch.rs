@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::children::Children;
+use super::libtest_process::command;
 use super::status;
 
 /// How one test of a batch ended.
@@ -77,18 +77,11 @@ fn run_process(
     names: &VecDeque<&str>,
     timeouts: &BTreeMap<&str, Option<Duration>>,
 ) -> Vec<(String, (BatchResult, Duration))> {
-    let mut command = Command::new(batch.binary);
-    command.args(names.iter()).args(["--exact", "--test-threads=1"]);
+    let mut args: Vec<&str> = names.iter().copied().collect();
     if batch.include_ignored {
-        command.arg("--include-ignored");
+        args.push("--include-ignored");
     }
-    command
-        .args(batch.extra_args)
-        .current_dir(batch.cwd)
-        .envs(batch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = command(batch.binary, batch.cwd, batch.env, &args, batch.extra_args);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {

@@ -30,19 +30,34 @@ pub(crate) struct LibtestRun<'a> {
     pub(crate) children: &'a Children,
 }
 
-pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
-    let mut command = Command::new(test.binary);
-    command.args([test.name, "--exact", "--nocapture", "--test-threads=1"]);
-    if test.ignored {
-        command.arg("--ignored");
-    }
+/// A libtest binary run as the test processes are: in its package's directory, with the run's
+/// environment, one test at a time, `args` first and the user's `-- HARNESS_ARGS` last.
+pub(crate) fn command(
+    binary: &Path,
+    cwd: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    extra_args: &[String],
+) -> Command {
+    let mut command = Command::new(binary);
     command
-        .args(test.extra_args)
-        .current_dir(test.cwd)
-        .envs(test.env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .args(["--exact", "--test-threads=1"])
+        .args(extra_args)
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    command
+}
+
+pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
+    let mut args = vec![test.name, "--nocapture"];
+    if test.ignored {
+        args.push("--ignored");
+    }
+    let mut command = command(test.binary, test.cwd, test.env, &args, test.extra_args);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
