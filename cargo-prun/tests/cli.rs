@@ -404,3 +404,80 @@ fn plain_binaries_give_the_same_counts_as_nextest() {
     let run = cargo_prun(&["-p", "plain-many", "--test", "should_panic"]);
     assert_eq!(last_line(&run.stdout), "2 passed, 0 failed", "{}", run.stdout);
 }
+
+/// Whether a process is gone (or a zombie nobody needs to wait for).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        }
+    }
+}
+
+#[test]
+fn hardening_cases_cost_one_test_and_leave_no_process_behind() {
+    let dir = tempfile_dir("hardening");
+    let child_pid = dir.join("child.pid");
+    let args =
+        ["-p", "faults", "--test", "hardening", "--no-fail-fast", "--message-format", "json"];
+    let run = cargo_prun_with(&args, &[("PRUN_CHILD_PID", child_pid.as_os_str())]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let tests = outcomes(&run);
+    assert_eq!(tests["panics_in_drop"]["outcome"]["kind"], "failed");
+    assert!(tests["panics_in_drop"]["captured"].as_str().unwrap().contains("panicked in drop"));
+    let aborted = &tests["panics_while_panicking"]["outcome"];
+    assert_eq!(aborted["kind"], "crashed");
+    assert!(aborted["reason"].as_str().unwrap().contains("SIGABRT"), "{aborted}");
+    assert_eq!(
+        tests["deadlocks"]["outcome"],
+        serde_json::json!({"kind": "timed-out", "after_ms": 1000})
+    );
+    assert_eq!(tests["leaves_a_child_behind"]["outcome"]["kind"], "passed");
+    assert_eq!(tests["still_passes"]["outcome"]["kind"], "passed");
+    // The `sleep 300` the test left running was killed with its worker's process group.
+    let pid: u32 = std::fs::read_to_string(&child_pid).unwrap().parse().unwrap();
+    assert!(gone(pid), "process {pid}, started by a test, outlived the run");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_run_with_143() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let dir = tempfile_dir("sigterm");
+    let marker = dir.join("running");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
+        .args(["-p", "faults", "--test", "waits", "-j", "2"])
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("PRUN_MARKER", &marker)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "the waiting test never started");
+        std::thread::yield_now();
+    }
+    let test_pid: u32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
+    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGTERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143));
+    assert!(gone(test_pid), "the test process outlived the run");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_runs_at_once_in_one_workspace_both_complete() {
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| cargo_prun(&["-p", "shared-db", "-j", "2"]));
+        let b = scope.spawn(|| cargo_prun(&["-p", "shared-db", "-j", "2"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // Each run's db tests hold a lock file in that run's own temp dir: runs never share one.
+    assert_eq!(last_line(&a.stdout), "12 passed, 0 failed", "{}", a.stdout);
+    assert_eq!(last_line(&b.stdout), "12 passed, 0 failed", "{}", b.stdout);
+}

@@ -1,8 +1,11 @@
 //! Every process the run started and has not yet reaped, so that an interrupt can kill them all.
+//!
+//! Each test process leads a process group of its own, so killing the group also takes the
+//! processes a test started and left behind.
 
 use std::collections::HashSet;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
 
@@ -26,9 +29,10 @@ impl Children {
         }
     }
 
-    /// The child was reaped.
+    /// The child was reaped: whatever it left running in its group goes with it.
     pub(crate) fn unregister(&self, pid: u32) {
         self.0.lock().pids.remove(&pid);
+        signal(pid);
     }
 
     /// Kills every child, and any that registers from now on.
@@ -45,9 +49,10 @@ impl Children {
     }
 }
 
+/// Kills the process group `pid` leads (the process and whatever it started).
 fn signal(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
-        // The process may have exited already; then there is nothing to kill.
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // The group may be gone already; then there is nothing to kill.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
