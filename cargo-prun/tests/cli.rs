@@ -223,38 +223,47 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn an_interrupt_stops_the_run_and_keeps_what_finished() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
-    let dir = tempfile_dir("interrupt");
+/// Starts `cargo prun` on a test that waits until it is killed, and returns once that test runs:
+/// the child, and the process id of the test's worker. Waits on the marker the test writes, not
+/// on a clock (giving up after a minute).
+fn run_until_a_test_waits(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, u32) {
     let marker = dir.join("running");
-    let junit = dir.join("report.xml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+    let child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
         .arg("prun")
         .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
-        .args(["-p", "faults", "--test", "waits", "-j", "2", "--junit", junit.to_str().unwrap()])
+        .args(["-p", "faults", "--test", "waits", "-j", "2"])
+        .args(extra)
         .env("CARGO_TARGET_DIR", fixtures_target_dir())
         .env("PRUN_MARKER", &marker)
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait on the marker the running test writes, not on a clock; give up after a minute.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !marker.exists() {
         assert!(std::time::Instant::now() < deadline, "the waiting test never started");
         std::thread::yield_now();
     }
-    let test_pid: i32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGINT).unwrap();
+    (child, std::fs::read_to_string(&marker).unwrap().parse().unwrap())
+}
+
+fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
+#[test]
+fn an_interrupt_stops_the_run_and_keeps_what_finished() {
+    let dir = tempfile_dir("interrupt");
+    let junit = dir.join("report.xml");
+    let (child, test_pid) = run_until_a_test_waits(&dir, &["--junit", junit.to_str().unwrap()]);
+    send(&child, nix::sys::signal::Signal::SIGINT);
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(130), "{stdout}");
     assert!(stdout.contains("interrupted"), "{stdout}");
     // The worker running the test is gone, not orphaned.
-    assert_eq!(kill(Pid::from_raw(test_pid), None), Err(nix::errno::Errno::ESRCH));
+    assert!(gone(test_pid), "the test process outlived the run");
     let xml = std::fs::read_to_string(&junit).unwrap();
     roxmltree::Document::parse(&xml).expect("the report of what finished is valid XML");
     std::fs::remove_dir_all(dir).unwrap();
@@ -443,27 +452,9 @@ fn hardening_cases_cost_one_test_and_leave_no_process_behind() {
 
 #[test]
 fn sigterm_stops_the_run_with_143() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
     let dir = tempfile_dir("sigterm");
-    let marker = dir.join("running");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .arg("prun")
-        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
-        .args(["-p", "faults", "--test", "waits", "-j", "2"])
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .env("PRUN_MARKER", &marker)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(std::time::Instant::now() < deadline, "the waiting test never started");
-        std::thread::yield_now();
-    }
-    let test_pid: u32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGTERM).unwrap();
+    let (child, test_pid) = run_until_a_test_waits(&dir, &[]);
+    send(&child, nix::sys::signal::Signal::SIGTERM);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(143));
     assert!(gone(test_pid), "the test process outlived the run");
