@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, ValueEnum};
 
+use crate::partition::Partition;
+use crate::plan::Order;
+
 /// cargo runs a subcommand as `cargo-prun prun ARGS`.
 #[derive(Debug, Parser)]
 #[command(name = "cargo", bin_name = "cargo")]
@@ -71,6 +74,24 @@ pub(crate) struct Cli {
     /// batch with others (repeatable; prun.toml's `isolate` adds more).
     #[arg(long, value_name = "PATTERN")]
     pub(crate) isolate: Vec<String>,
+
+    /// Run this machine's share of the tests: count:K/N (every N-th test) or hash:K/N (by a
+    /// hash of the test's id). Every test lands in exactly one of the N shards.
+    #[arg(long, value_name = "count:K/N|hash:K/N")]
+    pub(crate) partition: Option<Partition>,
+
+    /// Run a failed test again up to N times (over the attribute and prun.toml).
+    #[arg(long, value_name = "N")]
+    pub(crate) retries: Option<u32>,
+
+    /// Fail the run when a test passed only after failing.
+    #[arg(long)]
+    pub(crate) fail_on_flaky: bool,
+
+    /// Which tests start first: priority (slow, integration, unit), declared, or shuffle[:SEED]
+    /// (the seed is printed; the same seed gives the same order).
+    #[arg(long, value_name = "ORDER", default_value = "priority")]
+    pub(crate) order: Order,
 
     /// List the tests that would run, with their metadata, and exit.
     #[arg(long)]

@@ -9,6 +9,7 @@ mod discover;
 mod doctests;
 mod execute;
 mod exit;
+mod partition;
 mod plan;
 mod report;
 
@@ -65,8 +66,15 @@ fn run(cli: Cli) -> Result<i32, String> {
         categories: cli.categories.clone(),
         groups: cli.groups.clone(),
         isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
+        partition: cli.partition,
     };
-    let plan = plan::plan(&binaries, &selection, &config, threads);
+    let options = plan::Options { retries: cli.retries, order: cli.order };
+    if let plan::Order::Shuffle(seed) = cli.order {
+        eprintln!(
+            "note: tests shuffled with seed {seed}; --order shuffle:{seed} gives this order again"
+        );
+    }
+    let plan = plan::plan(&binaries, &selection, options, &config, threads);
     if cli.list {
         return list(&binaries, &plan, cli.message_format);
     }
@@ -174,9 +182,13 @@ fn run(cli: Cli) -> Result<i32, String> {
         let kept = run_dir.keep();
         eprintln!("note: temp dirs of failed tests are kept in {}", kept.join("tmp").display());
     }
+    let flaky_fails = cli.fail_on_flaky && !summary.flaky.is_empty();
+    if flaky_fails {
+        eprintln!("error: {} flaky test(s) and --fail-on-flaky", summary.flaky.len());
+    }
     Ok(match signal {
         Some(signal) => exit::INTERRUPTED_BASE + signal,
-        None if summary.failed > 0 => exit::TESTS_FAILED,
+        None if summary.failed > 0 || flaky_fails => exit::TESTS_FAILED,
         None => exit::OK,
     })
 }

@@ -8,6 +8,7 @@ use prun::protocol::CatalogTest;
 use prun::scheduler::{Job, Limits};
 
 use crate::discover::{Binary, Kind};
+use crate::partition::Partition;
 
 /// The categories prun knows, most urgent first; others rank with `unit`.
 const CATEGORIES: [&str; 3] = ["slow", "integration", "unit"];
@@ -23,6 +24,45 @@ pub(crate) struct Selection {
     pub(crate) groups: Vec<String>,
     /// Patterns (`BINARY NAME` contains one) of plain tests to run one per process.
     pub(crate) isolate: Vec<String>,
+    /// This machine's share of the tests.
+    pub(crate) partition: Option<Partition>,
+}
+
+/// How the selected tests run.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Options {
+    /// Retries for every test, over the attribute and the config (`--retries`).
+    pub(crate) retries: Option<u32>,
+    pub(crate) order: Order,
+}
+
+/// `--order`: which test starts first.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// `slow` first, then `integration`, then the rest; declaration order within each.
+    #[default]
+    Priority,
+    /// Binary by binary, in declaration order.
+    Declared,
+    /// A random order that the seed reproduces.
+    Shuffle(u64),
+}
+
+impl std::str::FromStr for Order {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Order, String> {
+        match text.split_once(':') {
+            None if text == "priority" => Ok(Order::Priority),
+            None if text == "declared" => Ok(Order::Declared),
+            None if text == "shuffle" => Ok(Order::Shuffle(fastrand::u64(..))),
+            Some(("shuffle", seed)) => seed
+                .parse()
+                .map(Order::Shuffle)
+                .map_err(|_| format!("the seed in {text:?} is not a whole number")),
+            _ => Err(format!("expected priority, declared, shuffle or shuffle:SEED, got {text:?}")),
+        }
+    }
 }
 
 impl Selection {
@@ -71,6 +111,7 @@ pub(crate) struct Plan {
 pub(crate) fn plan(
     binaries: &[Binary],
     selection: &Selection,
+    options: Options,
     config: &Config,
     threads: usize,
 ) -> Plan {
@@ -78,7 +119,7 @@ pub(crate) fn plan(
     categories
         .extend(config.categories.keys().filter(|c| !CATEGORIES.contains(&c.as_str())).cloned());
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut tests, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
+    let (mut tests, mut ignored, mut filtered_out, mut selected) = (Vec::new(), Vec::new(), 0, 0);
     for (index, binary) in binaries.iter().enumerate() {
         for test in &binary.tests {
             if !selection.matches(test) {
@@ -87,6 +128,12 @@ pub(crate) fn plan(
             }
             if test.ignore && !selection.ignored_only && !selection.include_ignored {
                 ignored.push((binary.binary.id.clone(), test.name.clone()));
+                continue;
+            }
+            let id = format!("{} {}", binary.binary.id, test.name);
+            selected += 1;
+            if selection.partition.is_some_and(|p| !p.contains(selected - 1, &id)) {
+                filtered_out += 1;
                 continue;
             }
             let category =
@@ -109,15 +156,21 @@ pub(crate) fn plan(
                     slots: test.threads,
                     groups: group_ids,
                     category,
-                    retries: test.retries.or(settings.and_then(|s| s.retries)).unwrap_or(0),
+                    retries: options
+                        .retries
+                        .or(test.retries)
+                        .or(settings.and_then(|s| s.retries))
+                        .unwrap_or(0),
                 },
             });
         }
     }
     // Slow first, then integration, then the rest; binary and declaration order within one.
-    tests.sort_by_key(|test| {
-        CATEGORIES.iter().position(|c| *c == test.meta.category).unwrap_or(CATEGORIES.len() - 1)
-    });
+    if options.order == Order::Priority {
+        tests.sort_by_key(|test| {
+            CATEGORIES.iter().position(|c| *c == test.meta.category).unwrap_or(CATEGORIES.len() - 1)
+        });
+    }
     let mut group_capacity = vec![1; groups.len()];
     for (name, id) in &groups {
         if let Some(group) = config.groups.get(name) {
@@ -128,7 +181,10 @@ pub(crate) fn plan(
         .iter()
         .map(|c| config.categories.get(c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
-    let jobs = jobs(binaries, &tests, selection, threads);
+    let mut jobs = jobs(binaries, &tests, selection, threads);
+    if let Order::Shuffle(seed) = options.order {
+        fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
+    }
     let threads = u32::try_from(threads).unwrap_or(u32::MAX);
     let limits = Limits { threads, group_capacity, category_max_slots };
     Plan { tests, jobs, limits, ignored, filtered_out }

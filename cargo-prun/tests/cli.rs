@@ -472,3 +472,91 @@ fn two_runs_at_once_in_one_workspace_both_complete() {
     assert_eq!(last_line(&a.stdout), "12 passed, 0 failed", "{}", a.stdout);
     assert_eq!(last_line(&b.stdout), "12 passed, 0 failed", "{}", b.stdout);
 }
+
+/// `BINARY NAME` of every test `cargo prun --list` selects with `args`.
+fn listed(args: &[&str]) -> std::collections::BTreeSet<String> {
+    let run = cargo_prun(&[args, &["--list", "--message-format", "json"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .map(|test| {
+            format!("{} {}", test["binary"].as_str().unwrap(), test["name"].as_str().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn partitions_split_the_suite_into_disjoint_shards() {
+    let packages = ["-p", "shared-db", "-p", "plain-many"];
+    let all = listed(&packages);
+    assert!(all.len() > 300);
+    for kind in ["count", "hash"] {
+        let mut seen = std::collections::BTreeSet::new();
+        for shard in 1..=3 {
+            let partition = format!("{kind}:{shard}/3");
+            let ours = listed(&[&packages[..], &["--partition", &partition]].concat());
+            assert!(!ours.is_empty(), "{partition} is empty");
+            assert!(ours.is_disjoint(&seen), "{partition} overlaps an earlier shard");
+            seen.extend(ours);
+        }
+        assert_eq!(seen, all, "the {kind} shards together are the whole suite");
+    }
+    let run = cargo_prun(&["--partition", "timing:1/2", "--list"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--partition"), "{}", run.stderr);
+}
+
+/// Names in the order a one-thread run finished them.
+fn run_order(args: &[&str]) -> Vec<String> {
+    let run = cargo_prun(&[args, &["-j", "1", "--message-format", "json"]].concat());
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["type"] == "test-finished")
+        .map(|event| event["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_shuffle_seed_reproduces_its_order() {
+    let first = run_order(&["-p", "shared-db", "--order", "shuffle:42"]);
+    assert_eq!(first.len(), 12);
+    assert_eq!(run_order(&["-p", "shared-db", "--order", "shuffle:42"]), first);
+    assert_ne!(run_order(&["-p", "shared-db", "--order", "shuffle:7"]), first);
+    let declared = run_order(&["-p", "shared-db", "--test", "alpha", "--order", "declared"]);
+    assert_eq!(declared, ["alpha_1", "alpha_2", "alpha_3", "alpha_4", "alpha_5", "alpha_free"]);
+    let run = cargo_prun(&["-p", "shared-db", "--order", "shuffle", "--list"]);
+    assert!(run.stderr.contains("--order shuffle:"), "the seed is printed: {}", run.stderr);
+}
+
+#[test]
+fn retries_from_the_command_line_and_fail_on_flaky() {
+    let args =
+        ["-p", "faults", "--test", "faults", "--exact", "prints_and_fails", "--retries", "2"];
+    let run = cargo_prun(&[&args[..], &["--message-format", "json"]].concat());
+    let attempts: Vec<(u64, bool)> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["type"] == "test-finished")
+        .map(|event| (event["attempt"].as_u64().unwrap(), event["will_retry"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(attempts, [(1, true), (2, true), (3, false)]);
+
+    let flaky = [
+        "-p",
+        "cases",
+        "--test",
+        "outcomes",
+        "--exact",
+        "flaky_passes_on_second_attempt",
+        "-j",
+        "1",
+    ];
+    let run = cargo_prun(&flaky);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("FLAKY"), "{}", run.stdout);
+    let run = cargo_prun(&[&flaky[..], &["--fail-on-flaky"]].concat());
+    assert_eq!(run.code, 101, "{}", run.stdout);
+}
