@@ -137,6 +137,11 @@ fn run(cli: Cli) -> Result<i32, String> {
             scheduler::run(threads, dispatcher, executor);
         })
     };
+    let redactor = report::redact::Redactor::new(
+        std::env::vars(),
+        &config.redact.env,
+        &config.redact.patterns,
+    )?;
     let interrupted = on_interrupt(&executor)?;
     let mut summary = Summary { skipped: plan.ignored.len(), ..Summary::default() };
     for event in finished {
@@ -147,6 +152,7 @@ fn run(cli: Cli) -> Result<i32, String> {
                 }
             }
             report::Event::Finished(finished) => {
+                let finished = redactor.finished(finished);
                 summary.record(&finished);
                 for reporter in &mut reporters {
                     reporter.finished(&finished);
@@ -162,6 +168,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         match doctests::run(&cli.build.to_cargo_args(), &cli.filters, threads) {
             Ok(results) => {
                 for finished in results {
+                    let finished = redactor.finished(finished);
                     summary.record(&finished);
                     for reporter in &mut reporters {
                         reporter.finished(&finished);

@@ -560,3 +560,27 @@ fn retries_from_the_command_line_and_fail_on_flaky() {
     let run = cargo_prun(&[&flaky[..], &["--fail-on-flaky"]].concat());
     assert_eq!(run.code, 101, "{}", run.stdout);
 }
+
+#[test]
+fn secrets_never_reach_a_report() {
+    let dir = tempfile_dir("redact");
+    let config = dir.join("prun.toml");
+    std::fs::write(&config, "[redact]\npatterns = [\"sk-[a-z0-9]{8}\"]\n").unwrap();
+    let junit = dir.join("junit.xml");
+    let args = ["-p", "faults", "--test", "hardening", "--exact", "prints_secrets"];
+    let args =
+        [&args[..], &["--message-format", "json", "--junit", junit.to_str().unwrap()]].concat();
+    let env = [
+        ("PRUN_CONFIG", config.as_os_str()),
+        ("PRUN_E2E_API_TOKEN", OsStr::new("hunter2-very-secret")),
+    ];
+    let run = cargo_prun_with(&args, &env);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let junit = std::fs::read_to_string(&junit).unwrap();
+    for (report, text) in [("json", &run.stdout), ("human", &run.stderr), ("junit", &junit)] {
+        assert!(!text.contains("hunter2-very-secret"), "the token is in the {report} report");
+        assert!(!text.contains("sk-abcd1234"), "the key is in the {report} report");
+        assert!(text.contains("[REDACTED]"), "{report}: {text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -28,6 +28,21 @@ pub struct Config {
     /// Tests `cargo prun` runs one per process rather than in a batch with others (plain
     /// `#[test]` binaries): patterns matched against `BINARY NAME`.
     pub isolate: Vec<String>,
+    /// What `cargo prun` hides in every report and in what it prints.
+    pub redact: RedactConfig,
+}
+
+/// `[redact]`: secrets replaced by `[REDACTED]`. Variables named like `*TOKEN*`, `*SECRET*`,
+/// `*PASSWORD*` and `*KEY*` are always redacted.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactConfig {
+    /// More environment variable names whose values are hidden (`*` matches any run).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Regular expressions whose matches are hidden.
+    #[serde(default)]
+    pub patterns: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -136,6 +151,7 @@ struct Settings {
     doctests: Option<Doctests>,
     #[serde(default)]
     isolate: Vec<String>,
+    redact: Option<RedactConfig>,
     #[serde(default)]
     profile: BTreeMap<String, Settings>,
 }
@@ -213,6 +229,7 @@ impl Config {
             reports: file.reports.unwrap_or_default(),
             doctests: file.doctests,
             isolate: file.isolate,
+            redact: file.redact.unwrap_or_default(),
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
@@ -231,6 +248,10 @@ impl Config {
         self.threads = profile.threads.or(self.threads);
         self.doctests = profile.doctests.or(self.doctests);
         self.isolate.extend(profile.isolate.iter().cloned());
+        if let Some(redact) = &profile.redact {
+            self.redact.env.extend(redact.env.iter().cloned());
+            self.redact.patterns.extend(redact.patterns.iter().cloned());
+        }
         if let Some(junit) = profile.reports.as_ref().and_then(|r| r.junit.clone()) {
             self.reports.junit = Some(junit);
         }
