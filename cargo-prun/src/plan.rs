@@ -204,10 +204,23 @@ fn jobs(
         let id = format!("{} {}", binaries[test.binary].binary.id, test.name);
         test.meta.isolate || selection.isolate.iter().any(|pattern| id.contains(pattern.as_str()))
     };
+    // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
+    // unit test with no group, timeout, retries or extra threads.
+    let batchable = |test: &PlannedTest| match binaries[test.binary].kind {
+        Kind::Libtest => !isolated(test),
+        Kind::Prun => {
+            test.meta.category == "unit"
+                && test.job.groups.is_empty()
+                && test.job.slots == 1
+                && test.job.retries == 0
+                && test.timeout.is_none()
+                && !isolated(test)
+        }
+    };
     let mut jobs: Vec<PlannedJob> = Vec::new();
     let mut batched: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
     for (index, test) in tests.iter().enumerate() {
-        if binaries[test.binary].kind == Kind::Libtest && !isolated(test) {
+        if batchable(test) {
             batched.entry(test.binary).or_insert_with(|| (jobs.len(), Vec::new())).1.push(index);
         } else {
             jobs.push(PlannedJob { tests: vec![index], job: test.job.clone() });

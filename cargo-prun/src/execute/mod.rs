@@ -103,57 +103,134 @@ impl ProcessExecutor {
         ]
     }
 
+    /// This slot's worker process for the binary: the running one, or a new one.
+    fn checkout_worker(&self, binary_index: usize, slot: usize) -> Result<WorkerProcess, String> {
+        if let Some(worker) = self.workers.lock().remove(&(binary_index, slot)) {
+            return Ok(worker);
+        }
+        let binary = &self.binaries[binary_index];
+        let mut env = self.env(binary, slot);
+        let namespace = format!("w{slot}b{binary_index}");
+        env.push((prun::protocol::WORKER_NAMESPACE_ENV.into(), namespace));
+        let socket = self.run_dir.join(format!("w{slot}-b{binary_index}.sock"));
+        let launch = Launch {
+            binary: &binary.binary.path,
+            cwd: &binary.binary.package_dir,
+            env: &env,
+            socket: &socket,
+            children: &self.children,
+        };
+        WorkerProcess::spawn(&launch)
+    }
+
+    /// `index` numbers the test within the run, for its namespace.
     fn run_in_worker(
         &self,
         test: &PlannedTest,
+        index: usize,
         slot: usize,
         dispatch: Dispatch,
     ) -> (Outcome, Printed, String) {
-        let binary = &self.binaries[test.binary];
-        let key = (test.binary, slot);
-        let existing = self.workers.lock().remove(&key);
-        let mut worker = match existing {
-            Some(worker) => worker,
-            None => {
-                let mut env = self.env(binary, slot);
-                let namespace = format!("w{slot}b{}", test.binary);
-                env.push((prun::protocol::WORKER_NAMESPACE_ENV.into(), namespace));
-                let socket = self.run_dir.join(format!("w{slot}-b{}.sock", test.binary));
-                let launch = Launch {
-                    binary: &binary.binary.path,
-                    cwd: &binary.binary.package_dir,
-                    env: &env,
-                    socket: &socket,
-                    children: &self.children,
-                };
-                match WorkerProcess::spawn(&launch) {
-                    Ok(worker) => worker,
-                    Err(why) => {
-                        return (
-                            Outcome::Crashed { reason: why },
+        let mut worker = match self.checkout_worker(test.binary, slot) {
+            Ok(worker) => worker,
+            Err(reason) => return (Outcome::Crashed { reason }, Printed::default(), String::new()),
+        };
+        let result = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
+        let (outcome, printed, captured, alive) = worker_outcome(result);
+        if alive {
+            self.workers.lock().insert((test.binary, slot), worker);
+        }
+        (outcome, printed, captured)
+    }
+
+    /// A batch of a prun binary's plain unit tests, streamed to one worker (see
+    /// `WorkerProcess::run_many`). A test that takes the worker down is reported, and the rest
+    /// go on in a fresh worker.
+    fn run_prun_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
+        let mut finished = Vec::with_capacity(members.len());
+        let mut remaining = members;
+        let mut at = self.started.elapsed();
+        // Fail-fast applies inside the batch too: after the last allowed failure, no more.
+        let failed_here = std::cell::Cell::new(0);
+        let over_the_limit = || {
+            let failed = self.failures.load(Ordering::SeqCst) + failed_here.get();
+            self.max_fail.is_some_and(|max| failed >= max)
+        };
+        while let Some(&first) = remaining.first() {
+            let binary = self.tests[first].binary;
+            let ran =
+                |at, duration| Ran { slot, attempt: dispatch.attempt, started_at: at, duration };
+            if self.stop.load(Ordering::SeqCst) {
+                for &index in remaining {
+                    let outcome = Outcome::Skipped { reason: "the run stopped early".into() };
+                    let test = &self.tests[index];
+                    finished.push(self.report(
+                        test,
+                        ran(at, Duration::ZERO),
+                        outcome,
+                        Printed::default(),
+                        String::new(),
+                    ));
+                }
+                break;
+            }
+            let mut worker = match self.checkout_worker(binary, slot) {
+                Ok(worker) => worker,
+                Err(reason) => {
+                    for &index in remaining {
+                        let outcome = Outcome::Crashed { reason: reason.clone() };
+                        let test = &self.tests[index];
+                        finished.push(self.report(
+                            test,
+                            ran(at, Duration::ZERO),
+                            outcome,
                             Printed::default(),
                             String::new(),
-                        );
+                        ));
                     }
+                    break;
                 }
-            }
-        };
-        match worker.run(&test.name, dispatch.attempt, dispatch.slots, dispatch.job, test.timeout) {
-            WorkerResult::Finished(response, printed) => {
-                self.workers.lock().insert(key, worker);
-                let outcome = match response.failure {
-                    None => Outcome::Passed,
-                    Some(reason) => Outcome::Failed { reason },
+            };
+            let names: Vec<(&str, usize)> =
+                remaining.iter().map(|&i| (self.tests[i].name.as_str(), i)).collect();
+            let results = worker.run_many(&names, dispatch.attempt, |result| {
+                if !matches!(result, WorkerResult::Finished(r, _) if r.passed) {
+                    failed_here.set(failed_here.get() + 1);
+                }
+                !over_the_limit()
+            });
+            let mut alive = true;
+            let done = results.len();
+            for (result, &index) in results.into_iter().zip(remaining) {
+                let duration = match &result {
+                    WorkerResult::Finished(response, _) => {
+                        Duration::from_secs_f64(response.duration_ms / 1000.0)
+                    }
+                    _ => Duration::ZERO,
                 };
-                (outcome, printed, response.captured)
+                if matches!(result, WorkerResult::Died(..) | WorkerResult::TimedOut(..)) {
+                    failed_here.set(failed_here.get() + 1);
+                }
+                let (outcome, printed, captured, ok) = worker_outcome(result);
+                alive = ok;
+                finished.push(self.report(
+                    &self.tests[index],
+                    ran(at, duration),
+                    outcome,
+                    printed,
+                    captured,
+                ));
+                at += duration;
             }
-            WorkerResult::Died(reason, printed) => {
-                (Outcome::Crashed { reason }, printed, String::new())
+            if alive {
+                self.workers.lock().insert((binary, slot), worker);
             }
-            WorkerResult::TimedOut(after, printed) => {
-                (Outcome::TimedOut { after }, printed, String::new())
+            remaining = &remaining[done..];
+            if over_the_limit() {
+                self.stop.store(true, Ordering::SeqCst);
             }
         }
+        finished
     }
 
     fn run_alone(&self, test: &PlannedTest, slot: usize) -> (Outcome, Printed, String) {
@@ -210,7 +287,8 @@ impl ProcessExecutor {
 
 impl ProcessExecutor {
     /// One test of its own: in a worker (prun) or a process of its own (plain, or `isolate`).
-    fn run_single(&self, test: &PlannedTest, slot: usize, dispatch: Dispatch) -> Finished {
+    fn run_single(&self, index: usize, slot: usize, dispatch: Dispatch) -> Finished {
+        let test = &self.tests[index];
         let started_at = self.started.elapsed();
         let began = Instant::now();
         let binary = &self.binaries[test.binary].binary.id;
@@ -220,7 +298,7 @@ impl ProcessExecutor {
             (Outcome::Skipped { reason }, Printed::default(), String::new())
         } else {
             match self.binaries[test.binary].kind {
-                Kind::Prun if !test.meta.isolate => self.run_in_worker(test, slot, dispatch),
+                Kind::Prun if !test.meta.isolate => self.run_in_worker(test, index, slot, dispatch),
                 _ => self.run_alone(test, slot),
             }
         };
@@ -324,6 +402,26 @@ impl ProcessExecutor {
     }
 }
 
+/// What a worker's result comes to: outcome, output, captured text, and whether the worker
+/// lives on.
+fn worker_outcome(result: WorkerResult) -> (Outcome, Printed, String, bool) {
+    match result {
+        WorkerResult::Finished(response, printed) => {
+            let outcome = match response.failure {
+                None => Outcome::Passed,
+                Some(reason) => Outcome::Failed { reason },
+            };
+            (outcome, printed, response.captured, true)
+        }
+        WorkerResult::Died(reason, printed) => {
+            (Outcome::Crashed { reason }, printed, String::new(), false)
+        }
+        WorkerResult::TimedOut(after, printed) => {
+            (Outcome::TimedOut { after }, printed, String::new(), false)
+        }
+    }
+}
+
 /// Where and when an attempt ran.
 #[derive(Debug, Clone, Copy)]
 struct Ran {
@@ -345,7 +443,10 @@ impl Executor for ProcessExecutor {
     fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
         let members = &self.jobs[dispatch.job].tests;
         let finished = match members.as_slice() {
-            [only] => vec![self.run_single(&self.tests[*only], *slot, dispatch)],
+            [only] => vec![self.run_single(*only, *slot, dispatch)],
+            _ if self.binaries[self.tests[members[0]].binary].kind == Kind::Prun => {
+                self.run_prun_batch(members, *slot, dispatch)
+            }
             _ => self.run_batch(members, *slot, dispatch),
         };
         (finished.iter().all(|f| f.passed), finished)

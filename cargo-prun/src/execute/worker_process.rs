@@ -119,6 +119,56 @@ impl WorkerProcess {
         WorkerResult::Finished(response, printed)
     }
 
+    /// Runs `tests` (name and index) one after another, keeping up to a window of requests in
+    /// flight so the worker never waits for a round trip. Stops at the first that does not
+    /// finish (the worker is then gone): the results so far, that one last.
+    /// After each result `keep_going` says whether to send more; the tests already sent still
+    /// finish and are returned.
+    pub(crate) fn run_many(
+        &mut self,
+        tests: &[(&str, usize)],
+        attempt: u32,
+        mut keep_going: impl FnMut(&WorkerResult) -> bool,
+    ) -> Vec<WorkerResult> {
+        const WINDOW: usize = 32;
+        let first_seq = self.seq + 1;
+        let (mut sent, mut results) = (0, Vec::with_capacity(tests.len()));
+        let mut wanted = tests.len();
+        while results.len() < wanted {
+            while sent < wanted && sent - results.len() < WINDOW {
+                let (name, index) = tests[sent];
+                self.seq += 1;
+                let request =
+                    Request { name: name.to_owned(), attempt, slots: 1, index, seq: self.seq };
+                let line = serde_json::to_string(&request).expect("a request serializes");
+                if writeln!(self.requests, "{line}").is_err() {
+                    results.push(self.died());
+                    return results;
+                }
+                sent += 1;
+            }
+            let _ = self.responses.get_ref().set_read_timeout(None);
+            let mut reply = String::new();
+            let response = match self.responses.read_line(&mut reply) {
+                Ok(n) if n > 0 => serde_json::from_str::<Response>(&reply).ok(),
+                _ => None,
+            };
+            let Some(response) = response else {
+                results.push(self.died());
+                return results;
+            };
+            let seq = first_seq + results.len() as u64;
+            let printed =
+                self.output.take_until(&protocol::output_end(seq), Duration::from_secs(10));
+            let result = WorkerResult::Finished(response, printed);
+            if !keep_going(&result) {
+                wanted = sent;
+            }
+            results.push(result);
+        }
+        results
+    }
+
     fn died(&mut self) -> WorkerResult {
         let status = self.child.wait();
         self.children.unregister(self.child.id());
