@@ -190,10 +190,11 @@ pub(crate) fn plan(
     Plan { tests, jobs, limits, ignored, filtered_out }
 }
 
-/// Each prun test, and each isolated plain test, is a job of its own. The other tests of a plain
-/// binary are dealt into batches of 8 or more, `threads * 3` at the most, so that a binary with
-/// thousands of tiny tests costs a few process starts, not thousands, and the batches still
-/// spread over every thread. A binary's batches take the place of its first test.
+/// A prun test with something of its own (a category that goes first, a group, a timeout,
+/// retries, extra threads) and an isolated plain test are jobs of their own. The other tests of
+/// a binary are dealt into batches of 8 or more (at most `threads * 3` batches of a plain
+/// binary, `threads * 8` of a prun one), so that thousands of tiny tests cost a few process
+/// starts or worker round trips, not thousands, and the batches still balance the threads.
 fn jobs(
     binaries: &[Binary],
     tests: &[PlannedTest],
@@ -218,29 +219,32 @@ fn jobs(
         }
     };
     let mut jobs: Vec<PlannedJob> = Vec::new();
-    let mut batched: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
+    let mut batched: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (index, test) in tests.iter().enumerate() {
         if batchable(test) {
-            batched.entry(test.binary).or_insert_with(|| (jobs.len(), Vec::new())).1.push(index);
+            batched.entry(test.binary).or_default().push(index);
         } else {
             jobs.push(PlannedJob { tests: vec![index], job: test.job.clone() });
         }
     }
-    // Later positions (and, at one position, later binaries) first, so that inserting keeps
-    // every batch where its binary's first test stood.
-    let mut batched: Vec<(usize, usize, Vec<usize>)> =
-        batched.into_iter().map(|(binary, (at, members))| (at, binary, members)).collect();
-    batched.sort_by_key(|(at, binary, _)| std::cmp::Reverse((*at, *binary)));
-    for (at, _, members) in batched {
-        let count = (members.len() / 8).clamp(1, threads.max(1) * 3);
+    // Batches are the most flexible work, so they come after every job of its own: the tests
+    // that go first by category, hold a group or have a timeout start early, and the batches
+    // fill the threads around them.
+    for (binary, members) in batched {
+        // A plain binary's batch is a process start; a prun binary's, only a round trip.
+        let most = match binaries[binary].kind {
+            Kind::Libtest => threads.max(1) * 3,
+            Kind::Prun => threads.max(1) * 8,
+        };
+        let count = (members.len() / 8).clamp(1, most);
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
         for (i, member) in members.into_iter().enumerate() {
             batches[i % count].push(member);
         }
-        let category = tests[batches[0][0]].job.category;
-        for batch in batches.into_iter().rev() {
+        for batch in batches {
+            let category = tests[batch[0]].job.category;
             let job = Job { slots: 1, groups: Vec::new(), category, retries: 0 };
-            jobs.insert(at, PlannedJob { tests: batch, job });
+            jobs.push(PlannedJob { tests: batch, job });
         }
     }
     jobs
