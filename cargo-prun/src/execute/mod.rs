@@ -160,34 +160,28 @@ impl ProcessExecutor {
             let binary = self.tests[first].binary;
             let ran =
                 |at, duration| Ran { slot, attempt: dispatch.attempt, started_at: at, duration };
-            if self.stop.load(Ordering::SeqCst) {
+            // Every test left gets one outcome: the run stopped, or no worker could start.
+            let settle = |finished: &mut Vec<Finished>, outcome: Outcome| {
                 for &index in remaining {
-                    let outcome = Outcome::Skipped { reason: "the run stopped early".into() };
                     let test = &self.tests[index];
+                    let ran = ran(at, Duration::ZERO);
                     finished.push(self.report(
                         test,
-                        ran(at, Duration::ZERO),
-                        outcome,
+                        ran,
+                        outcome.clone(),
                         Printed::default(),
                         String::new(),
                     ));
                 }
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                settle(&mut finished, Outcome::Skipped { reason: "the run stopped early".into() });
                 break;
             }
             let mut worker = match self.checkout_worker(binary, slot) {
                 Ok(worker) => worker,
                 Err(reason) => {
-                    for &index in remaining {
-                        let outcome = Outcome::Crashed { reason: reason.clone() };
-                        let test = &self.tests[index];
-                        finished.push(self.report(
-                            test,
-                            ran(at, Duration::ZERO),
-                            outcome,
-                            Printed::default(),
-                            String::new(),
-                        ));
-                    }
+                    settle(&mut finished, Outcome::Crashed { reason });
                     break;
                 }
             };
