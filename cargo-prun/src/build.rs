@@ -73,20 +73,6 @@ fn package_name(id: &str) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_package_names_from_ids() {
-        let name = |id| super::package_name(id).unwrap();
-        assert_eq!(name("path+file:///work/examples/shop#0.1.0"), "shop");
-        assert_eq!(name("path+file:///work/prun-core#prun@0.1.0"), "prun");
-        assert_eq!(
-            name("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"),
-            "serde"
-        );
-    }
-}
-
 /// The toolchain's library directories, as cargo test puts them on the library path: the
 /// target libdir (libstd, which a proc-macro crate's tests link dynamically) and the sysroot's
 /// lib. One `rustc` call, which can run while cargo builds.
@@ -119,4 +105,18 @@ pub(crate) fn dylib_path(toolchain: Vec<PathBuf>, binaries: &[TestBinary]) -> st
         dirs.extend(std::env::split_paths(&existing));
     }
     std::env::join_paths(dirs).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_package_names_from_ids() {
+        let name = |id| super::package_name(id).unwrap();
+        assert_eq!(name("path+file:///work/examples/shop#0.1.0"), "shop");
+        assert_eq!(name("path+file:///work/prun-core#prun@0.1.0"), "prun");
+        assert_eq!(
+            name("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"),
+            "serde"
+        );
+    }
 }

@@ -47,7 +47,7 @@ impl Selection {
             && (self.categories.is_empty() || self.categories.iter().any(|c| c == test.category))
             && (self.groups.is_empty()
                 || test.groups.iter().any(|g| self.groups.iter().any(|s| s == g)))
-            && !(self.ignored == Ignored::Only && !test.ignore)
+            && (self.ignored != Ignored::Only || test.ignore)
     }
 
     /// The selected tests, in declaration order, with their full names; and how many were

@@ -99,8 +99,8 @@ impl Run {
         let prefix = format!("test {name} ... ");
         self.stdout
             .lines()
-            .filter_map(|line| line.strip_prefix(&prefix))
-            .last()
+            .rev()
+            .find_map(|line| line.strip_prefix(&prefix))
             .unwrap_or_else(|| panic!("no status line for {name} in:\n{}", self.stdout))
     }
 

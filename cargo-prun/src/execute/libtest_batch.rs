@@ -211,6 +211,29 @@ fn section(stdout: &str, name: &str) -> String {
     rest[..end.unwrap_or(rest.len())].to_owned()
 }
 
+/// The bytes of `stream` as they arrive.
+fn stream(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 || send.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// All of `stream`, once it ends.
+fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        all
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,27 +263,4 @@ mod tests {
         assert_eq!(reader.finished[0].0, "tests::max_remove");
         assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
     }
-}
-
-/// The bytes of `stream` as they arrive.
-fn stream(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 || send.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    receive
-}
-
-/// All of `stream`, once it ends.
-fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stream.read_to_end(&mut all);
-        all
-    })
 }

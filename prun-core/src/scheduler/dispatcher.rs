@@ -77,7 +77,7 @@ impl Dispatcher {
     }
 
     /// The highest-priority pending job that can start now, with its resources taken.
-    pub fn next(&mut self) -> Option<Dispatch> {
+    pub fn next_runnable(&mut self) -> Option<Dispatch> {
         let job = self.pending.iter().copied().find(|&job| self.fits(job))?;
         self.pending.remove(&job);
         self.take(job);
@@ -159,24 +159,24 @@ mod tests {
     #[test]
     fn a_busy_group_lets_the_next_test_through() {
         let mut d = Dispatcher::new(vec![job(1, &[0]), job(1, &[0]), job(1, &[])], &limits(2, 1));
-        let first = d.next().unwrap();
+        let first = d.next_runnable().unwrap();
         assert_eq!(first.job, 0);
         // Job 1 waits for the group; job 2 takes the free thread instead.
-        assert_eq!(d.next().unwrap().job, 2);
-        assert_eq!(d.next(), None);
+        assert_eq!(d.next_runnable().unwrap().job, 2);
+        assert_eq!(d.next_runnable(), None);
         d.finish(first, true);
-        assert_eq!(d.next().unwrap().job, 1);
+        assert_eq!(d.next_runnable().unwrap().job, 1);
     }
 
     #[test]
     fn several_groups_are_taken_together() {
         let mut d =
             Dispatcher::new(vec![job(1, &[0]), job(1, &[0, 1]), job(1, &[1])], &limits(3, 2));
-        let a = d.next().unwrap();
+        let a = d.next_runnable().unwrap();
         // Job 1 needs group 0, held by job 0: it takes neither group, so job 2 gets group 1.
-        assert_eq!(d.next().unwrap().job, 2);
+        assert_eq!(d.next_runnable().unwrap().job, 2);
         d.finish(a, true);
-        assert_eq!(d.next(), None);
+        assert_eq!(d.next_runnable(), None);
     }
 
     #[test]
@@ -185,9 +185,9 @@ mod tests {
             vec![Job { slots: 1, groups: vec![], category: 0, retries: 1 }],
             &limits(1, 0),
         );
-        let first = d.next().unwrap();
+        let first = d.next_runnable().unwrap();
         assert!(d.finish(first, false));
-        let second = d.next().unwrap();
+        let second = d.next_runnable().unwrap();
         assert_eq!(second.attempt, 2);
         assert!(!d.finish(second, false));
         assert!(d.is_done());
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn a_job_wider_than_the_run_still_runs() {
         let mut d = Dispatcher::new(vec![job(16, &[])], &limits(4, 0));
-        assert!(d.next().is_some());
+        assert!(d.next_runnable().is_some());
     }
 
     /// A generated suite: each job's needs, how long it runs (in ticks), and how many of its
@@ -258,7 +258,7 @@ mod tests {
             let mut now = 0u64;
             loop {
                 while running.len() < threads {
-                    let Some(dispatch) = d.next() else { break };
+                    let Some(dispatch) = d.next_runnable() else { break };
                     runs[dispatch.job] += 1;
                     running.push((now + u64::from(ticks[dispatch.job]), dispatch));
                 }

@@ -52,7 +52,7 @@ fn work<E: Executor>(shared: &Shared, executor: &E, id: usize) {
         let dispatch = {
             let mut dispatcher = shared.dispatcher.lock();
             loop {
-                if let Some(dispatch) = dispatcher.next() {
+                if let Some(dispatch) = dispatcher.next_runnable() {
                     break Some(dispatch);
                 }
                 if dispatcher.is_done() {
