@@ -30,6 +30,42 @@ pub struct Config {
     pub isolate: Vec<String>,
     /// What `cargo prun` hides in every report and in what it prints.
     pub redact: RedactConfig,
+    /// Tests whose failures `cargo prun` reports but does not fail the run for: patterns
+    /// matched against `BINARY NAME`.
+    pub quarantine: Vec<String>,
+    /// How retries wait.
+    pub retry: RetryConfig,
+}
+
+/// `[retry]`: a retry waits `delay`, then `delay * backoff`, `delay * backoff^2`, ...
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetryConfig {
+    #[serde(default, deserialize_with = "duration")]
+    pub delay: Option<Duration>,
+    #[serde(default = "one", deserialize_with = "backoff")]
+    pub backoff: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> RetryConfig {
+        RetryConfig { delay: None, backoff: 1.0 }
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn backoff<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let factor = f64::deserialize(deserializer)?;
+    if (1.0..=100.0).contains(&factor) {
+        Ok(factor)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a factor from 1.0 (no backoff) to 100.0; got {factor}"
+        )))
+    }
 }
 
 /// `[redact]`: secrets replaced by `[REDACTED]`. Variables named like `*TOKEN*`, `*SECRET*`,
@@ -153,6 +189,9 @@ struct Settings {
     isolate: Vec<String>,
     redact: Option<RedactConfig>,
     #[serde(default)]
+    quarantine: Vec<String>,
+    retry: Option<RetryConfig>,
+    #[serde(default)]
     profile: BTreeMap<String, Settings>,
 }
 
@@ -230,6 +269,8 @@ impl Config {
             doctests: file.doctests,
             isolate: file.isolate,
             redact: file.redact.unwrap_or_default(),
+            quarantine: file.quarantine,
+            retry: file.retry.unwrap_or_default(),
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
@@ -248,6 +289,10 @@ impl Config {
         self.threads = profile.threads.or(self.threads);
         self.doctests = profile.doctests.or(self.doctests);
         self.isolate.extend(profile.isolate.iter().cloned());
+        self.quarantine.extend(profile.quarantine.iter().cloned());
+        if let Some(retry) = &profile.retry {
+            self.retry = retry.clone();
+        }
         if let Some(redact) = &profile.redact {
             self.redact.env.extend(redact.env.iter().cloned());
             self.redact.patterns.extend(redact.patterns.iter().cloned());
@@ -282,17 +327,24 @@ mod tests {
         let config = Config::parse(
             r#"
             threads = -1
+            quarantine = ["api::known_flake"]
             [categories.slow]
             max-threads = 1
             timeout = "2m"
             retries = 2
             [groups.db]
             capacity = 3
+            [retry]
+            delay = "100ms"
+            backoff = 2.0
             "#,
             None,
         )
         .unwrap();
         assert_eq!(config.threads, Some(Threads::Count(-1)));
+        assert_eq!(config.retry.delay, Some(Duration::from_millis(100)));
+        assert_eq!(config.retry.backoff, 2.0);
+        assert_eq!(config.quarantine, ["api::known_flake"]);
         let slow = &config.categories["slow"];
         assert_eq!(slow.max_threads.map(NonZeroU32::get), Some(1));
         assert_eq!(slow.timeout, Some(Duration::from_secs(120)));

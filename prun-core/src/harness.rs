@@ -34,13 +34,13 @@ pub fn main() -> i32 {
         return crate::worker::print_catalog();
     }
     let args: Vec<String> = std::env::args().skip(1).take(2).collect();
-    if let [flag, socket] = args.as_slice() {
-        if flag == crate::protocol::WORKER_FLAG {
-            return crate::worker::serve(socket).unwrap_or_else(|message| {
-                eprintln!("error: {message}");
-                exit::USAGE
-            });
-        }
+    if let [flag, socket] = args.as_slice()
+        && flag == crate::protocol::WORKER_FLAG
+    {
+        return crate::worker::serve(socket).unwrap_or_else(|message| {
+            eprintln!("error: {message}");
+            exit::USAGE
+        });
     }
     let cli = Cli::parse();
     match run(&cli) {

@@ -96,8 +96,12 @@ fn run_one(
         timeout: None,
         job: Job { slots: request.slots, groups: Vec::new(), category: 0, retries: 0 },
     };
-    let dispatch =
-        Dispatch { job: request.index, attempt: request.attempt, slots: request.slots.max(1) };
+    let dispatch = Dispatch {
+        job: request.index,
+        attempt: request.attempt,
+        slots: request.slots.max(1),
+        group_wait: std::time::Duration::ZERO,
+    };
     let attempt = execute::attempt(&test, dispatch, run, worker);
     let failure = match &attempt.result {
         Ok(()) => None,

@@ -38,6 +38,9 @@ pub struct Dispatch {
     pub attempt: u32,
     /// Thread slots it holds: what it asked for, capped by its category and the run.
     pub slots: u32,
+    /// How long it waited in the queue for a busy group, with threads free to run it (the
+    /// pool measures it; the dispatcher, which has no clock, leaves it zero).
+    pub group_wait: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -50,12 +53,17 @@ pub struct Dispatcher {
     group_free: Vec<u32>,
     category_free: Vec<u32>,
     running: usize,
+    /// Jobs passed over because a group was busy, since they last started.
+    held_by_group: Vec<bool>,
+    /// Jobs newly passed over for a group, for [`Dispatcher::take_held_by_group`].
+    newly_held: Vec<usize>,
 }
 
 impl Dispatcher {
     /// `jobs` in priority order. A job asking for more slots than its category or the run has
     /// gets as many as there are, so that it can run at all.
     pub fn new(mut jobs: Vec<Job>, limits: &Limits) -> Dispatcher {
+        let jobs_len = jobs.len();
         let threads = limits.threads.max(1);
         let category_free: Vec<u32> = limits
             .category_max_slots
@@ -73,16 +81,37 @@ impl Dispatcher {
             group_free: limits.group_capacity.iter().map(|c| (*c).max(1)).collect(),
             category_free,
             running: 0,
+            held_by_group: vec![false; jobs_len],
+            newly_held: Vec::new(),
         }
     }
 
     /// The highest-priority pending job that can start now, with its resources taken.
     pub fn next_runnable(&mut self) -> Option<Dispatch> {
-        let job = self.pending.iter().copied().find(|&job| self.fits(job))?;
+        let mut found = None;
+        for &job in &self.pending {
+            if self.fits(job) {
+                found = Some(job);
+                break;
+            }
+            if !self.held_by_group[job] && self.fits_but_for_groups(job) {
+                self.held_by_group[job] = true;
+                self.newly_held.push(job);
+            }
+        }
+        let job = found?;
         self.pending.remove(&job);
         self.take(job);
+        self.held_by_group[job] = false;
         self.attempts[job] += 1;
-        Some(Dispatch { job, attempt: self.attempts[job], slots: self.jobs[job].slots })
+        let (attempt, slots) = (self.attempts[job], self.jobs[job].slots);
+        Some(Dispatch { job, attempt, slots, group_wait: std::time::Duration::ZERO })
+    }
+
+    /// The jobs that [`Dispatcher::next_runnable`] has newly passed over because a group they
+    /// need was busy (and nothing else stopped them).
+    pub fn take_held_by_group(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.newly_held)
     }
 
     /// Whether a finished attempt will run again: it failed and has retries left.
@@ -120,6 +149,11 @@ impl Dispatcher {
         job.slots <= self.free_slots
             && job.slots <= self.category_free[job.category]
             && job.groups.iter().all(|&group| self.group_free[group] > 0)
+    }
+
+    fn fits_but_for_groups(&self, job: usize) -> bool {
+        let job = &self.jobs[job];
+        job.slots <= self.free_slots && job.slots <= self.category_free[job.category]
     }
 
     fn take(&mut self, job: usize) {

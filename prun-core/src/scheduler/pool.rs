@@ -5,7 +5,9 @@
 //! dispatcher's queue. Jobs are never queued on rayon itself, so a test that calls `par_iter`
 //! and waits in `join` can only help with rayon work, never pick up another test.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -29,7 +31,7 @@ pub trait Executor: Send + Sync + 'static {
 }
 
 struct Shared {
-    dispatcher: Mutex<Dispatcher>,
+    dispatcher: Mutex<Queue>,
     /// Signalled whenever resources are given back or the run ends.
     changed: Condvar,
 }
@@ -42,31 +44,54 @@ pub fn run<E: Executor>(threads: usize, dispatcher: Dispatcher, executor: Arc<E>
         .thread_name(|id| format!("prun-worker-{id}"))
         .build()
         .expect("failed to start the worker threads");
-    let shared = Shared { dispatcher: Mutex::new(dispatcher), changed: Condvar::new() };
+    let queue = Queue { dispatcher, held_since: HashMap::new() };
+    let shared = Shared { dispatcher: Mutex::new(queue), changed: Condvar::new() };
     pool.broadcast(|worker| work(&shared, &*executor, worker.index()));
+}
+
+/// The dispatcher, and since when each job it passed over for a busy group has waited.
+struct Queue {
+    dispatcher: Dispatcher,
+    held_since: HashMap<usize, Instant>,
+}
+
+impl Queue {
+    fn next_runnable(&mut self) -> Option<Dispatch> {
+        let next = self.dispatcher.next_runnable();
+        let held = self.dispatcher.take_held_by_group();
+        if !held.is_empty() {
+            let now = Instant::now();
+            self.held_since.extend(held.into_iter().map(|job| (job, now)));
+        }
+        let mut dispatch = next?;
+        if let Some(since) = self.held_since.remove(&dispatch.job) {
+            dispatch.group_wait = since.elapsed();
+        }
+        Some(dispatch)
+    }
 }
 
 fn work<E: Executor>(shared: &Shared, executor: &E, id: usize) {
     let state = executor.worker(id);
     loop {
         let dispatch = {
-            let mut dispatcher = shared.dispatcher.lock();
+            let mut queue = shared.dispatcher.lock();
             loop {
-                if let Some(dispatch) = dispatcher.next_runnable() {
+                if let Some(dispatch) = queue.next_runnable() {
                     break Some(dispatch);
                 }
-                if dispatcher.is_done() {
+                if queue.dispatcher.is_done() {
                     break None;
                 }
-                shared.changed.wait(&mut dispatcher);
+                shared.changed.wait(&mut queue);
             }
         };
         let Some(dispatch) = dispatch else { break };
         let (passed, report) = executor.execute(&state, dispatch);
         // Reported before the job is given back: a retry must not report before its failure.
-        let will_retry = shared.dispatcher.lock().will_retry(dispatch, passed);
+        let will_retry = shared.dispatcher.lock().dispatcher.will_retry(dispatch, passed);
         executor.finished(dispatch, report, will_retry);
-        shared.dispatcher.lock().finish(dispatch, passed);
+        shared.dispatcher.lock().dispatcher.finish(dispatch, passed);
         // Freed resources may let several waiting jobs start, and the run may be over.
         shared.changed.notify_all();
     }
