@@ -73,6 +73,24 @@ fn package_name(id: &str) -> Option<String> {
     }
 }
 
+/// The workspace's target directory (`cargo metadata`, so that `CARGO_TARGET_DIR`,
+/// `.cargo/config.toml` and `--target-dir` all count): where prun keeps its history.
+pub(crate) fn target_dir(
+    manifest_path: Option<&std::path::Path>,
+    flag: Option<&std::path::Path>,
+) -> Result<PathBuf, String> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_owned());
+    }
+    let mut command = cargo_metadata::MetadataCommand::new();
+    command.no_deps();
+    if let Some(path) = manifest_path {
+        command.manifest_path(path);
+    }
+    let metadata = command.exec().map_err(|err| format!("cannot read the workspace: {err}"))?;
+    Ok(metadata.target_directory.into_std_path_buf())
+}
+
 /// The toolchain's library directories, as cargo test puts them on the library path: the
 /// target libdir (libstd, which a proc-macro crate's tests link dynamically) and the sysroot's
 /// lib. One `rustc` call, which can run while cargo builds.

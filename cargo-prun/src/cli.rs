@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::partition::Partition;
 use crate::plan::Order;
@@ -12,15 +12,113 @@ use crate::plan::Order;
 #[command(name = "cargo", bin_name = "cargo")]
 pub(crate) enum Cargo {
     /// Run every test of a workspace under one parallel schedule.
-    Prun(Cli),
+    Prun(Prun),
 }
 
 #[derive(Debug, Args)]
 #[command(
     version,
     about,
-    after_help = "Exit codes: 0 all passed; 101 a test failed; 2 bad usage or config; 3 the build failed; 130 interrupted."
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit codes: 0 all passed; 101 a test failed; 2 bad usage, config or reports; 3 the build failed; 4 no test matches; 130/143 interrupted."
 )]
+pub(crate) struct Prun {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    /// With no subcommand: run the tests.
+    #[command(flatten)]
+    pub(crate) run: Cli,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List the selected tests with what prun knows of them (category, groups, typical duration,
+    /// flaky rate).
+    List {
+        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+        format: MessageFormat,
+        #[command(flatten)]
+        run: Box<Cli>,
+    },
+    /// Join the `--json` reports of the shards of one run into one report; fails when a test is
+    /// missing from all of them or is in two.
+    Merge(MergeArgs),
+    /// Export the typical durations of the history to a timings file (for CI to commit or
+    /// cache), or import one into the history.
+    Timings {
+        #[command(subcommand)]
+        action: TimingsAction,
+    },
+    /// Find the tests that make TEST fail when they run before it or beside it.
+    Bisect(BisectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MergeArgs {
+    /// `--json` reports of the shards.
+    #[arg(required = true, value_name = "REPORT")]
+    pub(crate) reports: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) outputs: Outputs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TimingsAction {
+    /// Write the history's typical duration of each test to PATH.
+    Export {
+        path: PathBuf,
+        #[command(flatten)]
+        workspace: Workspace,
+    },
+    /// Add the durations of a timings file to the history.
+    Import {
+        path: PathBuf,
+        #[command(flatten)]
+        workspace: Workspace,
+    },
+}
+
+/// Where the workspace (and so its history) is.
+#[derive(Debug, Args)]
+pub(crate) struct Workspace {
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub(crate) target_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BisectArgs {
+    /// The test that fails in company: its name, as `cargo prun --list` shows it.
+    #[arg(value_name = "TEST")]
+    pub(crate) test: String,
+    /// Check only these candidates (names), run before TEST in one process: replays a result.
+    #[arg(long = "with", value_name = "NAME")]
+    pub(crate) with: Vec<String>,
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+}
+
+/// The report files a run (or a merge) writes.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct Outputs {
+    /// Write a JUnit XML report here (rewritten as tests finish, atomically).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Write the run as one JSON document here (every attempt; what `cargo prun merge` joins).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) json: Option<PathBuf>,
+    /// Write a self-contained HTML report here: summary, failures, flaky and parallel-only
+    /// tests, slowest tests, and a per-worker timeline.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) html: Option<PathBuf>,
+    /// Write the run in Chrome's trace format here (opens in Perfetto or chrome://tracing).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) trace: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct Cli {
     /// Run only tests whose name contains FILTER (any of them).
     #[arg(value_name = "FILTER")]
@@ -75,10 +173,30 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "PATTERN")]
     pub(crate) isolate: Vec<String>,
 
-    /// Run this machine's share of the tests: count:K/N (every N-th test) or hash:K/N (by a
-    /// hash of the test's id). Every test lands in exactly one of the N shards.
-    #[arg(long, value_name = "count:K/N|hash:K/N")]
+    /// Run this machine's share of the tests: count:K/N (every N-th test), hash:K/N (by a hash
+    /// of the test's id) or timing:K/N (shards of equal expected time, by --timings or the
+    /// history). Every test lands in exactly one of the N shards.
+    #[arg(long, value_name = "count|hash|timing:K/N")]
     pub(crate) partition: Option<Partition>,
+
+    /// Expected durations from this timings file (`cargo prun timings export`), over the
+    /// history: what `--partition timing:K/N` balances by, the same on every CI machine.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) timings: Option<PathBuf>,
+
+    /// Run the selected tests N times (each run to its end) and report each test's failure rate.
+    #[arg(long, value_name = "N", conflicts_with = "stress")]
+    pub(crate) repeat: Option<u32>,
+
+    /// Run the selected tests again and again for this long (e.g. 30s, 5m), then report each
+    /// test's failure rate.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) stress: Option<std::time::Duration>,
+
+    /// After the run, bisect each test that failed only in parallel to the tests that make it
+    /// fail.
+    #[arg(long)]
+    pub(crate) bisect: bool,
 
     /// Run a failed test again up to N times (over the attribute and prun.toml).
     #[arg(long, value_name = "N")]
@@ -113,9 +231,24 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub(crate) message_format: MessageFormat,
 
-    /// Write a JUnit XML report here (rewritten as tests finish, atomically).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) outputs: Outputs,
+}
+
+/// `30s`, `5m`, `1h`, `500ms`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("expected a duration like 30s or 5m, got {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// Flags passed on to `cargo test --no-run`.

@@ -61,6 +61,11 @@ fn parse(stdout: &str, elapsed: Duration) -> Vec<Finished> {
             stderr: String::new(),
             captured: String::new(),
             will_retry: false,
+            quarantined: false,
+            groups: Vec::new(),
+            group_wait: Duration::ZERO,
+            shard: None,
+            test: None,
         });
     }
     results

@@ -3,15 +3,21 @@
 //! build (cargo) → discover (handshake) → plan (selection, config, priority) → schedule (prun's
 //! dispatcher) → execute (worker and test processes) → report (human, JSON, JUnit).
 
+mod bisect;
 mod build;
 mod cli;
 mod discover;
 mod doctests;
 mod execute;
 mod exit;
+mod history;
+mod list;
+mod merge;
 mod partition;
 mod plan;
+mod prepare;
 mod report;
+mod timings;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -19,18 +25,26 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
-use prun::config::{Config, Doctests, Threads};
+use prun::config::Doctests;
 use prun::scheduler::{self, Dispatcher};
 
-use cli::{Cargo, Cli, Color, MessageFormat};
-use discover::Binary;
+use cli::{Cargo, Cli, Color, Command, MessageFormat};
 use execute::ProcessExecutor;
+use history::History;
 use plan::Selection;
+use prepare::Workspace;
 use report::{Reporter, Summary};
 
 fn main() {
-    let Cargo::Prun(cli) = Cargo::parse();
-    std::process::exit(match run(cli) {
+    let Cargo::Prun(prun) = Cargo::parse();
+    let result = match prun.command {
+        None => run(prun.run),
+        Some(Command::List { format, run }) => list::list(&run, format),
+        Some(Command::Merge(args)) => merge::merge(&args),
+        Some(Command::Timings { action }) => timings::timings(action),
+        Some(Command::Bisect(args)) => bisect::bisect(&args),
+    };
+    std::process::exit(match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
@@ -39,24 +53,14 @@ fn main() {
     });
 }
 
-fn run(cli: Cli) -> Result<i32, String> {
-    let cwd = std::env::current_dir()
-        .map_err(|err| format!("cannot read the current directory: {err}"))?;
-    let root = match &cli.build.manifest_path {
-        Some(path) => path.parent().map(|p| cwd.join(p)).unwrap_or_else(|| cwd.clone()),
-        None => cwd.clone(),
-    };
-    let config = Config::discover_with_profile(&root, cli.prun_profile.as_deref())
-        .map_err(|err| err.to_string())?;
-    let threads = threads(cli.test_threads, &config)?;
-
-    let toolchain = std::thread::spawn(build::toolchain_dirs);
-    let built = match build::build(&cli.build.to_cargo_args()) {
-        Ok(built) => built,
-        Err(code) => return Ok(code),
-    };
-    let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
-    let binaries = discover_all(built, &dylib_path)?;
+/// The selection and plan of a run, from its command line and the workspace.
+pub(crate) fn plan_run(
+    cli: &Cli,
+    workspace: &Workspace,
+    history: &History,
+    threads: usize,
+) -> Result<plan::Plan, String> {
+    let config = &workspace.config;
     let selection = Selection {
         filters: cli.filters.clone(),
         exact: cli.exact,
@@ -67,43 +71,48 @@ fn run(cli: Cli) -> Result<i32, String> {
         groups: cli.groups.clone(),
         isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
         partition: cli.partition,
+        quarantine: config.quarantine.clone(),
     };
     let options = plan::Options { retries: cli.retries, order: cli.order };
+    let known = prepare::known_durations(history, cli.timings.as_deref())?;
+    Ok(plan::plan(&workspace.binaries, &selection, options, config, threads, &known))
+}
+
+fn run(cli: Cli) -> Result<i32, String> {
+    let workspace = match prepare::prepare(&cli.build, cli.prun_profile.as_deref()) {
+        Ok(workspace) => workspace,
+        Err(result) => return result,
+    };
+    let threads = prepare::threads(cli.test_threads, &workspace.config)?;
+    let history = workspace.history.load();
     if let plan::Order::Shuffle(seed) = cli.order {
         eprintln!(
             "note: tests shuffled with seed {seed}; --order shuffle:{seed} gives this order again"
         );
     }
-    let plan = plan::plan(&binaries, &selection, options, &config, threads);
+    let plan = plan_run(&cli, &workspace, &history, threads)?;
     if cli.list {
-        return list(&binaries, &plan, cli.message_format);
+        return list::print(&workspace.binaries, &plan, &history, cli.message_format);
     }
     if plan.tests.is_empty() && plan.filtered_out > 0 {
         eprintln!("error: no test matches the filters ({} tests filtered out)", plan.filtered_out);
         return Ok(exit::NO_TESTS);
     }
+    let Workspace { root, config, binaries, dylib_path, history: store } = workspace;
 
     // Sockets and test temp dirs go in a directory only this user can read (0700).
-    let run_dir = tempfile::Builder::new()
-        .prefix("prun-run-")
-        .tempdir()
-        .map_err(|err| format!("cannot create the run directory: {err}"))?;
-    private_dir(&run_dir.path().join("tmp"))?;
-    let run_id = run_dir
-        .path()
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("run")
-        .trim_start_matches("prun-run-")
-        .to_ascii_lowercase();
-    let run_id: String = run_id.chars().filter(char::is_ascii_alphanumeric).collect();
-
-    let junit = cli.junit.clone().or_else(|| {
+    let run_dir = RunDir::new()?;
+    let junit = cli.outputs.junit.clone().or_else(|| {
         let path = config.reports.junit.as_ref()?;
         let base = config.source.as_ref().and_then(|s| s.parent()).unwrap_or(&root);
         Some(base.join(path))
     });
-    let mut reporters = reporters(&cli, junit)?;
+    let meta = report::document::Meta::new(
+        cli.partition.map(|p| p.to_string()),
+        plan.all_selected.clone(),
+        threads,
+    );
+    let mut reporters = reporters(&cli, junit, meta)?;
     let started = Instant::now();
     let binary_count =
         plan.tests.iter().map(|t| t.binary).collect::<std::collections::BTreeSet<_>>().len();
@@ -112,15 +121,21 @@ fn run(cli: Cli) -> Result<i32, String> {
     }
 
     let (events, finished) = mpsc::channel();
-    let dispatcher =
-        Dispatcher::new(plan.jobs.iter().map(|j| j.job.clone()).collect(), &plan.limits);
-    let max_fail = if cli.no_fail_fast { None } else { Some(cli.max_fail.unwrap_or(1).max(1)) };
+    let jobs: Vec<scheduler::Job> = plan.jobs.iter().map(|j| j.job.clone()).collect();
+    let limits = plan.limits.clone();
+    let repeating = cli.repeat.is_some() || cli.stress.is_some();
+    // Repeating runs measure failure rates: every round runs to its end, unless told otherwise.
+    let max_fail = if cli.no_fail_fast || (repeating && cli.max_fail.is_none()) {
+        None
+    } else {
+        Some(cli.max_fail.unwrap_or(1).max(1))
+    };
     let mut executor = ProcessExecutor::new(
         binaries,
         plan.tests,
         plan.jobs,
         run_dir.path().to_owned(),
-        run_id,
+        run_dir.id.clone(),
         cli.harness_args.clone(),
         dylib_path,
         events,
@@ -128,13 +143,27 @@ fn run(cli: Cli) -> Result<i32, String> {
         started,
     );
     executor.keep_passing_output = cli.no_capture;
+    executor.retry_delay = config.retry.delay.unwrap_or_default();
+    executor.retry_backoff = config.retry.backoff;
     let executor = Arc::new(executor);
+    let rounds = Rounds { repeat: cli.repeat, until: cli.stress.map(|d| started + d) };
+    let bisect = cli.bisect;
     let scheduling = {
         let executor = executor.clone();
         std::thread::spawn(move || {
             // However the schedule ends, even by a panic, the event loop below must end too.
             let _done = ShutDownOnDrop(executor.clone());
-            scheduler::run(threads, dispatcher, executor);
+            let mut round = 0;
+            loop {
+                scheduler::run(threads, Dispatcher::new(jobs.clone(), &limits), executor.clone());
+                round += 1;
+                if executor.stop.load(std::sync::atomic::Ordering::SeqCst) || !rounds.more(round) {
+                    break;
+                }
+            }
+            if !repeating {
+                executor.diagnose(bisect);
+            }
         })
     };
     let redactor = report::redact::Redactor::new(
@@ -143,7 +172,8 @@ fn run(cli: Cli) -> Result<i32, String> {
         &config.redact.patterns,
     )?;
     let interrupted = on_interrupt(&executor)?;
-    let mut summary = Summary { skipped: plan.ignored.len(), ..Summary::default() };
+    let mut summary = Summary { skipped: plan.ignored.len(), repeating, ..Summary::default() };
+    let mut records: Vec<(String, history::Record)> = Vec::new();
     for event in finished {
         match event {
             report::Event::Started { binary, name, worker } => {
@@ -154,8 +184,19 @@ fn run(cli: Cli) -> Result<i32, String> {
             report::Event::Finished(finished) => {
                 let finished = redactor.finished(finished);
                 summary.record(&finished);
+                if !finished.will_retry
+                    && let Some(record) = History::record_of(&finished)
+                {
+                    records.push((format!("{} {}", finished.binary, finished.name), record));
+                }
                 for reporter in &mut reporters {
                     reporter.finished(&finished);
+                }
+            }
+            report::Event::ParallelOnly(found) => {
+                summary.parallel_only.push(found.clone());
+                for reporter in &mut reporters {
+                    reporter.parallel_only(&found);
                 }
             }
         }
@@ -181,13 +222,33 @@ fn run(cli: Cli) -> Result<i32, String> {
     let signal = interrupted.finish();
     summary.interrupted = signal.is_some();
     summary.duration = started.elapsed();
+    let catalog: Vec<(String, String, bool)> = executor
+        .tests
+        .iter()
+        .map(|t| {
+            let prun = executor.binaries[t.binary].kind == discover::Kind::Prun;
+            (t.id(&executor.binaries), t.meta.category.clone(), prun)
+        })
+        .collect();
+    let parallel_only = summary.parallel_only.clone();
+    let update = store.update(|history| {
+        for (id, record) in records {
+            history.add(id, record);
+        }
+        for found in &parallel_only {
+            history.note_parallel_only(found);
+        }
+        summary.hints = history::hints(history, &catalog);
+    });
+    if let Err(error) = update {
+        eprintln!("warning: the test history was not saved: {error}");
+    }
     for reporter in &mut reporters {
         reporter.done(&summary);
     }
     // Failed tests keep their temp dirs: keep the run directory for them.
-    if summary.failed > 0 && has_entries(&run_dir.path().join("tmp")) {
-        let kept = run_dir.keep();
-        eprintln!("note: temp dirs of failed tests are kept in {}", kept.join("tmp").display());
+    if summary.failed > 0 {
+        run_dir.keep_if_used();
     }
     let flaky_fails = cli.fail_on_flaky && !summary.flaky.is_empty();
     if flaky_fails {
@@ -198,6 +259,59 @@ fn run(cli: Cli) -> Result<i32, String> {
         None if summary.failed > 0 || flaky_fails => exit::TESTS_FAILED,
         None => exit::OK,
     })
+}
+
+/// `--repeat N` / `--stress DURATION`: whether to start another round after `done` rounds.
+struct Rounds {
+    repeat: Option<u32>,
+    until: Option<Instant>,
+}
+
+impl Rounds {
+    fn more(&self, done: u32) -> bool {
+        match (self.repeat, self.until) {
+            (Some(repeat), _) => done < repeat,
+            (None, Some(until)) => Instant::now() < until,
+            (None, None) => false,
+        }
+    }
+}
+
+/// The run's private directory (0700): worker sockets, and `tmp/` for the tests' temp dirs.
+pub(crate) struct RunDir {
+    dir: tempfile::TempDir,
+    /// The run's id: `PRUN_RUN_ID`, and part of every worker namespace.
+    pub(crate) id: String,
+}
+
+impl RunDir {
+    pub(crate) fn new() -> Result<RunDir, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("prun-run-")
+            .tempdir()
+            .map_err(|err| format!("cannot create the run directory: {err}"))?;
+        private_dir(&dir.path().join("tmp"))?;
+        let name = dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("run");
+        let id = name
+            .trim_start_matches("prun-run-")
+            .to_ascii_lowercase()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        Ok(RunDir { dir, id })
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Keeps the directory when failed tests left their temp dirs in it.
+    fn keep_if_used(self) {
+        if has_entries(&self.dir.path().join("tmp")) {
+            let kept = self.dir.keep();
+            eprintln!("note: temp dirs of failed tests are kept in {}", kept.join("tmp").display());
+        }
+    }
 }
 
 /// Watches for SIGINT and SIGTERM during the run: the first one stops the run (every test
@@ -237,42 +351,10 @@ impl Drop for ShutDownOnDrop {
     }
 }
 
-/// Asks every binary what it is, several at a time.
-fn discover_all(
-    built: Vec<build::TestBinary>,
-    dylib_path: &std::ffi::OsStr,
-) -> Result<Vec<Binary>, String> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = built
-            .into_iter()
-            .map(|b| scope.spawn(move || discover::discover(b, dylib_path)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| "discovery panicked".to_owned())?)
-            .collect()
-    })
-}
-
-/// `-j`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
-fn threads(flag: Option<i64>, config: &Config) -> Result<usize, String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match flag {
-        Some(0) => {
-            return Err("--test-threads must not be 0: use N, or -N for all cores but N".into());
-        }
-        Some(n) => Threads::Count(n),
-        None => match std::env::var("PRUN_TEST_THREADS") {
-            Ok(text) => text.parse().map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?,
-            Err(_) => config.threads.unwrap_or(Threads::Auto),
-        },
-    };
-    Ok(threads.resolve(cores))
-}
-
 fn reporters(
     cli: &Cli,
     junit: Option<std::path::PathBuf>,
+    meta: report::document::Meta,
 ) -> Result<Vec<Box<dyn Reporter>>, String> {
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     let json = cli.message_format == MessageFormat::Json;
@@ -301,43 +383,16 @@ fn reporters(
         }
         reporters.push(Box::new(junit));
     }
-    Ok(reporters)
-}
-
-/// `--list`: one line per test with what the scheduler knows of it.
-fn list(binaries: &[Binary], plan: &plan::Plan, format: MessageFormat) -> Result<i32, String> {
-    for test in &plan.tests {
-        let binary = &binaries[test.binary];
-        if format == MessageFormat::Json {
-            let line = serde_json::json!({
-                "binary": binary.binary.id,
-                "kind": match binary.kind { discover::Kind::Prun => "prun", discover::Kind::Libtest => "libtest" },
-                "name": test.name,
-                "category": test.meta.category,
-                "groups": test.meta.groups,
-                "timeout_ms": test.timeout.map(|t| t.as_millis()),
-                "retries": test.job.retries,
-                "threads": test.meta.threads,
-            });
-            println!("{line}");
-        } else {
-            let mut line = format!("{} {} [{}]", binary.binary.id, test.name, test.meta.category);
-            if !test.meta.groups.is_empty() {
-                line.push_str(&format!(" groups={}", test.meta.groups.join(",")));
-            }
-            if let Some(timeout) = test.timeout {
-                line.push_str(&format!(" timeout={}", report::seconds(timeout)));
-            }
-            if test.job.retries > 0 {
-                line.push_str(&format!(" retries={}", test.job.retries));
-            }
-            if test.meta.threads > 1 {
-                line.push_str(&format!(" threads={}", test.meta.threads));
-            }
-            println!("{line}");
+    let outputs = &cli.outputs;
+    if outputs.json.is_some() || outputs.html.is_some() || outputs.trace.is_some() {
+        let mut document = report::document::Writer::new(meta, outputs.clone());
+        document.started(0, 0, 0);
+        if let Some(error) = document.error.take() {
+            return Err(error);
         }
+        reporters.push(Box::new(document));
     }
-    Ok(exit::OK)
+    Ok(reporters)
 }
 
 fn private_dir(dir: &std::path::Path) -> Result<(), String> {

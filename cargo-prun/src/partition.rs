@@ -1,9 +1,10 @@
 //! `--partition`: which share of the tests this machine runs, so that N CI jobs split a suite.
 //! Every test lands in exactly one of the N shards, the same one on every machine given the same
-//! tests.
+//! tests (and, for `timing`, the same timings).
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Partition {
@@ -11,16 +12,41 @@ pub(crate) enum Partition {
     Count { shard: u64, of: u64 },
     /// `hash:K/N`: the tests whose id hashes to K: stable as tests come and go.
     Hash { shard: u64, of: u64 },
+    /// `timing:K/N`: shards of about equal expected time, by recorded durations.
+    Timing { shard: u64, of: u64 },
 }
 
 impl Partition {
-    /// Whether the test at `index` (among the selected tests) with id `BINARY NAME` is ours.
-    pub(crate) fn contains(self, index: usize, id: &str) -> bool {
+    /// Which of the selected tests (id `BINARY NAME` and expected duration, in the run's test
+    /// order) are ours.
+    pub(crate) fn select(self, tests: &[(String, Duration)]) -> Vec<bool> {
         match self {
-            Partition::Count { shard, of } => (index as u64) % of == shard - 1,
-            Partition::Hash { shard, of } => fnv1a(id.as_bytes()) % of == shard - 1,
+            Partition::Count { shard, of } => {
+                (0..tests.len()).map(|index| (index as u64) % of == shard - 1).collect()
+            }
+            Partition::Hash { shard, of } => {
+                tests.iter().map(|(id, _)| fnv1a(id.as_bytes()) % of == shard - 1).collect()
+            }
+            Partition::Timing { shard, of } => {
+                timing_shards(tests, of).into_iter().map(|s| s == shard - 1).collect()
+            }
         }
     }
+}
+
+/// Longest expected first, each to the shard with the least time so far (ties to the lower
+/// shard, equal durations by id): the same shards on every machine with the same timings.
+fn timing_shards(tests: &[(String, Duration)], of: u64) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..tests.len()).collect();
+    order.sort_by(|&a, &b| tests[b].1.cmp(&tests[a].1).then_with(|| tests[a].0.cmp(&tests[b].0)));
+    let mut load = vec![Duration::ZERO; usize::try_from(of).unwrap_or(usize::MAX).max(1)];
+    let mut shards = vec![0; tests.len()];
+    for index in order {
+        let lightest = (0..load.len()).min_by_key(|&s| (load[s], s)).unwrap_or(0);
+        load[lightest] += tests[index].1;
+        shards[index] = lightest as u64;
+    }
+    shards
 }
 
 /// FNV-1a: small, and the same on every machine and Rust version (std's hasher promises neither).
@@ -34,7 +60,8 @@ impl FromStr for Partition {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Partition, String> {
-        let usage = || format!("expected count:K/N or hash:K/N with 1 <= K <= N, got {text:?}");
+        let usage =
+            || format!("expected count:K/N, hash:K/N or timing:K/N with 1 <= K <= N, got {text:?}");
         let (kind, shards) = text.split_once(':').ok_or_else(usage)?;
         let (shard, of) = shards.split_once('/').ok_or_else(usage)?;
         let (shard, of): (u64, u64) =
@@ -45,7 +72,7 @@ impl FromStr for Partition {
         match kind {
             "count" => Ok(Partition::Count { shard, of }),
             "hash" => Ok(Partition::Hash { shard, of }),
-            "timing" => Err("timing:K/N needs the history of earlier runs, which prun does not keep yet: use count or hash".to_owned()),
+            "timing" => Ok(Partition::Timing { shard, of }),
             _ => Err(usage()),
         }
     }
@@ -56,6 +83,7 @@ impl fmt::Display for Partition {
         match self {
             Partition::Count { shard, of } => write!(f, "count:{shard}/{of}"),
             Partition::Hash { shard, of } => write!(f, "hash:{shard}/{of}"),
+            Partition::Timing { shard, of } => write!(f, "timing:{shard}/{of}"),
         }
     }
 }
@@ -64,23 +92,66 @@ impl fmt::Display for Partition {
 mod tests {
     use super::*;
 
+    fn suite() -> Vec<(String, Duration)> {
+        (0..200u64)
+            .map(|i| (format!("crate::bin test_{i}"), Duration::from_millis(i * 37 % 1000)))
+            .collect()
+    }
+
     #[test]
     fn every_test_lands_in_exactly_one_shard() {
-        let ids: Vec<String> = (0..200).map(|i| format!("crate::bin test_{i}")).collect();
-        for kind in ["count", "hash"] {
-            let shards: Vec<Partition> =
-                (1..=4).map(|k| format!("{kind}:{k}/4").parse().unwrap()).collect();
-            for (index, id) in ids.iter().enumerate() {
-                let homes = shards.iter().filter(|p| p.contains(index, id)).count();
-                assert_eq!(homes, 1, "{kind}: {id}");
+        let tests = suite();
+        for kind in ["count", "hash", "timing"] {
+            let shards: Vec<Vec<bool>> = (1..=4)
+                .map(|k| format!("{kind}:{k}/4").parse::<Partition>().unwrap().select(&tests))
+                .collect();
+            for index in 0..tests.len() {
+                let homes = shards.iter().filter(|shard| shard[index]).count();
+                assert_eq!(homes, 1, "{kind}: {}", tests[index].0);
             }
         }
     }
 
     #[test]
+    fn timing_shards_balance_time() {
+        let tests = suite();
+        let total: Duration = tests.iter().map(|t| t.1).sum();
+        let longest: Duration = (1..=4)
+            .map(|k| {
+                let shard = Partition::Timing { shard: k, of: 4 }.select(&tests);
+                tests
+                    .iter()
+                    .zip(shard)
+                    .filter(|(_, ours)| *ours)
+                    .map(|(t, _)| t.1)
+                    .sum::<Duration>()
+            })
+            .max()
+            .unwrap();
+        assert!(longest <= total / 4 + Duration::from_secs(1), "{longest:?} of {total:?}");
+        // Order of the input does not matter.
+        let mut reversed = tests.clone();
+        reversed.reverse();
+        let shard = |tests: &[(String, Duration)]| {
+            let mut ids: Vec<String> = tests
+                .iter()
+                .zip(Partition::Timing { shard: 2, of: 4 }.select(tests))
+                .filter(|(_, ours)| *ours)
+                .map(|(t, _)| t.0.clone())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(shard(&tests), shard(&reversed));
+    }
+
+    #[test]
     fn hash_shards_do_not_depend_on_order() {
         let p: Partition = "hash:2/3".parse().unwrap();
-        assert_eq!(p.contains(0, "a b"), p.contains(99, "a b"));
+        let one = vec![("a b".to_owned(), Duration::ZERO)];
+        let mut many = vec![("x y".to_owned(), Duration::ZERO); 99];
+        many.push(one[0].clone());
+        assert_eq!(p.select(&one)[0], p.select(&many)[99]);
         // FNV-1a's published test vectors: the shards of a suite never move between machines.
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
@@ -91,6 +162,6 @@ mod tests {
         for bad in ["count:0/3", "count:4/3", "hash:1", "slice:1/2", "count:a/b"] {
             assert!(bad.parse::<Partition>().unwrap_err().contains("count:K/N"), "{bad}");
         }
-        assert!("timing:1/2".parse::<Partition>().unwrap_err().contains("history"));
+        assert_eq!("timing:1/2".parse::<Partition>(), Ok(Partition::Timing { shard: 1, of: 2 }));
     }
 }

@@ -1,6 +1,6 @@
 //! Plan: every selected test of every binary, in one priority order, with the config applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use prun::config::Config;
@@ -26,6 +26,8 @@ pub(crate) struct Selection {
     pub(crate) isolate: Vec<String>,
     /// This machine's share of the tests.
     pub(crate) partition: Option<Partition>,
+    /// Patterns (`BINARY NAME` contains one) of tests whose failures do not fail the run.
+    pub(crate) quarantine: Vec<String>,
 }
 
 /// How the selected tests run.
@@ -39,7 +41,9 @@ pub(crate) struct Options {
 /// `--order`: which test starts first.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Order {
-    /// `slow` first, then `integration`, then the rest; declaration order within each.
+    /// Longest expected first, by the history of earlier runs, with the tests of contended
+    /// groups early; with no history, `slow` first, then `integration`, then the rest, in
+    /// declaration order within each.
     #[default]
     Priority,
     /// Binary by binary, in declaration order.
@@ -85,6 +89,48 @@ pub(crate) struct PlannedTest {
     pub(crate) meta: CatalogTest,
     pub(crate) timeout: Option<Duration>,
     pub(crate) job: Job,
+    /// What it took in earlier runs (the history's median), if it ran before.
+    pub(crate) known: Option<Duration>,
+    /// What it is expected to take: `known`, else its category's guess (see [`Guesses`]).
+    pub(crate) expected: Duration,
+    /// Its failure is reported but does not fail the run.
+    pub(crate) quarantined: bool,
+}
+
+impl PlannedTest {
+    pub(crate) fn id(&self, binaries: &[Binary]) -> String {
+        format!("{} {}", binaries[self.binary].binary.id, self.name)
+    }
+}
+
+/// What a test with no history is expected to take: the median of the known tests of its
+/// category in this run, else 1 s for `slow`, 100 ms for `integration` and 10 ms for the rest.
+struct Guesses(HashMap<String, Duration>);
+
+impl Guesses {
+    fn new<'a>(known: impl Iterator<Item = (&'a str, Duration)>) -> Guesses {
+        let mut by_category: HashMap<String, Vec<Duration>> = HashMap::new();
+        for (category, duration) in known {
+            by_category.entry(category.to_owned()).or_default().push(duration);
+        }
+        Guesses(
+            by_category
+                .into_iter()
+                .map(|(category, mut durations)| {
+                    durations.sort_unstable();
+                    (category, durations[durations.len() / 2])
+                })
+                .collect(),
+        )
+    }
+
+    fn of(&self, category: &str) -> Duration {
+        self.0.get(category).copied().unwrap_or(match category {
+            "slow" => Duration::from_secs(1),
+            "integration" => Duration::from_millis(100),
+            _ => Duration::from_millis(10),
+        })
+    }
 }
 
 /// What the dispatcher schedules: one test, or a batch of a plain binary's tests run one after
@@ -106,64 +152,91 @@ pub(crate) struct Plan {
     /// Ignored tests not run: binary id and name.
     pub(crate) ignored: Vec<(String, String)>,
     pub(crate) filtered_out: usize,
+    /// Every test the filters select, before `--partition` takes this machine's share: what
+    /// `cargo prun merge` checks the shards against.
+    pub(crate) all_selected: Vec<String>,
 }
 
+/// `known`: what each test (by id, `BINARY NAME`) took in earlier runs, from the history or a
+/// timings file.
 pub(crate) fn plan(
     binaries: &[Binary],
     selection: &Selection,
     options: Options,
     config: &Config,
     threads: usize,
+    known: &HashMap<String, Duration>,
 ) -> Plan {
     let mut categories: Vec<String> = CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
     categories
         .extend(config.categories.keys().filter(|c| !CATEGORIES.contains(&c.as_str())).cloned());
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut tests, mut ignored, mut filtered_out, mut selected) = (Vec::new(), Vec::new(), 0, 0);
+    let (mut selected, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
     for (index, binary) in binaries.iter().enumerate() {
         for test in &binary.tests {
             if !selection.matches(test) {
                 filtered_out += 1;
-                continue;
-            }
-            if test.ignore && !selection.ignored_only && !selection.include_ignored {
+            } else if test.ignore && !selection.ignored_only && !selection.include_ignored {
                 ignored.push((binary.binary.id.clone(), test.name.clone()));
-                continue;
+            } else {
+                let id = format!("{} {}", binary.binary.id, test.name);
+                let known = known.get(&id).copied();
+                selected.push((index, test, id, known));
             }
-            let id = format!("{} {}", binary.binary.id, test.name);
-            selected += 1;
-            if selection.partition.is_some_and(|p| !p.contains(selected - 1, &id)) {
-                filtered_out += 1;
-                continue;
-            }
-            let category =
-                categories.iter().position(|c| *c == test.category).unwrap_or(CATEGORIES.len() - 1);
-            let settings = config.categories.get(&test.category);
-            let mut group_ids = Vec::new();
-            for group in &test.groups {
-                let next = groups.len();
-                group_ids.push(*groups.entry(group.clone()).or_insert(next));
-            }
-            tests.push(PlannedTest {
-                binary: index,
-                name: test.name.clone(),
-                meta: test.clone(),
-                timeout: test
-                    .timeout_ms
-                    .map(Duration::from_millis)
-                    .or(settings.and_then(|s| s.timeout)),
-                job: Job {
-                    slots: test.threads,
-                    groups: group_ids,
-                    category,
-                    retries: options
-                        .retries
-                        .or(test.retries)
-                        .or(settings.and_then(|s| s.retries))
-                        .unwrap_or(0),
-                },
-            });
         }
+    }
+    let guesses = Guesses::new(
+        selected.iter().filter_map(|(_, test, _, known)| Some((test.category.as_str(), (*known)?))),
+    );
+    let expected = |test: &CatalogTest, known: Option<Duration>| {
+        known.unwrap_or_else(|| guesses.of(&test.category))
+    };
+    let ours = match selection.partition {
+        Some(partition) => partition.select(
+            &selected
+                .iter()
+                .map(|(_, test, id, known)| (id.clone(), expected(test, *known)))
+                .collect::<Vec<_>>(),
+        ),
+        None => vec![true; selected.len()],
+    };
+    let all_selected = selected.iter().map(|(_, _, id, _)| id.clone()).collect();
+    let mut tests = Vec::new();
+    for ((index, test, id, known), ours) in selected.into_iter().zip(ours) {
+        if !ours {
+            filtered_out += 1;
+            continue;
+        }
+        let category =
+            categories.iter().position(|c| *c == test.category).unwrap_or(CATEGORIES.len() - 1);
+        let settings = config.categories.get(&test.category);
+        let mut group_ids = Vec::new();
+        for group in &test.groups {
+            let next = groups.len();
+            group_ids.push(*groups.entry(group.clone()).or_insert(next));
+        }
+        tests.push(PlannedTest {
+            binary: index,
+            name: test.name.clone(),
+            meta: test.clone(),
+            timeout: test
+                .timeout_ms
+                .map(Duration::from_millis)
+                .or(settings.and_then(|s| s.timeout)),
+            job: Job {
+                slots: test.threads,
+                groups: group_ids,
+                category,
+                retries: options
+                    .retries
+                    .or(test.retries)
+                    .or(settings.and_then(|s| s.retries))
+                    .unwrap_or(0),
+            },
+            known,
+            expected: expected(test, known),
+            quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
+        });
     }
     // Slow first, then integration, then the rest; binary and declaration order within one.
     if options.order == Order::Priority {
@@ -181,13 +254,17 @@ pub(crate) fn plan(
         .iter()
         .map(|c| config.categories.get(c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
-    let mut jobs = jobs(binaries, &tests, selection, threads);
+    let learned = tests.iter().any(|test| test.known.is_some());
+    let mut jobs = jobs(binaries, &tests, selection, threads, learned);
     if let Order::Shuffle(seed) = options.order {
         fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
     }
     let threads = u32::try_from(threads).unwrap_or(u32::MAX);
     let limits = Limits { threads, group_capacity, category_max_slots };
-    Plan { tests, jobs, limits, ignored, filtered_out }
+    if options.order == Order::Priority && learned {
+        longest_first(&mut jobs, &tests, &limits);
+    }
+    Plan { tests, jobs, limits, ignored, filtered_out, all_selected }
 }
 
 /// A prun test with something of its own (a category that goes first, a group, a timeout,
@@ -195,11 +272,16 @@ pub(crate) fn plan(
 /// a binary are dealt into batches of 8 or more (at most `threads * 3` batches of a plain
 /// binary, `threads * 8` of a prun one), so that thousands of tiny tests cost a few process
 /// starts or worker round trips, not thousands, and the batches still balance the threads.
+///
+/// With history (`learned`), a plain test expected to take longer than a batch should is a job
+/// of its own, and the batches are dealt longest test first to the lightest batch, so that
+/// they come out of about equal length.
 fn jobs(
     binaries: &[Binary],
     tests: &[PlannedTest],
     selection: &Selection,
     threads: usize,
+    learned: bool,
 ) -> Vec<PlannedJob> {
     let isolated = |test: &PlannedTest| {
         let id = format!("{} {}", binaries[test.binary].binary.id, test.name);
@@ -207,10 +289,12 @@ fn jobs(
     };
     // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
     // unit test with no group, timeout, retries or extra threads.
+    let long = |test: &PlannedTest| learned && test.expected >= LONG;
     let batchable = |test: &PlannedTest| match binaries[test.binary].kind {
-        Kind::Libtest => !isolated(test),
+        Kind::Libtest => !isolated(test) && !long(test),
         Kind::Prun => {
-            test.meta.category == "unit"
+            !long(test)
+                && test.meta.category == "unit"
                 && test.job.groups.is_empty()
                 && test.job.slots == 1
                 && test.job.retries == 0
@@ -238,8 +322,24 @@ fn jobs(
         };
         let count = (members.len() / 8).clamp(1, most);
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
-        for (i, member) in members.into_iter().enumerate() {
-            batches[i % count].push(member);
+        if learned {
+            let mut load = vec![Duration::ZERO; count];
+            let mut members = members;
+            members.sort_by_key(|&m| std::cmp::Reverse(tests[m].expected));
+            for member in members {
+                let lightest = (0..count).min_by_key(|&b| (load[b], b)).unwrap_or(0);
+                load[lightest] += tests[member].expected;
+                batches[lightest].push(member);
+            }
+            // In declaration order inside a batch, as libtest would run them.
+            for batch in &mut batches {
+                batch.sort_unstable();
+            }
+            batches.retain(|batch| !batch.is_empty());
+        } else {
+            for (i, member) in members.into_iter().enumerate() {
+                batches[i % count].push(member);
+            }
         }
         for batch in batches {
             let category = tests[batch[0]].job.category;
@@ -248,4 +348,33 @@ fn jobs(
         }
     }
     jobs
+}
+
+/// A plain test expected to take this long runs as a job of its own, started early, rather
+/// than holding up the batch it would be in.
+const LONG: Duration = Duration::from_millis(100);
+
+/// LPT with groups: the longest expected job first, so that no long test starts last and
+/// finishes alone. A job of a group is placed by its group's serial chain (the group's total
+/// expected time over its capacity) when that is longer than the job, so that a contended
+/// group starts early enough not to finish last; within a group, longest first. Equal jobs keep
+/// the category order.
+fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits) {
+    let expected =
+        |job: &PlannedJob| -> Duration { job.tests.iter().map(|&t| tests[t].expected).sum() };
+    let mut chains = vec![Duration::ZERO; limits.group_capacity.len()];
+    for job in jobs.iter() {
+        for &group in &job.job.groups {
+            chains[group] += expected(job);
+        }
+    }
+    for (chain, capacity) in chains.iter_mut().zip(&limits.group_capacity) {
+        *chain /= (*capacity).max(1);
+    }
+    // Stable: ties keep the category order the jobs came in.
+    jobs.sort_by_cached_key(|job| {
+        let own = expected(job);
+        let chain = job.job.groups.iter().map(|&g| chains[g]).max().unwrap_or_default();
+        std::cmp::Reverse((own.max(chain), own))
+    });
 }

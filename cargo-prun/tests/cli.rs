@@ -1,59 +1,14 @@
 //! `cargo prun` end to end, against the fixture workspace in tests/fixtures: faults, plain
 //! libtest binaries, a group across binaries, reports, and bad input.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::process::Command;
 
-use prun_e2e::{fixtures_dir, fixtures_target_dir, fixtures_tmp_dir};
+use common::{cargo_prun, cargo_prun_with, last_line, outcomes, parallel_only, tempfile_dir};
+use prun_e2e::{fixtures_dir, fixtures_target_dir};
 use serde_json::Value;
-
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-/// Runs `cargo prun ARGS` on the fixture workspace, as cargo would run the subcommand.
-fn cargo_prun(args: &[&str]) -> Run {
-    cargo_prun_with(args, &[])
-}
-
-/// `cargo prun ARGS` with more environment variables.
-fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .arg("prun")
-        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
-        .args(args)
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .env("TMPDIR", fixtures_tmp_dir())
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("PRUN_TEST_THREADS")
-        .envs(env.iter().copied())
-        .output()
-        .expect("cargo-prun runs");
-    Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
-    }
-}
-
-/// The final attempt of each test in a `--message-format json` stream, by name.
-fn outcomes(run: &Run) -> std::collections::BTreeMap<String, Value> {
-    run.stdout
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap_or_else(|err| panic!("{err}: {line}"))
-        })
-        .filter(|event| event["type"] == "test-finished" && event["will_retry"] == false)
-        .map(|event| (event["name"].as_str().unwrap().to_owned(), event))
-        .collect()
-}
-
-fn last_line(text: &str) -> &str {
-    text.trim_end().lines().last().unwrap_or_default()
-}
 
 #[test]
 fn each_fault_costs_only_its_own_test() {
@@ -217,12 +172,6 @@ fn bad_input_is_a_clear_error() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let dir = fixtures_tmp_dir().join(format!("cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Starts `cargo prun` on a test that waits until it is killed, and returns once that test runs:
 /// the child, and the process id of the test's worker. Waits on the marker the test writes, not
 /// on a clock (giving up after a minute).
@@ -361,9 +310,16 @@ fn plain_tests_run_in_batches_and_a_crash_costs_one_test() {
     assert_eq!(passed, 301, "every test but the crasher and the sharer passed");
     let sharer = &tests["shared_2_expects_an_untouched_flag"];
     assert_eq!(sharer["outcome"]["kind"], "failed");
-    let reason = sharer["outcome"]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("fails only when sharing a process"), "{reason}");
     assert!(sharer["stdout"].as_str().unwrap().contains("touched the flag"), "{sharer}");
+    // Rerun alone after the schedule, it passes: it fails only beside the test before it.
+    let found = parallel_only(&run);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["name"], "shared_2_expects_an_untouched_flag");
+    assert_eq!(found[0]["shared_process"], true);
+    let reason = found[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("fails only when sharing a process"), "{reason}");
+    let neighbours = found[0]["neighbours"].as_array().unwrap();
+    assert!(neighbours.contains(&"plain-many::sharing shared_1_touches_the_flag".into()));
     // 301 tests of `many` ran in a handful of processes: batches, and one more after the crash.
     let processes = std::fs::read_dir(&pids).unwrap().count();
     assert!((2..=12).contains(&processes), "{processes} processes for 301 tests");
@@ -502,7 +458,7 @@ fn partitions_split_the_suite_into_disjoint_shards() {
         }
         assert_eq!(seen, all, "the {kind} shards together are the whole suite");
     }
-    let run = cargo_prun(&["--partition", "timing:1/2", "--list"]);
+    let run = cargo_prun(&["--partition", "thirds:1/2", "--list"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--partition"), "{}", run.stderr);
 }

@@ -5,6 +5,7 @@
 //! costs that test only: it is reported with what happened and the slot gets a fresh worker.
 
 mod children;
+mod diagnose;
 mod libtest_batch;
 mod libtest_process;
 pub(crate) mod output;
@@ -14,7 +15,7 @@ mod worker_process;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -50,8 +51,31 @@ pub(crate) struct ProcessExecutor {
     pub(crate) keep_passing_output: bool,
     pub(crate) stop: AtomicBool,
     failures: AtomicUsize,
-    workers: Mutex<HashMap<(usize, usize), WorkerProcess>>,
+    /// Pooled worker processes by (binary, slot), each with its process number.
+    workers: Mutex<HashMap<(usize, usize), (WorkerProcess, u64)>>,
     children: Arc<Children>,
+    /// Numbers the test processes, so that the tests that shared one are known.
+    processes: AtomicU64,
+    /// Every attempt that ran: which tests were beside a failure, and before it in its process.
+    spans: Mutex<Vec<Span>>,
+    /// Final failures, to be rerun alone when the schedule is over.
+    failed: Mutex<Vec<Span>>,
+    /// Tests already seen failing alone: no rerun for them.
+    failed_alone: Mutex<std::collections::HashSet<usize>>,
+    /// Retries wait `retry_delay * retry_backoff^(retry - 1)` before they start.
+    pub(crate) retry_delay: Duration,
+    pub(crate) retry_backoff: f64,
+}
+
+/// Where and when one attempt of a test ran.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    test: usize,
+    slot: usize,
+    /// The process it ran in (see `ProcessExecutor::processes`).
+    process: u64,
+    start: Duration,
+    end: Duration,
 }
 
 impl ProcessExecutor {
@@ -84,7 +108,17 @@ impl ProcessExecutor {
             failures: AtomicUsize::new(0),
             workers: Mutex::default(),
             children: Arc::default(),
+            processes: AtomicU64::new(0),
+            spans: Mutex::default(),
+            failed: Mutex::default(),
+            failed_alone: Mutex::default(),
+            retry_delay: Duration::ZERO,
+            retry_backoff: 1.0,
         }
+    }
+
+    fn next_process(&self) -> u64 {
+        self.processes.fetch_add(1, Ordering::Relaxed)
     }
 
     /// What every test process sees: the run's id, its slot's ports, a private temp dir, and
@@ -103,11 +137,20 @@ impl ProcessExecutor {
         ]
     }
 
-    /// This slot's worker process for the binary: the running one, or a new one.
-    fn checkout_worker(&self, binary_index: usize, slot: usize) -> Result<WorkerProcess, String> {
+    /// This slot's worker process for the binary (the running one, or a new one), and its
+    /// process number.
+    fn checkout_worker(
+        &self,
+        binary_index: usize,
+        slot: usize,
+    ) -> Result<(WorkerProcess, u64), String> {
         if let Some(worker) = self.workers.lock().remove(&(binary_index, slot)) {
             return Ok(worker);
         }
+        Ok((self.new_worker(binary_index, slot)?, self.next_process()))
+    }
+
+    fn new_worker(&self, binary_index: usize, slot: usize) -> Result<WorkerProcess, String> {
         let binary = &self.binaries[binary_index];
         let mut env = self.env(binary, slot);
         let namespace = format!("w{slot}b{binary_index}");
@@ -123,24 +166,28 @@ impl ProcessExecutor {
         WorkerProcess::spawn(&launch)
     }
 
-    /// `index` numbers the test within the run, for its namespace.
+    /// `index` numbers the test within the run, for its namespace. Also returns the number
+    /// of the process it ran in.
     fn run_in_worker(
         &self,
         test: &PlannedTest,
         index: usize,
         slot: usize,
         dispatch: Dispatch,
-    ) -> (Outcome, Printed, String) {
-        let mut worker = match self.checkout_worker(test.binary, slot) {
+    ) -> (Outcome, Printed, String, u64) {
+        let (mut worker, process) = match self.checkout_worker(test.binary, slot) {
             Ok(worker) => worker,
-            Err(reason) => return (Outcome::Crashed { reason }, Printed::default(), String::new()),
+            Err(reason) => {
+                let outcome = Outcome::Crashed { reason };
+                return (outcome, Printed::default(), String::new(), self.next_process());
+            }
         };
         let result = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
         let (outcome, printed, captured, alive) = worker_outcome(result);
         if alive {
-            self.workers.lock().insert((test.binary, slot), worker);
+            self.workers.lock().insert((test.binary, slot), (worker, process));
         }
-        (outcome, printed, captured)
+        (outcome, printed, captured, process)
     }
 
     /// A batch of a prun binary's plain unit tests, streamed to one worker (see
@@ -158,27 +205,26 @@ impl ProcessExecutor {
         };
         while let Some(&first) = remaining.first() {
             let binary = self.tests[first].binary;
-            let ran =
-                |at, duration| Ran { slot, attempt: dispatch.attempt, started_at: at, duration };
+            let ran = |at, duration, process| Ran {
+                slot,
+                attempt: dispatch.attempt,
+                started_at: at,
+                duration,
+                process,
+            };
             // Every test left gets one outcome: the run stopped, or no worker could start.
             let settle = |finished: &mut Vec<Finished>, outcome: Outcome| {
                 for &index in remaining {
-                    let test = &self.tests[index];
-                    let ran = ran(at, Duration::ZERO);
-                    finished.push(self.report(
-                        test,
-                        ran,
-                        outcome.clone(),
-                        Printed::default(),
-                        String::new(),
-                    ));
+                    let ran = ran(at, Duration::ZERO, u64::MAX);
+                    let (printed, captured) = (Printed::default(), String::new());
+                    finished.push(self.report(index, ran, outcome.clone(), printed, captured));
                 }
             };
             if self.stop.load(Ordering::SeqCst) {
                 settle(&mut finished, Outcome::Skipped { reason: "the run stopped early".into() });
                 break;
             }
-            let mut worker = match self.checkout_worker(binary, slot) {
+            let (mut worker, process) = match self.checkout_worker(binary, slot) {
                 Ok(worker) => worker,
                 Err(reason) => {
                     settle(&mut finished, Outcome::Crashed { reason });
@@ -207,17 +253,12 @@ impl ProcessExecutor {
                 }
                 let (outcome, printed, captured, ok) = worker_outcome(result);
                 alive = ok;
-                finished.push(self.report(
-                    &self.tests[index],
-                    ran(at, duration),
-                    outcome,
-                    printed,
-                    captured,
-                ));
+                let ran = ran(at, duration, process);
+                finished.push(self.report(index, ran, outcome, printed, captured));
                 at += duration;
             }
             if alive {
-                self.workers.lock().insert((binary, slot), worker);
+                self.workers.lock().insert((binary, slot), (worker, process));
             }
             remaining = &remaining[done..];
             if over_the_limit() {
@@ -271,7 +312,13 @@ impl ProcessExecutor {
     /// before any is waited for, so they exit together.
     pub(crate) fn shut_down(&self) {
         self.events.lock().take();
-        let workers: Vec<WorkerProcess> = self.workers.lock().drain().map(|(_, w)| w).collect();
+        self.retire_workers();
+    }
+
+    /// Stops every pooled worker process.
+    fn retire_workers(&self) {
+        let workers: Vec<WorkerProcess> =
+            self.workers.lock().drain().map(|(_, (worker, _))| worker).collect();
         for worker in &workers {
             worker.hang_up();
         }
@@ -287,30 +334,37 @@ impl ProcessExecutor {
         let began = Instant::now();
         let binary = &self.binaries[test.binary].binary.id;
         self.send(Event::Started { binary: binary.clone(), name: test.name.clone(), worker: slot });
-        let (outcome, printed, captured) = if self.stop.load(Ordering::SeqCst) {
+        let (outcome, printed, captured, process) = if self.stop.load(Ordering::SeqCst) {
             let reason = "the run stopped early".into();
-            (Outcome::Skipped { reason }, Printed::default(), String::new())
+            (Outcome::Skipped { reason }, Printed::default(), String::new(), u64::MAX)
         } else {
             match self.binaries[test.binary].kind {
                 Kind::Prun if !test.meta.isolate => self.run_in_worker(test, index, slot, dispatch),
-                _ => self.run_alone(test, slot),
+                _ => {
+                    let (outcome, printed, captured) = self.run_alone(test, slot);
+                    (outcome, printed, captured, self.next_process())
+                }
             }
         };
-        let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration: began.elapsed() };
-        self.report(test, ran, outcome, printed, captured)
+        let duration = began.elapsed();
+        let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration, process };
+        let mut finished = self.report(index, ran, outcome, printed, captured);
+        finished.group_wait = dispatch.group_wait;
+        finished
     }
 
-    /// A batch of a plain binary's tests in one process; a test that fails in it is run again
-    /// alone before it is reported, to tell a broken test from one that breaks beside others.
+    /// A batch of a plain binary's tests in one process.
     fn run_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
         let tests: Vec<&PlannedTest> = members.iter().map(|&i| &self.tests[i]).collect();
         let started_at = self.started.elapsed();
+        let process = self.next_process();
         if self.stop.load(Ordering::SeqCst) {
-            let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration: Duration::ZERO };
+            let (attempt, duration) = (dispatch.attempt, Duration::ZERO);
+            let ran = Ran { slot, attempt, started_at, duration, process };
             let skipped = || Outcome::Skipped { reason: "the run stopped early".into() };
-            return tests
+            return members
                 .iter()
-                .map(|t| self.report(t, ran, skipped(), Printed::default(), String::new()))
+                .map(|&t| self.report(t, ran, skipped(), Printed::default(), String::new()))
                 .collect();
         }
         let binary = &self.binaries[tests[0].binary];
@@ -326,17 +380,26 @@ impl ProcessExecutor {
         };
         let mut results = libtest_batch::run(&batch);
         let mut at = started_at;
-        tests
+        members
             .iter()
-            .map(|test| {
+            .map(|&index| {
+                let test = &self.tests[index];
                 let (result, duration) = results
                     .remove(&test.name)
                     .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO));
-                let ran = Ran { slot, attempt: dispatch.attempt, started_at: at, duration };
+                let ran =
+                    Ran { slot, attempt: dispatch.attempt, started_at: at, duration, process };
                 at += duration;
                 let (outcome, printed) = match result {
                     BatchResult::Passed => (Outcome::Passed, Printed::default()),
-                    BatchResult::Failed(output) => return self.rerun_alone(test, ran, output),
+                    BatchResult::Failed(output) if output.trim().is_empty() => {
+                        return self.output_from_alone(index, ran);
+                    }
+                    BatchResult::Failed(output) => {
+                        let printed = Printed { stdout: output.into_bytes(), stderr: Vec::new() };
+                        let reason = "the test failed".to_owned();
+                        (Outcome::Failed { reason }, printed)
+                    }
                     BatchResult::Crashed(reason, stderr) => {
                         let printed = Printed { stdout: Vec::new(), stderr: stderr.into_bytes() };
                         (Outcome::Crashed { reason }, printed)
@@ -346,31 +409,41 @@ impl ProcessExecutor {
                     }
                     BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
                 };
-                self.report(test, ran, outcome, printed, String::new())
+                self.report(index, ran, outcome, printed, String::new())
             })
             .collect()
     }
 
-    fn rerun_alone(&self, test: &PlannedTest, ran: Ran, batch_output: String) -> Finished {
-        let (alone, printed, captured) = self.run_alone(test, ran.slot);
+    /// libtest prints a failed test's output at the end of the run, so a batch whose process
+    /// died later lost it: the test runs again alone, now, for its output. Failing alone, that
+    /// run is its report (and it needs no rerun after the schedule).
+    fn output_from_alone(&self, index: usize, ran: Ran) -> Finished {
+        let (alone, printed, captured) = self.run_alone(&self.tests[index], ran.slot);
         if alone.passed() {
-            let reason = "fails only when sharing a process with other tests: \
-                          it passed when run alone"
+            let reason = "the test failed; its output was lost when a later test of its batch \
+                          took the process down, and it passed when run again alone"
                 .to_owned();
-            let printed = Printed { stdout: batch_output.into_bytes(), stderr: Vec::new() };
-            return self.report(test, ran, Outcome::Failed { reason }, printed, captured);
+            return self.report(
+                index,
+                ran,
+                Outcome::Failed { reason },
+                Printed::default(),
+                captured,
+            );
         }
-        self.report(test, ran, alone, printed, captured)
+        self.failed_alone.lock().insert(index);
+        self.report(index, ran, alone, printed, captured)
     }
 
     fn report(
         &self,
-        test: &PlannedTest,
+        index: usize,
         ran: Ran,
         outcome: Outcome,
         mut printed: Printed,
         captured: String,
     ) -> Finished {
+        let test = &self.tests[index];
         let outcome = if self.children.interrupted() && !outcome.passed() {
             Outcome::Skipped { reason: "interrupted".into() }
         } else {
@@ -378,6 +451,11 @@ impl ProcessExecutor {
         };
         if outcome.passed() && !self.keep_passing_output {
             printed = Printed::default();
+        }
+        if ran.process != u64::MAX {
+            let (start, end) = (ran.started_at, ran.started_at + ran.duration);
+            let span = Span { test: index, slot: ran.slot, process: ran.process, start, end };
+            self.spans.lock().push(span);
         }
         Finished {
             binary: self.binaries[test.binary].binary.id.clone(),
@@ -392,6 +470,11 @@ impl ProcessExecutor {
             stderr: String::from_utf8_lossy(&printed.stderr).into_owned(),
             captured,
             will_retry: false,
+            quarantined: test.quarantined,
+            groups: test.meta.groups.clone(),
+            group_wait: Duration::ZERO,
+            shard: None,
+            test: Some(index),
         }
     }
 }
@@ -423,6 +506,8 @@ struct Ran {
     attempt: u32,
     started_at: Duration,
     duration: Duration,
+    /// The process it ran in; `u64::MAX` when it did not run.
+    process: u64,
 }
 
 impl Executor for ProcessExecutor {
@@ -436,6 +521,11 @@ impl Executor for ProcessExecutor {
 
     fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
         let members = &self.jobs[dispatch.job].tests;
+        if dispatch.attempt > 1 && !self.retry_delay.is_zero() {
+            // The retry waits in its slot, holding its groups as the test would.
+            let backoff = self.retry_backoff.powi(i32::try_from(dispatch.attempt - 2).unwrap_or(0));
+            std::thread::sleep(self.retry_delay.mul_f64(backoff.min(1e6)));
+        }
         let finished = match members.as_slice() {
             [only] => vec![self.run_single(*only, *slot, dispatch)],
             _ if self.binaries[self.tests[members[0]].binary].kind == Kind::Prun => {
@@ -449,11 +539,19 @@ impl Executor for ProcessExecutor {
     fn finished(&self, _dispatch: Dispatch, report: Vec<Finished>, will_retry: bool) {
         for mut finished in report {
             finished.will_retry = will_retry;
-            if !finished.passed && !will_retry {
+            if !finished.passed && !will_retry && !finished.quarantined {
                 let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.max_fail.is_some_and(|max| failures >= max) {
                     self.stop.store(true, Ordering::SeqCst);
                 }
+            }
+            if !will_retry
+                && matches!(finished.outcome, Outcome::Failed { .. } | Outcome::Crashed { .. })
+            {
+                let span = finished.test.and_then(|test| {
+                    self.spans.lock().iter().rev().find(|s| s.test == test).copied()
+                });
+                self.failed.lock().extend(span);
             }
             self.send(Event::Finished(finished));
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Finished, Outcome, Reporter, Summary};
+use super::{Finished, Outcome, ParallelOnly, Reporter, Summary};
 
 pub(crate) struct Human {
     out: Box<dyn Write + Send>,
@@ -126,6 +126,9 @@ impl Reporter for Human {
             (Outcome::Failed { .. }, _) => {}
             (outcome, _) => line.push_str(&format!(" ({})", outcome.reason())),
         }
+        if finished.quarantined && !finished.passed && !finished.will_retry {
+            line.push_str(" [quarantined: does not fail the run]");
+        }
         self.running.remove(&(finished.binary.clone(), finished.name.clone()));
         if !finished.will_retry {
             if finished.passed { self.passed += 1 } else { self.failed += 1 }
@@ -135,6 +138,11 @@ impl Reporter for Human {
         if self.show_output && finished.passed {
             self.output(finished);
         }
+    }
+
+    fn parallel_only(&mut self, found: &ParallelOnly) {
+        let word = self.paint("  ALONE", YELLOW);
+        self.line(&format!("{word} {} {}: {}", found.binary, found.name, found.reason()));
     }
 
     fn done(&mut self, summary: &Summary) {
@@ -173,6 +181,68 @@ impl Reporter for Human {
                 failure.name
             );
         }
+        for (binary, name) in &summary.quarantined {
+            let _ = writeln!(
+                self.out,
+                "  {} {binary} {name} (failed; quarantined in prun.toml, so the run does not fail)",
+                self.paint("QUARANTINED", YELLOW)
+            );
+        }
+        for found in &summary.parallel_only {
+            let word = self.paint("PARALLEL-ONLY", YELLOW);
+            let _ =
+                writeln!(self.out, "  {word} {} {}: {}", found.binary, found.name, found.reason());
+            if !found.neighbours.is_empty() {
+                let _ = writeln!(self.out, "    beside it: {}", list(&found.neighbours));
+            }
+            match &found.culprits {
+                Some(culprits) if !culprits.is_empty() => {
+                    let _ = writeln!(self.out, "    fails when run after: {}", culprits.join(", "));
+                    let with: Vec<String> = culprits
+                        .iter()
+                        .map(|c| format!("--with {}", crate::bisect::quote(c)))
+                        .collect();
+                    let id = format!("{} {}", found.binary, found.name);
+                    let _ = writeln!(
+                        self.out,
+                        "    reproduce: cargo prun bisect {} {}",
+                        crate::bisect::quote(&id),
+                        with.join(" ")
+                    );
+                }
+                Some(_) => {
+                    let _ = writeln!(
+                        self.out,
+                        "    bisect: it passes after them in sequence; it collides with a test running at the same moment"
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        self.out,
+                        "    find the culprit: cargo prun bisect {} (or run with --bisect)",
+                        crate::bisect::quote(&format!("{} {}", found.binary, found.name))
+                    );
+                }
+            }
+        }
+        if !summary.rates.is_empty() {
+            let failing: Vec<(&String, &(u32, u32))> =
+                summary.rates.iter().filter(|(_, (_, failed))| *failed > 0).collect();
+            let runs = summary.rates.values().map(|(runs, _)| runs).max().unwrap_or(&0);
+            let _ = writeln!(
+                self.out,
+                "  repeated: {} tests, up to {runs} runs each; {} failed at least once",
+                summary.rates.len(),
+                failing.len()
+            );
+            for (id, (runs, failed)) in failing {
+                let rate = f64::from(*failed) / f64::from((*runs).max(1)) * 100.0;
+                let _ = writeln!(self.out, "    {id}: failed {failed} of {runs} runs ({rate:.0}%)");
+            }
+        }
+        for hint in &summary.hints {
+            let _ = writeln!(self.out, "  {} {hint}", self.paint("hint:", BOLD));
+        }
         if summary.interrupted {
             let _ =
                 writeln!(self.out, "  interrupted: the tests that had not finished were stopped");
@@ -190,6 +260,16 @@ impl Reporter for Human {
         let _ = writeln!(self.out, "{last}");
         let _ = self.out.flush();
     }
+}
+
+/// The first few of a list of tests, and how many more.
+fn list(tests: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = tests.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if tests.len() > SHOWN {
+        text.push_str(&format!(" and {} more", tests.len() - SHOWN));
+    }
+    text
 }
 
 impl Finished {

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::{Finished, Reporter, Summary};
+use super::{Finished, ParallelOnly, Reporter, Summary};
 
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
@@ -33,6 +33,14 @@ impl Reporter for Json {
         let mut event = serde_json::to_value(finished).expect("events serialize");
         event["version"] = SCHEMA_VERSION.into();
         event["type"] = "test-finished".into();
+        self.line(event);
+    }
+
+    fn parallel_only(&mut self, found: &ParallelOnly) {
+        let mut event = serde_json::to_value(found).expect("findings serialize");
+        event["version"] = SCHEMA_VERSION.into();
+        event["type"] = "parallel-only".into();
+        event["reason"] = found.reason().into();
         self.line(event);
     }
 

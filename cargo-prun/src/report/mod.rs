@@ -1,18 +1,22 @@
 //! Report: everything the user sees is rendered from [`Finished`] events, so every report agrees.
 
+pub(crate) mod document;
+pub(crate) mod html;
 pub(crate) mod human;
 pub(crate) mod json;
 pub(crate) mod junit;
 pub(crate) mod redact;
+pub(crate) mod trace;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How one attempt of one test ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub(crate) enum Outcome {
     Passed,
@@ -20,7 +24,7 @@ pub(crate) enum Outcome {
         reason: String,
     },
     TimedOut {
-        #[serde(rename = "after_ms", serialize_with = "millis")]
+        #[serde(rename = "after_ms", with = "millis")]
         after: Duration,
     },
     /// The process died while the test ran.
@@ -33,8 +37,24 @@ pub(crate) enum Outcome {
     },
 }
 
-fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u128(duration.as_millis())
+/// Durations as whole milliseconds in every report.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
 }
 
 impl Outcome {
@@ -66,7 +86,7 @@ pub(crate) fn seconds(duration: Duration) -> String {
 }
 
 /// One attempt of one test, finished.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Finished {
     pub(crate) binary: String,
     pub(crate) name: String,
@@ -74,19 +94,74 @@ pub(crate) struct Finished {
     pub(crate) worker: usize,
     pub(crate) passed: bool,
     pub(crate) outcome: Outcome,
-    #[serde(rename = "started_at_ms", serialize_with = "millis")]
+    #[serde(rename = "started_at_ms", with = "millis")]
     pub(crate) started_at: Duration,
-    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    #[serde(rename = "duration_ms", with = "millis")]
     pub(crate) duration: Duration,
     pub(crate) stdout: String,
     pub(crate) stderr: String,
     /// Panic message and `Ctx` log lines (prun tests).
     pub(crate) captured: String,
     pub(crate) will_retry: bool,
+    /// Listed in prun.toml's `quarantine`: reported, but its failure does not fail the run.
+    #[serde(default)]
+    pub(crate) quarantined: bool,
+    /// The groups it held, for the timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) groups: Vec<String>,
+    /// How long it waited in the queue for a busy group, for the timeline.
+    #[serde(default, rename = "group_wait_ms", with = "millis")]
+    pub(crate) group_wait: Duration,
+    /// Which shard's run it came from, in a merged report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shard: Option<String>,
+    /// The test's index in the plan, for the executor's own bookkeeping.
+    #[serde(skip)]
+    pub(crate) test: Option<usize>,
+}
+
+impl Finished {
+    /// One word for how the attempt ended, for the trace and the timeline.
+    pub(crate) fn outcome_kind(&self) -> &'static str {
+        match &self.outcome {
+            _ if self.will_retry => "retry",
+            Outcome::Passed if self.attempt > 1 => "flaky",
+            Outcome::Passed => "passed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::TimedOut { .. } => "timed-out",
+            Outcome::Crashed { .. } => "crashed",
+            Outcome::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+/// A test that failed in the run and passed when run again alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct ParallelOnly {
+    pub(crate) binary: String,
+    pub(crate) name: String,
+    /// It failed in a process that ran other tests before it (a batch or a worker): state one
+    /// of them left in the process is the first suspect.
+    pub(crate) shared_process: bool,
+    /// `BINARY NAME` of the tests that ran beside it, or before it in its process.
+    pub(crate) neighbours: Vec<String>,
+    /// What `--bisect` found: the tests that make it fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) culprits: Option<Vec<String>>,
+}
+
+impl ParallelOnly {
+    pub(crate) fn reason(&self) -> &'static str {
+        if self.shared_process {
+            "fails only when sharing a process with other tests: it passed when run alone"
+        } else {
+            "fails only in parallel: it passed when run alone"
+        }
+    }
 }
 
 /// What the run comes to.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct Summary {
     pub(crate) passed: usize,
     pub(crate) failed: usize,
@@ -94,13 +169,27 @@ pub(crate) struct Summary {
     pub(crate) skipped: usize,
     /// Binary and name, and the attempts it took.
     pub(crate) flaky: Vec<(String, String, u32)>,
+    /// Quarantined tests that failed (they do not count in `failed`).
+    #[serde(default)]
+    pub(crate) quarantined: Vec<(String, String)>,
+    #[serde(default)]
+    pub(crate) parallel_only: Vec<ParallelOnly>,
+    /// `--repeat`/`--stress`: runs and failures of each test, by `BINARY NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) rates: BTreeMap<String, (u32, u32)>,
     #[serde(skip)]
     pub(crate) failures: Vec<Finished>,
-    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    #[serde(rename = "duration_ms", with = "millis")]
     pub(crate) duration: Duration,
     pub(crate) interrupted: bool,
     /// Whether doctests ran (prun.toml: `doctests = "run"`).
     pub(crate) doctests_run: bool,
+    /// One line each: tests whose category does not fit what they take.
+    #[serde(default)]
+    pub(crate) hints: Vec<String>,
+    /// `--repeat`/`--stress`: count each test's runs and failures in `rates`.
+    #[serde(skip)]
+    pub(crate) repeating: bool,
 }
 
 impl Summary {
@@ -108,8 +197,17 @@ impl Summary {
         if finished.will_retry {
             return;
         }
+        if self.repeating && !matches!(finished.outcome, Outcome::Skipped { .. }) {
+            let rate = self.rates.entry(format!("{} {}", finished.binary, finished.name));
+            let rate = rate.or_insert((0, 0));
+            rate.0 += 1;
+            rate.1 += u32::from(!finished.passed);
+        }
         match &finished.outcome {
             Outcome::Skipped { .. } => self.skipped += 1,
+            _ if !finished.passed && finished.quarantined => {
+                self.quarantined.push((finished.binary.clone(), finished.name.clone()));
+            }
             _ if finished.passed => {
                 self.passed += 1;
                 if finished.attempt > 1 {
@@ -131,8 +229,14 @@ impl Summary {
 /// What the executor reports as the run goes.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Started { binary: String, name: String, worker: usize },
+    Started {
+        binary: String,
+        name: String,
+        worker: usize,
+    },
     Finished(Finished),
+    /// After the schedule: a failed test passed alone.
+    ParallelOnly(ParallelOnly),
 }
 
 /// Renders a run as it happens.
@@ -141,6 +245,7 @@ pub(crate) trait Reporter {
     /// A test started (only the live progress line cares).
     fn test_started(&mut self, _binary: &str, _name: &str, _worker: usize) {}
     fn finished(&mut self, finished: &Finished);
+    fn parallel_only(&mut self, _found: &ParallelOnly) {}
     fn done(&mut self, summary: &Summary);
 }
 

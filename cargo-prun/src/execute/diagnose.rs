@@ -1,0 +1,176 @@
+//! Parallel-only failures: when the schedule is over, each test that failed is run again alone
+//! (a fresh process, nothing beside it). One that passes then failed because of its company:
+//! it is reported with the tests that ran beside it or before it in its process, and bisection
+//! over those finds the ones that make it fail.
+
+use std::collections::BTreeSet;
+
+use super::libtest_batch::{self, Batch, BatchResult};
+use super::worker_process::WorkerResult;
+use super::{ProcessExecutor, Span};
+use crate::discover::Kind;
+use crate::report::{Event, ParallelOnly};
+
+/// Reruns alone after this many failures would mostly say that the suite is broken, slowly.
+const MOST_RERUNS: usize = 10;
+
+impl ProcessExecutor {
+    /// Reruns each final failure alone; reports those that pass as parallel-only (and, with
+    /// `bisect`, finds their culprits). Pooled workers are stopped first, so nothing else runs.
+    pub(crate) fn diagnose(&self, bisect: bool) {
+        if self.children.interrupted() {
+            return;
+        }
+        self.retire_workers();
+        let known = self.failed_alone.lock().clone();
+        let failed: Vec<Span> = std::mem::take(&mut *self.failed.lock())
+            .into_iter()
+            .filter(|span| !known.contains(&span.test))
+            .collect();
+        if failed.len() > MOST_RERUNS {
+            eprintln!(
+                "note: {} failures: only the first {MOST_RERUNS} are rerun alone",
+                failed.len()
+            );
+        }
+        for span in failed.iter().take(MOST_RERUNS) {
+            if self.children.interrupted() {
+                return;
+            }
+            if !self.fails(&[], span.test) {
+                let found = self.parallel_only(span, bisect);
+                self.send(Event::ParallelOnly(found));
+            }
+        }
+    }
+
+    fn parallel_only(&self, failure: &Span, bisect: bool) -> ParallelOnly {
+        let (beside, before) = self.neighbours(failure);
+        let suspects: Vec<usize> = before.iter().chain(&beside).copied().collect();
+        let test = &self.tests[failure.test];
+        let culprits = bisect
+            .then(|| self.bisect(failure.test, &suspects))
+            .map(|found| found.unwrap_or_default().iter().map(|&t| self.id(t)).collect());
+        ParallelOnly {
+            binary: self.binaries[test.binary].binary.id.clone(),
+            name: test.name.clone(),
+            shared_process: !before.is_empty(),
+            neighbours: suspects.iter().map(|&t| self.id(t)).collect(),
+            culprits,
+        }
+    }
+
+    pub(crate) fn id(&self, test: usize) -> String {
+        self.tests[test].id(&self.binaries)
+    }
+
+    /// The tests that ran beside the failed attempt (their spans overlap it, on other slots),
+    /// and those that ran before it in its process, each in the order they started.
+    fn neighbours(&self, failure: &Span) -> (Vec<usize>, Vec<usize>) {
+        let mut spans = self.spans.lock().clone();
+        spans.sort_by_key(|span| span.start);
+        let mut seen = BTreeSet::from([failure.test]);
+        let before: Vec<usize> = spans
+            .iter()
+            .filter(|s| s.process == failure.process && s.start <= failure.start)
+            .filter(|s| seen.insert(s.test))
+            .map(|s| s.test)
+            .collect();
+        let beside: Vec<usize> = spans
+            .iter()
+            .filter(|s| s.slot != failure.slot && s.start < failure.end && failure.start < s.end)
+            .filter(|s| seen.insert(s.test))
+            .map(|s| s.test)
+            .collect();
+        (beside, before)
+    }
+
+    /// The smallest set of `suspects` found (by halving) that makes `target` fail when they run
+    /// before it; `None` when all of them together do not.
+    pub(crate) fn bisect(&self, target: usize, suspects: &[usize]) -> Option<Vec<usize>> {
+        if suspects.is_empty() || !self.fails(suspects, target) {
+            return None;
+        }
+        let mut suspects = suspects.to_vec();
+        while suspects.len() > 1 {
+            let (first, second) = suspects.split_at(suspects.len() / 2);
+            if self.fails(first, target) {
+                suspects = first.to_vec();
+            } else if self.fails(second, target) {
+                suspects = second.to_vec();
+            } else {
+                // It takes tests of both halves: this set is as small as halving gets.
+                break;
+            }
+        }
+        Some(suspects)
+    }
+
+    /// Runs `before` and then `target`, one after another, and says whether `target` failed.
+    /// Tests of other binaries run first, in processes of their own; those of the target's
+    /// binary share its process, as they did in the run.
+    pub(crate) fn fails(&self, before: &[usize], target: usize) -> bool {
+        let binary = self.tests[target].binary;
+        let mut others: Vec<usize> =
+            before.iter().copied().filter(|&t| self.tests[t].binary != binary).collect();
+        others.sort_by_key(|&t| self.tests[t].binary);
+        for chunk in others.chunk_by(|&a, &b| self.tests[a].binary == self.tests[b].binary) {
+            self.run_in_order(chunk);
+        }
+        let mut sequence: Vec<usize> =
+            before.iter().copied().filter(|&t| self.tests[t].binary == binary).collect();
+        sequence.push(target);
+        self.run_in_order(&sequence).is_some_and(|passed| !passed)
+    }
+
+    /// Runs tests of one binary one after another in one fresh process (in name order for a
+    /// plain binary, which is how libtest runs them). Whether the last one passed; `None` when
+    /// it did not get to run.
+    fn run_in_order(&self, tests: &[usize]) -> Option<bool> {
+        let slot = 0;
+        let binary_index = self.tests[tests[0]].binary;
+        let binary = &self.binaries[binary_index];
+        let last = *tests.last()?;
+        match binary.kind {
+            Kind::Prun if !self.tests[last].meta.isolate => {
+                let mut worker = self.new_worker(binary_index, slot).ok()?;
+                let mut outcome = None;
+                for &index in tests {
+                    let test = &self.tests[index];
+                    let result = worker.run(&test.name, 1, test.job.slots, index, test.timeout);
+                    let alive = matches!(result, WorkerResult::Finished(..));
+                    if index == last {
+                        outcome = Some(
+                            matches!(&result, WorkerResult::Finished(r, _) if r.failure.is_none()),
+                        );
+                    }
+                    if !alive {
+                        break;
+                    }
+                }
+                worker.hang_up();
+                outcome
+            }
+            Kind::Prun => Some(self.run_alone(&self.tests[last], slot).0.passed()),
+            Kind::Libtest => {
+                let env = self.env(binary, slot);
+                let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
+                let batch = Batch {
+                    binary: &binary.binary.path,
+                    cwd: &binary.binary.package_dir,
+                    env: &env,
+                    tests: members.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
+                    include_ignored: members.iter().any(|t| t.meta.ignore),
+                    extra_args: &self.harness_args,
+                    children: &self.children,
+                };
+                let results = libtest_batch::run(&batch);
+                match results.get(&self.tests[last].name)?.0 {
+                    BatchResult::Passed => Some(true),
+                    BatchResult::NotRun(_) => None,
+                    _ => Some(false),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! History: what earlier runs learned about each test (recent durations, outcomes, attempts),
+//! kept in `target/prun/history.json` so that the next run can order tests longest first, size
+//! batches, balance `timing` shards and tell flaky tests from broken ones.
+//!
+//! The file is rewritten atomically under a lock, after merging with what is on disk, so two
+//! runs at once both land. A file prun cannot read is a warning and a fresh start: history is
+//! advice, and never fails a run.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Finished, Outcome, ParallelOnly, write_atomically};
+
+pub(crate) const VERSION: u32 = 1;
+/// Runs kept per test: enough for a median and a flaky rate, small enough to stay fast.
+const KEEP: usize = 20;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct History {
+    pub(crate) version: u32,
+    /// By test id, `BINARY NAME`.
+    pub(crate) tests: BTreeMap<String, TestHistory>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct TestHistory {
+    /// Oldest first.
+    pub(crate) runs: Vec<Record>,
+    /// When it last failed only in parallel: the tests beside it then (what `cargo prun
+    /// bisect` starts from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) neighbours: Vec<String>,
+}
+
+/// One run of one test: its last attempt's duration, and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) duration_ms: u64,
+    pub(crate) outcome: Ended,
+    pub(crate) attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Ended {
+    Passed,
+    /// Passed after failing.
+    Flaky,
+    Failed,
+    /// A duration from a timings file, not a run of this machine.
+    Imported,
+}
+
+impl TestHistory {
+    /// The median duration of the recent runs.
+    pub(crate) fn typical(&self) -> Option<Duration> {
+        let mut durations: Vec<u64> = self.runs.iter().map(|r| r.duration_ms).collect();
+        durations.sort_unstable();
+        let middle = *durations.get(durations.len() / 2)?;
+        Some(Duration::from_millis(middle))
+    }
+
+    /// The share of recent runs (not imported) that failed at least once.
+    pub(crate) fn flaky_rate(&self) -> Option<f64> {
+        let runs: Vec<&Record> =
+            self.runs.iter().filter(|r| r.outcome != Ended::Imported).collect();
+        if runs.is_empty() {
+            return None;
+        }
+        let flaky = runs.iter().filter(|r| r.outcome == Ended::Flaky).count();
+        Some(flaky as f64 / runs.len() as f64)
+    }
+
+    fn push(&mut self, record: Record) {
+        self.runs.push(record);
+        let extra = self.runs.len().saturating_sub(KEEP);
+        self.runs.drain(..extra);
+    }
+}
+
+impl History {
+    pub(crate) fn get(&self, id: &str) -> Option<&TestHistory> {
+        self.tests.get(id)
+    }
+
+    pub(crate) fn add(&mut self, id: String, record: Record) {
+        self.tests.entry(id).or_default().push(record);
+    }
+
+    pub(crate) fn note_parallel_only(&mut self, found: &ParallelOnly) {
+        let test = self.tests.entry(format!("{} {}", found.binary, found.name)).or_default();
+        test.neighbours.clone_from(&found.neighbours);
+    }
+
+    /// What this run's final attempt of a test adds to its history; none for a skipped test.
+    pub(crate) fn record_of(finished: &Finished) -> Option<Record> {
+        let outcome = match &finished.outcome {
+            Outcome::Skipped { .. } => return None,
+            Outcome::Passed if finished.attempt > 1 => Ended::Flaky,
+            Outcome::Passed => Ended::Passed,
+            _ => Ended::Failed,
+        };
+        let duration = match finished.outcome {
+            // A timed-out test took at least its timeout.
+            Outcome::TimedOut { after } => after.max(finished.duration),
+            _ => finished.duration,
+        };
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        Some(Record { duration_ms, outcome, attempts: finished.attempt })
+    }
+}
+
+/// A `unit` test of a prun binary that keeps taking 100 ms or more, and a plain test that
+/// keeps taking a second or more, get a line suggesting a category, so that the scheduler
+/// knows them before it has history. "Keeps": the median of at least two runs.
+/// `catalog`: each test's id, category, and whether its binary is a prun harness.
+pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Vec<String> {
+    const MOST: usize = 5;
+    let mut hints: Vec<(Duration, String)> = Vec::new();
+    for (id, category, prun) in catalog {
+        let Some(test) = history.get(id).filter(|t| t.runs.len() >= 2) else { continue };
+        let Some(typical) = test.typical() else { continue };
+        let suggest = if typical >= Duration::from_secs(1) { "slow" } else { "integration" };
+        let hint = match (prun, category.as_str()) {
+            (true, "unit") if typical >= Duration::from_millis(100) => format!(
+                "{id} is a unit test that typically takes {}: #[prun::test(category = \"{suggest}\")] lets it start early",
+                crate::report::seconds(typical)
+            ),
+            (false, _) if typical >= Duration::from_secs(1) => format!(
+                "{id} has no category and typically takes {}: #[prun::test(category = \"slow\")] lets it start first",
+                crate::report::seconds(typical)
+            ),
+            _ => continue,
+        };
+        hints.push((typical, hint));
+    }
+    hints.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let more = hints.len().saturating_sub(MOST);
+    let mut lines: Vec<String> = hints.into_iter().take(MOST).map(|(_, hint)| hint).collect();
+    if more > 0 {
+        lines.push(format!("{more} more: `cargo prun list` shows each test's typical duration"));
+    }
+    lines
+}
+
+/// Where a workspace keeps its history: `TARGET_DIR/prun/`.
+pub(crate) struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub(crate) fn new(dir: PathBuf) -> Store {
+        Store { dir }
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join("history.json")
+    }
+
+    /// The history on disk; a missing file is an empty history, an unreadable one a warning.
+    pub(crate) fn load(&self) -> History {
+        match read(&self.path()) {
+            Ok(history) => history,
+            Err(problem) => {
+                eprintln!(
+                    "warning: ignoring the test history {}: {problem}; starting afresh",
+                    self.path().display()
+                );
+                History { version: VERSION, ..History::default() }
+            }
+        }
+    }
+
+    /// Adds records to the history on disk: read, merge and write under an exclusive lock, so
+    /// concurrent runs never lose each other's records.
+    pub(crate) fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), String> {
+        let describe = |err: std::io::Error| format!("{}: {err}", self.dir.display());
+        std::fs::create_dir_all(&self.dir).map_err(describe)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("history.lock"))
+            .map_err(describe)?;
+        lock.lock().map_err(describe)?;
+        let mut history = read(&self.path()).unwrap_or_default();
+        history.version = VERSION;
+        change(&mut history);
+        let json = serde_json::to_vec(&history).map_err(|err| err.to_string())?;
+        write_atomically(&self.path(), &json).map_err(describe)?;
+        // The lock is released when `lock` is closed.
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<History, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(History { version: VERSION, ..History::default() });
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let versioned: Versioned =
+        serde_json::from_slice(&bytes).map_err(|err| format!("not a prun history ({err})"))?;
+    if versioned.version != VERSION {
+        return Err(format!(
+            "written by another version of prun (history version {}, this prun reads {VERSION})",
+            versioned.version
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|err| format!("not a prun history ({err})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ms: u64, outcome: Ended) -> Record {
+        Record { duration_ms: ms, outcome, attempts: 1 }
+    }
+
+    #[test]
+    fn typical_is_the_median_and_flaky_rate_ignores_imports() {
+        let mut test = TestHistory::default();
+        for (ms, outcome) in [(10, Ended::Passed), (500, Ended::Flaky), (20, Ended::Imported)] {
+            test.push(record(ms, outcome));
+        }
+        assert_eq!(test.typical(), Some(Duration::from_millis(20)));
+        assert_eq!(test.flaky_rate(), Some(0.5));
+    }
+
+    #[test]
+    fn hints_name_tests_slower_than_their_category() {
+        let mut history = History::default();
+        for id in ["p slow_unit", "p quick_unit", "l slow_plain", "p once"] {
+            let ms = if id.contains("slow") { 1500 } else { 20 };
+            history.add(id.into(), record(ms, Ended::Passed));
+            if id != "p once" {
+                history.add(id.into(), record(ms, Ended::Passed));
+            }
+        }
+        history.add("p once".into(), record(900, Ended::Passed));
+        let catalog = [
+            ("p slow_unit".to_owned(), "unit".to_owned(), true),
+            ("p quick_unit".to_owned(), "unit".to_owned(), true),
+            ("l slow_plain".to_owned(), "unit".to_owned(), false),
+            ("p once".to_owned(), "unit".to_owned(), true),
+        ];
+        let hints = hints(&history, &catalog);
+        assert_eq!(hints.len(), 3, "{hints:#?}");
+        assert!(
+            hints
+                .iter()
+                .any(|h| h.starts_with("p slow_unit is a unit test") && h.contains("\"slow\""))
+        );
+        assert!(hints.iter().any(|h| h.starts_with("l slow_plain has no category")));
+        assert!(hints.iter().any(|h| h.starts_with("p once") && h.contains("\"integration\"")));
+    }
+
+    #[test]
+    fn keeps_the_most_recent_runs() {
+        let mut test = TestHistory::default();
+        for ms in 0..(KEEP as u64 + 5) {
+            test.push(record(ms, Ended::Passed));
+        }
+        assert_eq!(test.runs.len(), KEEP);
+        assert_eq!(test.runs[0].duration_ms, 5);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_files_are_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        for bad in ["{ not json", r#"{"version": 99, "tests": {}}"#, ""] {
+            std::fs::write(store.path(), bad).unwrap();
+            assert!(read(&store.path()).is_err(), "{bad:?}");
+            assert!(store.load().tests.is_empty());
+            // The next run replaces it with a good file.
+            store.update(|h| h.add("a t".into(), record(1, Ended::Passed))).unwrap();
+            assert_eq!(store.load().tests.len(), 1);
+        }
+    }
+
+    #[test]
+    fn concurrent_updates_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let store = Store::new(dir.path().to_owned());
+                scope.spawn(move || {
+                    for i in 0..10 {
+                        store
+                            .update(|h| h.add(format!("b t{thread}-{i}"), record(1, Ended::Passed)))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(Store::new(dir.path().to_owned()).load().tests.len(), 80);
+    }
+}

@@ -1,0 +1,73 @@
+//! `cargo prun list` (and `--list`): the selected tests with what the scheduler knows of them
+//! and what the history says of them.
+
+use crate::cli::{Cli, MessageFormat};
+use crate::discover::{Binary, Kind};
+use crate::history::History;
+use crate::plan::Plan;
+use crate::report::seconds;
+
+pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
+    let workspace = match crate::prepare::prepare(&cli.build, cli.prun_profile.as_deref()) {
+        Ok(workspace) => workspace,
+        Err(result) => return result,
+    };
+    let threads = crate::prepare::threads(cli.test_threads, &workspace.config)?;
+    let history = workspace.history.load();
+    let plan = crate::plan_run(cli, &workspace, &history, threads)?;
+    print(&workspace.binaries, &plan, &history, format)
+}
+
+/// One line per test: `BINARY NAME [category]` and what else is known; with `json`, one object
+/// a line.
+pub(crate) fn print(
+    binaries: &[Binary],
+    plan: &Plan,
+    history: &History,
+    format: MessageFormat,
+) -> Result<i32, String> {
+    for test in &plan.tests {
+        let binary = &binaries[test.binary];
+        let known = history.get(&test.id(binaries));
+        let typical = known.and_then(|k| k.typical());
+        let flaky_rate = known.and_then(|k| k.flaky_rate());
+        if format == MessageFormat::Json {
+            let line = serde_json::json!({
+                "binary": binary.binary.id,
+                "kind": match binary.kind { Kind::Prun => "prun", Kind::Libtest => "libtest" },
+                "name": test.name,
+                "category": test.meta.category,
+                "groups": test.meta.groups,
+                "timeout_ms": test.timeout.map(|t| t.as_millis()),
+                "retries": test.job.retries,
+                "threads": test.meta.threads,
+                "typical_ms": typical.map(|t| t.as_millis()),
+                "flaky_rate": flaky_rate,
+                "runs": known.map_or(0, |k| k.runs.len()),
+            });
+            println!("{line}");
+        } else {
+            let mut line = format!("{} {} [{}]", binary.binary.id, test.name, test.meta.category);
+            if !test.meta.groups.is_empty() {
+                line.push_str(&format!(" groups={}", test.meta.groups.join(",")));
+            }
+            if let Some(timeout) = test.timeout {
+                line.push_str(&format!(" timeout={}", seconds(timeout)));
+            }
+            if test.job.retries > 0 {
+                line.push_str(&format!(" retries={}", test.job.retries));
+            }
+            if test.meta.threads > 1 {
+                line.push_str(&format!(" threads={}", test.meta.threads));
+            }
+            if let Some(typical) = typical {
+                line.push_str(&format!(" typical={}", seconds(typical)));
+            }
+            if let Some(rate) = flaky_rate.filter(|r| *r > 0.0) {
+                line.push_str(&format!(" flaky={:.0}%", rate * 100.0));
+            }
+            println!("{line}");
+        }
+    }
+    Ok(crate::exit::OK)
+}

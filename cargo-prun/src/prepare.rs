@@ -1,0 +1,105 @@
+//! What every command that runs tests starts with: the config, the build, discovery, and the
+//! history of earlier runs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prun::config::{Config, Threads};
+
+use crate::build;
+use crate::cli::BuildArgs;
+use crate::discover::{self, Binary};
+use crate::history::{History, Store};
+
+pub(crate) struct Workspace {
+    /// Where the run was started from (or the manifest's directory).
+    pub(crate) root: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) binaries: Vec<Binary>,
+    pub(crate) dylib_path: std::ffi::OsString,
+    pub(crate) history: Store,
+}
+
+/// Reads the config, builds the tests and asks each binary what it holds. `Err(Ok(code))` is
+/// an exit code (cargo's build failed: it said why), `Err(Err(message))` an error.
+pub(crate) fn prepare(
+    build_args: &BuildArgs,
+    profile: Option<&str>,
+) -> Result<Workspace, Result<i32, String>> {
+    let cwd = std::env::current_dir()
+        .map_err(|err| Err(format!("cannot read the current directory: {err}")))?;
+    let root = match &build_args.manifest_path {
+        Some(path) => path.parent().map(|p| cwd.join(p)).unwrap_or_else(|| cwd.clone()),
+        None => cwd.clone(),
+    };
+    let config =
+        Config::discover_with_profile(&root, profile).map_err(|err| Err(err.to_string()))?;
+    let toolchain = std::thread::spawn(build::toolchain_dirs);
+    let history = {
+        let manifest = build_args.manifest_path.clone();
+        let flag = build_args.target_dir.clone();
+        std::thread::spawn(move || history_store(manifest.as_deref(), flag.as_deref()))
+    };
+    let built = build::build(&build_args.to_cargo_args()).map_err(Ok)?;
+    let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
+    let binaries = discover_all(built, &dylib_path).map_err(Err)?;
+    let history = history.join().map_err(|_| Err("reading the workspace panicked".to_owned()))?;
+    Ok(Workspace { root, config, binaries, dylib_path, history: history.map_err(Err)? })
+}
+
+/// `PRUN_HISTORY_DIR`, else `TARGET_DIR/prun`.
+pub(crate) fn history_store(
+    manifest_path: Option<&std::path::Path>,
+    target_dir: Option<&std::path::Path>,
+) -> Result<Store, String> {
+    if let Some(dir) = std::env::var_os("PRUN_HISTORY_DIR") {
+        return Ok(Store::new(PathBuf::from(dir)));
+    }
+    Ok(Store::new(build::target_dir(manifest_path, target_dir)?.join("prun")))
+}
+
+/// Asks every binary what it is, several at a time.
+fn discover_all(
+    built: Vec<build::TestBinary>,
+    dylib_path: &std::ffi::OsStr,
+) -> Result<Vec<Binary>, String> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = built
+            .into_iter()
+            .map(|b| scope.spawn(move || discover::discover(b, dylib_path)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "discovery panicked".to_owned())?)
+            .collect()
+    })
+}
+
+/// `-j`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
+pub(crate) fn threads(flag: Option<i64>, config: &Config) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match flag {
+        Some(0) => {
+            return Err("--test-threads must not be 0: use N, or -N for all cores but N".into());
+        }
+        Some(n) => Threads::Count(n),
+        None => match std::env::var("PRUN_TEST_THREADS") {
+            Ok(text) => text.parse().map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?,
+            Err(_) => config.threads.unwrap_or(Threads::Auto),
+        },
+    };
+    Ok(threads.resolve(cores))
+}
+
+/// What each test is expected to take: a timings file's durations (`--timings`), else the
+/// history's typical ones.
+pub(crate) fn known_durations(
+    history: &History,
+    timings: Option<&std::path::Path>,
+) -> Result<HashMap<String, Duration>, String> {
+    if let Some(path) = timings {
+        return crate::timings::read(path);
+    }
+    Ok(history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?))).collect())
+}

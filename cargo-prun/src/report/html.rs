@@ -1,0 +1,235 @@
+//! `--html PATH`: one self-contained page (no fetches): the summary, failures with their
+//! output, flaky, quarantined and parallel-only tests, the slowest tests, and a timeline with a
+//! lane per worker in which each attempt's span, its groups and its wait for a group show.
+//!
+//! The lists are rendered here; the timeline is drawn in the page from the run's data
+//! (embedded as JSON), so that it can scale to the window and show details on hover.
+
+use std::fmt::Write;
+
+use super::document::Document;
+use super::{Finished, Outcome, seconds};
+
+const STYLE: &str = r#"
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+.counts span { margin-right: 1.2em; font-weight: 600; }
+.passed { color: #1a7f37; } .failed { color: #cf222e; } .flaky { color: #9a6700; }
+table { border-collapse: collapse; } td, th { padding: 2px 10px 2px 0; text-align: left; }
+pre { background: #f6f8fa; padding: 8px; overflow-x: auto; max-height: 30em; }
+details { margin: 0.4em 0; } summary { cursor: pointer; font-family: monospace; }
+#timeline { width: 100%; border: 1px solid #ddd; }
+#timeline text { font: 11px sans-serif; }
+.legend span { display: inline-block; margin-right: 1em; }
+.legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -2px; }
+"#;
+
+const SCRIPT: &str = r#"
+(function () {
+  const run = JSON.parse(document.getElementById('run-data').textContent);
+  const colors = { passed: '#2da44e', flaky: '#d4a72c', retry: '#d4a72c', failed: '#cf222e',
+    'timed-out': '#8250df', crashed: '#6e7781', skipped: '#afb8c1' };
+  const lanes = [];
+  const laneOf = {};
+  for (const a of run) {
+    const key = (a.shard || '') + '/' + a.worker;
+    if (!(key in laneOf)) { laneOf[key] = lanes.length; lanes.push(key); }
+  }
+  lanes.sort();
+  lanes.forEach((key, i) => { laneOf[key] = i; });
+  const end = Math.max(1, ...run.map(a => a.start + a.duration));
+  const left = 110, width = 1000, laneHeight = 26, top = 20;
+  const svg = document.getElementById('timeline');
+  const ns = 'http://www.w3.org/2000/svg';
+  svg.setAttribute('viewBox', `0 0 ${left + width + 10} ${top + lanes.length * laneHeight + 10}`);
+  const x = t => left + (t / end) * width;
+  function add(tag, attrs, parent) {
+    const el = document.createElementNS(ns, tag);
+    for (const k in attrs) el.setAttribute(k, attrs[k]);
+    (parent || svg).appendChild(el);
+    return el;
+  }
+  for (let s = 0; s <= 10; s++) {
+    const t = end * s / 10;
+    add('line', { x1: x(t), x2: x(t), y1: top - 4, y2: top + lanes.length * laneHeight, stroke: '#eee' });
+    add('text', { x: x(t) - 10, y: top - 6 }).textContent = (t / 1000).toFixed(2) + 's';
+  }
+  lanes.forEach((key, i) => {
+    const [shard, worker] = key.split('/');
+    add('text', { x: 4, y: top + i * laneHeight + 16 }).textContent =
+      (shard ? shard + ' ' : '') + 'worker ' + worker;
+  });
+  for (const a of run) {
+    const y = top + laneOf[(a.shard || '') + '/' + a.worker] * laneHeight;
+    if (a.group_wait > 0) {
+      const wait = add('rect', { x: x(a.start - a.group_wait), y: y + 1, height: 3,
+        width: Math.max(1, x(a.start) - x(a.start - a.group_wait)), fill: '#8250df',
+        class: 'group-wait' });
+      add('title', {}, wait).textContent =
+        `${a.id} waited ${a.group_wait} ms for group ${a.groups.join(', ')}`;
+    }
+    const rect = add('rect', { x: x(a.start), y: y + 5, height: laneHeight - 8,
+      width: Math.max(1, x(a.start + a.duration) - x(a.start)), fill: colors[a.kind] || '#999',
+      stroke: a.groups.length ? '#0969da' : 'none', 'stroke-width': a.groups.length ? 2 : 0,
+      class: 'span', 'data-test': a.id });
+    add('title', {}, rect).textContent = `${a.id}: ${a.kind} in ${a.duration} ms` +
+      (a.attempt > 1 ? `, attempt ${a.attempt}` : '') +
+      (a.groups.length ? `; groups: ${a.groups.join(', ')}` : '');
+  }
+  document.getElementById('timeline-status').textContent =
+    `${run.length} attempts on ${lanes.length} workers`;
+})();
+"#;
+
+pub(crate) fn render(document: &Document) -> String {
+    let mut page = String::new();
+    let summary = document.summary.clone().unwrap_or_default();
+    let finals: Vec<&Finished> = document.attempts.iter().filter(|a| !a.will_retry).collect();
+    let title = match &document.meta.partition {
+        Some(partition) => format!("prun run (shard {partition})"),
+        None => "prun run".to_owned(),
+    };
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        escape(&title),
+        escape(&title)
+    );
+    let _ = writeln!(
+        page,
+        "<p class=\"counts\"><span class=\"passed\">{} passed</span>\
+         <span class=\"failed\">{} failed</span><span>{} skipped</span>\
+         <span class=\"flaky\">{} flaky</span><span>{} threads</span><span>{}</span></p>",
+        summary.passed,
+        summary.failed,
+        summary.skipped,
+        summary.flaky.len(),
+        document.meta.threads,
+        seconds(summary.duration),
+    );
+    if document.summary.is_none() {
+        page.push_str(
+            "<p><b>The run did not finish</b>: this is what finished before it ended.</p>\n",
+        );
+    }
+
+    let failures: Vec<&&Finished> = finals
+        .iter()
+        .filter(|f| !f.passed && !matches!(f.outcome, Outcome::Skipped { .. }))
+        .collect();
+    section(&mut page, "Failures", failures.len(), |page| {
+        for failure in &failures {
+            let quarantined = if failure.quarantined { " (quarantined)" } else { "" };
+            let _ = write!(
+                page,
+                "<details open><summary class=\"failed\">{} {}{quarantined}: {}</summary>",
+                escape(&failure.binary),
+                escape(&failure.name),
+                escape(&failure.outcome.reason())
+            );
+            for (label, text) in [
+                ("panic and log", &failure.captured),
+                ("stdout", &failure.stdout),
+                ("stderr", &failure.stderr),
+            ] {
+                if !text.trim().is_empty() {
+                    let _ = write!(page, "<div>{label}</div><pre>{}</pre>", escape(text));
+                }
+            }
+            page.push_str("</details>\n");
+        }
+    });
+    section(&mut page, "Fails only in parallel", document.parallel_only.len(), |page| {
+        page.push_str("<table><tr><th>test</th><th>why</th><th>beside it</th><th>culprits (--bisect)</th></tr>\n");
+        for found in &document.parallel_only {
+            let culprits = found.culprits.as_ref().map_or("not bisected".to_owned(), |c| {
+                if c.is_empty() { "not reproduced in sequence".to_owned() } else { c.join(", ") }
+            });
+            let _ = writeln!(
+                page,
+                "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&found.binary),
+                escape(&found.name),
+                found.reason(),
+                escape(&found.neighbours.join(", ")),
+                escape(&culprits)
+            );
+        }
+        page.push_str("</table>\n");
+    });
+    section(&mut page, "Flaky", summary.flaky.len(), |page| {
+        page.push_str("<table><tr><th>test</th><th>passed on attempt</th></tr>\n");
+        for (binary, name, attempts) in &summary.flaky {
+            let _ = writeln!(
+                page,
+                "<tr><td>{} {}</td><td>{attempts}</td></tr>",
+                escape(binary),
+                escape(name)
+            );
+        }
+        page.push_str("</table>\n");
+    });
+    let mut slowest: Vec<&&Finished> = finals.iter().collect();
+    slowest.sort_by_key(|test| std::cmp::Reverse(test.duration));
+    slowest.truncate(20);
+    section(&mut page, "Slowest tests", slowest.len(), |page| {
+        page.push_str("<table><tr><th>duration</th><th>test</th><th>groups</th></tr>\n");
+        for test in &slowest {
+            let _ = writeln!(
+                page,
+                "<tr><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+                seconds(test.duration),
+                escape(&test.binary),
+                escape(&test.name),
+                escape(&test.groups.join(", "))
+            );
+        }
+        page.push_str("</table>\n");
+    });
+
+    page.push_str(
+        "<h2>Timeline</h2>\n<p class=\"legend\"><span><i style=\"background:#2da44e\"></i>passed</span>\
+         <span><i style=\"background:#d4a72c\"></i>flaky or retried</span>\
+         <span><i style=\"background:#cf222e\"></i>failed</span>\
+         <span><i style=\"background:#8250df\"></i>timed out; thin bar: waiting for a group</span>\
+         <span><i style=\"border:2px solid #0969da\"></i>holds a group</span>\
+         <span id=\"timeline-status\">the timeline needs JavaScript</span></p>\n\
+         <svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\"></svg>\n",
+    );
+    let data: Vec<serde_json::Value> = document
+        .attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": format!("{} {}", a.binary, a.name),
+                "worker": a.worker,
+                "shard": a.shard,
+                "start": a.started_at.as_millis() as u64,
+                "duration": a.duration.as_millis() as u64,
+                "group_wait": a.group_wait.as_millis() as u64,
+                "groups": a.groups,
+                "attempt": a.attempt,
+                "kind": a.outcome_kind(),
+            })
+        })
+        .collect();
+    // `</` cannot end the script element early once escaped.
+    let data = serde_json::to_string(&data).expect("data serializes").replace("</", "<\\/");
+    let _ = write!(
+        page,
+        "<script type=\"application/json\" id=\"run-data\">{data}</script>\n<script>{SCRIPT}</script>\n</body></html>\n"
+    );
+    page
+}
+
+fn section(page: &mut String, title: &str, count: usize, body: impl FnOnce(&mut String)) {
+    let _ = writeln!(page, "<h2>{title} ({count})</h2>");
+    if count > 0 {
+        body(page);
+    }
+}
+
+fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::escape(text)
+}

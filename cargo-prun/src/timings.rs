@@ -1,0 +1,86 @@
+//! Timings files: each test's typical duration, for CI to commit or cache, so that every shard
+//! of `--partition timing:K/N` balances by the same numbers.
+//!
+//! `{"version": 1, "tests": {"BINARY NAME": MILLISECONDS, ...}}`
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::TimingsAction;
+use crate::history::{Ended, Record};
+use crate::report::write_atomically;
+
+const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Timings {
+    version: u32,
+    tests: BTreeMap<String, u64>,
+}
+
+pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
+    let (path, workspace) = match &action {
+        TimingsAction::Export { path, workspace } | TimingsAction::Import { path, workspace } => {
+            (path, workspace)
+        }
+    };
+    let store = crate::prepare::history_store(
+        workspace.manifest_path.as_deref(),
+        workspace.target_dir.as_deref(),
+    )?;
+    match action {
+        TimingsAction::Export { .. } => {
+            let history = store.load();
+            let tests: BTreeMap<String, u64> = history
+                .tests
+                .iter()
+                .filter_map(|(id, test)| Some((id.clone(), millis(test.typical()?))))
+                .collect();
+            let count = tests.len();
+            let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests })
+                .map_err(|err| err.to_string())?;
+            write_atomically(path, &json)
+                .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+            eprintln!("wrote the timings of {count} tests to {}", path.display());
+        }
+        TimingsAction::Import { .. } => {
+            let imported = read(path)?;
+            let count = imported.len();
+            store.update(|history| {
+                for (id, duration) in imported {
+                    let record = Record {
+                        duration_ms: millis(duration),
+                        outcome: Ended::Imported,
+                        attempts: 1,
+                    };
+                    history.add(id, record);
+                }
+            })?;
+            eprintln!("imported the timings of {count} tests into {}", store.path().display());
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
+/// A timings file's durations by test id.
+pub(crate) fn read(path: &Path) -> Result<HashMap<String, Duration>, String> {
+    let text = std::fs::read(path)
+        .map_err(|err| format!("cannot read the timings file {}: {err}", path.display()))?;
+    let timings: Timings = serde_json::from_slice(&text)
+        .map_err(|err| format!("{} is not a prun timings file: {err}", path.display()))?;
+    if timings.version != VERSION {
+        return Err(format!(
+            "{} is a timings file of version {}; this prun reads version {VERSION}",
+            path.display(),
+            timings.version
+        ));
+    }
+    Ok(timings.tests.into_iter().map(|(id, ms)| (id, Duration::from_millis(ms))).collect())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

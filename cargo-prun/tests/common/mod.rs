@@ -1,0 +1,86 @@
+//! What the end-to-end tests of `cargo prun` share: running it on the fixture workspace and
+//! reading what it printed.
+#![allow(dead_code, reason = "each test file uses some of these")]
+
+use std::ffi::OsStr;
+use std::process::Command;
+
+use prun_e2e::{fixtures_dir, fixtures_target_dir, fixtures_tmp_dir};
+use serde_json::Value;
+
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Runs `cargo prun ARGS` on the fixture workspace, as cargo would run the subcommand.
+pub fn cargo_prun(args: &[&str]) -> Run {
+    cargo_prun_with(args, &[])
+}
+
+/// `cargo prun ARGS` with more environment variables. Each run has a history of its own
+/// (none), unless `PRUN_HISTORY_DIR` is among them.
+pub fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
+    let history = tempfile::TempDir::with_prefix_in("history-", fixtures_tmp_dir()).unwrap();
+    // The workspace is named after the subcommand, if any (`merge` reads reports only).
+    let manifest = fixtures_dir().join("Cargo.toml");
+    let workspace = ["--manifest-path", manifest.to_str().unwrap()];
+    let (subcommand, rest) = match args.first().copied() {
+        Some("merge") => (args, &[][..]),
+        Some("timings") => args.split_at(2.min(args.len())),
+        Some("list" | "bisect") => args.split_at(1),
+        _ => (&[][..], args),
+    };
+    let workspace = if subcommand.first() == Some(&"merge") { &[][..] } else { &workspace[..] };
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(subcommand)
+        .args(workspace)
+        .args(rest)
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("TMPDIR", fixtures_tmp_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("PRUN_TEST_THREADS")
+        .env("PRUN_HISTORY_DIR", history.path())
+        .envs(env.iter().copied())
+        .output()
+        .expect("cargo-prun runs");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}
+
+/// The final attempt of each test in a `--message-format json` stream, by name.
+pub fn outcomes(run: &Run) -> std::collections::BTreeMap<String, Value> {
+    run.stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|err| panic!("{err}: {line}"))
+        })
+        .filter(|event| event["type"] == "test-finished" && event["will_retry"] == false)
+        .map(|event| (event["name"].as_str().unwrap().to_owned(), event))
+        .collect()
+}
+
+/// The `parallel-only` events of a `--message-format json` stream.
+pub fn parallel_only(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["type"] == "parallel-only")
+        .collect()
+}
+
+pub fn last_line(text: &str) -> &str {
+    text.trim_end().lines().last().unwrap_or_default()
+}
+
+pub fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = fixtures_tmp_dir().join(format!("cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

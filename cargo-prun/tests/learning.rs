@@ -1,0 +1,331 @@
+//! What `cargo prun` learns from runs, end to end over the `learning` fixture crate: history
+//! and longest-first order, timing shards and timings files, flaky tests, quarantine,
+//! `--repeat`, parallel-only failures and bisection, shard reports merged, and the HTML report
+//! in a real browser.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::{Run, cargo_prun_with, last_line, outcomes, parallel_only, tempfile_dir};
+use serde_json::Value;
+
+/// `cargo prun ARGS` with the history kept in `history`.
+fn with_history(history: &Path, args: &[&str]) -> Run {
+    cargo_prun_with(args, &[("PRUN_HISTORY_DIR", history.as_os_str())])
+}
+
+/// Names in the order a run finished them (`--message-format json`).
+fn finished_order(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["type"] == "test-finished")
+        .map(|event| event["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn history_puts_the_longest_test_first_and_balances_timing_shards() {
+    let dir = tempfile_dir("history-order");
+    let history = dir.join("history");
+    let args = ["-p", "learning", "--test", "durations", "-j", "1", "--message-format", "json"];
+    let first = with_history(&history, &args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(finished_order(&first).last().unwrap(), "takes_a_while", "no history: declared");
+    let second = with_history(&history, &args);
+    assert_eq!(finished_order(&second)[0], "takes_a_while", "with history: longest first");
+
+    // The catalog shows what the history says.
+    let list = with_history(&history, &["list", "--format", "json", "-p", "learning"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let listed: BTreeMap<String, Value> = list
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .map(|test| (test["name"].as_str().unwrap().to_owned(), test))
+        .collect();
+    let long = &listed["takes_a_while"];
+    assert!(long["typical_ms"].as_u64().unwrap() >= 300, "{long}");
+    assert_eq!(long["runs"], 2);
+    assert_eq!(long["flaky_rate"], 0.0);
+    assert_eq!(listed["a_expects_a_clean_flag"]["typical_ms"], Value::Null);
+
+    // Timing shards: the long test is a shard of its own; the quick ones share the other.
+    let shard = |history: &Path, extra: &[&str], k: u32| -> BTreeSet<String> {
+        let partition = format!("timing:{k}/2");
+        let args = ["-p", "learning", "--test", "durations", "--partition", &partition];
+        let list = ["--list", "--message-format", "json"];
+        let run = with_history(history, &[&args[..], extra, &list[..]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["name"].to_string())
+            .collect()
+    };
+    let ones = [shard(&history, &[], 1), shard(&history, &[], 2)];
+    let long_shard = ones.iter().find(|s| s.contains("\"takes_a_while\"")).unwrap();
+    assert_eq!(long_shard.len(), 1, "{ones:?}");
+    assert_eq!(ones[0].len() + ones[1].len(), 5);
+
+    // Exported, the timings give the same shards on a machine with no history.
+    let timings = dir.join("timings.json");
+    let export = with_history(&history, &["timings", "export", timings.to_str().unwrap()]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let elsewhere = dir.join("elsewhere");
+    let flag = ["--timings", timings.to_str().unwrap()];
+    assert_eq!([shard(&elsewhere, &flag, 1), shard(&elsewhere, &flag, 2)], ones);
+    // Imported, they are that machine's history.
+    let import = with_history(&elsewhere, &["timings", "import", timings.to_str().unwrap()]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert_eq!([shard(&elsewhere, &[], 1), shard(&elsewhere, &[], 2)], ones);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_corrupt_history_is_a_warning_and_a_fresh_start() {
+    let dir = tempfile_dir("history-corrupt");
+    std::fs::write(dir.join("history.json"), "{ this is not json").unwrap();
+    let run = with_history(&dir, &["-p", "learning", "--test", "durations"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning: ignoring the test history"), "{}", run.stderr);
+    let history: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap()).unwrap();
+    assert_eq!(history["version"], 1);
+    assert_eq!(history["tests"].as_object().unwrap().len(), 5);
+    // Not world-writable (nor readable): the file is the user's.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("history.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A `LEARNING_COUNTER_DIR` for one run of `every_third`, starting from zero.
+fn counter(name: &str) -> std::path::PathBuf {
+    let dir = tempfile_dir(name);
+    let _ = std::fs::remove_file(dir.join("every_third"));
+    dir
+}
+
+#[test]
+fn a_test_failing_every_third_run_is_flaky_with_retries_and_fails_without() {
+    let args = ["-p", "learning", "--test", "every_third", "--message-format", "json"];
+    let dir = counter("every-third-retries");
+    let env = [("LEARNING_COUNTER_DIR", dir.as_os_str())];
+    let run = cargo_prun_with(&[&args[..], &["--retries", "2"]].concat(), &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let test = &outcomes(&run)["fails_every_third_run"];
+    assert_eq!(test["attempt"], 2);
+    assert!(run.stderr.contains("FLAKY"), "{}", run.stderr);
+    let summary: Value = serde_json::from_str(last_line(&run.stdout)).unwrap();
+    assert_eq!(summary["flaky"][0][1], "fails_every_third_run");
+
+    let dir = counter("every-third-once");
+    let run = cargo_prun_with(&args, &[("LEARNING_COUNTER_DIR", dir.as_os_str())]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+
+    // Quarantined, its failure is reported but does not fail the run.
+    let dir = counter("every-third-quarantine");
+    let config = dir.join("prun.toml");
+    std::fs::write(&config, "quarantine = [\"every_third fails_every_third\"]\n").unwrap();
+    let env = [("LEARNING_COUNTER_DIR", dir.as_os_str()), ("PRUN_CONFIG", config.as_os_str())];
+    let run = cargo_prun_with(&args, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let test = &outcomes(&run)["fails_every_third_run"];
+    assert_eq!(
+        (test["passed"].as_bool(), test["quarantined"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert!(run.stderr.contains("QUARANTINED"), "{}", run.stderr);
+
+    // Repeated six times, it fails on runs 1 and 4: a third of them.
+    let dir = counter("every-third-repeat");
+    let repeat = ["-p", "learning", "--test", "every_third", "--repeat", "6"];
+    let run = cargo_prun_with(&repeat, &[("LEARNING_COUNTER_DIR", dir.as_os_str())]);
+    assert_eq!(run.code, 101, "{}", run.stdout);
+    assert!(run.stdout.contains("failed 2 of 6 runs (33%)"), "{}", run.stdout);
+    assert_eq!(last_line(&run.stdout), "4 passed, 2 failed");
+}
+
+#[test]
+fn a_test_polluted_by_another_is_parallel_only_and_bisect_names_the_polluter() {
+    let args = ["-p", "learning", "--test", "polluted", "-j", "1", "--message-format", "json"];
+    let dir = tempfile_dir("bisect");
+    let history = dir.join("history");
+    let run = with_history(&history, &[&args[..], &["--bisect"]].concat());
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    assert_eq!(outcomes(&run)["a_expects_a_clean_flag"]["outcome"]["kind"], "failed");
+    let found = parallel_only(&run);
+    assert_eq!(found.len(), 1, "{}", run.stdout);
+    assert_eq!(found[0]["name"], "a_expects_a_clean_flag");
+    assert_eq!(found[0]["shared_process"], true);
+    assert_eq!(found[0]["culprits"], serde_json::json!(["learning::polluted b_sets_the_flag"]));
+    assert!(run.stderr.contains("reproduce: cargo prun bisect"), "{}", run.stderr);
+
+    // `cargo prun bisect` starts from the neighbours the run recorded.
+    let bisect = with_history(&history, &["bisect", "-p", "learning", "a_expects_a_clean_flag"]);
+    assert_eq!(bisect.code, 0, "{}", bisect.stderr);
+    assert!(
+        bisect.stdout.contains("fails when run after: learning::polluted b_sets_the_flag"),
+        "{}",
+        bisect.stdout
+    );
+    let reproduce = bisect.stdout.lines().find_map(|l| l.strip_prefix("reproduce: ")).unwrap();
+    assert!(reproduce.contains("--with 'learning::polluted b_sets_the_flag'"), "{reproduce}");
+    // The replay reproduces it; an innocent neighbour does not.
+    let replay = ["bisect", "-p", "learning", "a_expects_a_clean_flag", "--with"];
+    let guilty = with_history(&history, &[&replay[..], &["b_sets_the_flag"]].concat());
+    assert_eq!(guilty.code, 101, "{}", guilty.stdout);
+    let innocent = with_history(&history, &[&replay[..], &["c_innocent"]].concat());
+    assert_eq!(innocent.code, 0, "{}", innocent.stdout);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The final outcome kind of each test in a `--json` report.
+fn report_outcomes(report: &Value) -> BTreeMap<String, String> {
+    report["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["will_retry"] == false)
+        .map(|a| {
+            let id = format!("{} {}", a["binary"].as_str().unwrap(), a["name"].as_str().unwrap());
+            (id, a["outcome"]["kind"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn four_shards_merged_are_the_unsharded_run() {
+    let dir = tempfile_dir("merge");
+    let packages = ["-p", "plain", "-p", "shared-db", "--no-fail-fast"];
+    let whole = dir.join("whole.json");
+    let run = cargo_prun_with(&[&packages[..], &["--json", whole.to_str().unwrap()]].concat(), &[]);
+    assert_eq!(run.code, 101, "the plain crate fails on purpose: {}", run.stderr);
+    let whole = report_outcomes(&read_json(&whole));
+
+    let shards: Vec<std::path::PathBuf> = (1..=4)
+        .map(|k| {
+            let path = dir.join(format!("shard-{k}.json"));
+            let partition = format!("hash:{k}/4");
+            let args = ["--partition", &partition, "--json", path.to_str().unwrap()];
+            cargo_prun_with(&[&packages[..], &args[..]].concat(), &[]);
+            path
+        })
+        .collect();
+    let merged = dir.join("merged.json");
+    let (junit, html) = (dir.join("merged.xml"), dir.join("merged.html"));
+    let mut args: Vec<&str> = vec!["merge"];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    let outputs = [
+        "--json",
+        merged.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    let run = cargo_prun_with(&[&args[..], &outputs[..]].concat(), &[]);
+    assert_eq!(run.code, 101, "merged, the failures still fail: {}", run.stderr);
+    let merged = read_json(&merged);
+    assert_eq!(report_outcomes(&merged), whole, "every test once, with the same outcome");
+    let doc = std::fs::read_to_string(&junit).unwrap();
+    let junit_cases = roxmltree::Document::parse(&doc)
+        .unwrap()
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    assert_eq!(junit_cases, whole.len());
+
+    // A shard left out, or given twice, is an error that names the problem.
+    let missing = cargo_prun_with(&[&args[..4], &["--json", "/dev/null"]].concat(), &[]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.stderr.contains("tests are in no report"), "{}", missing.stderr);
+    let mut twice = args.clone();
+    twice.push(shards[0].to_str().unwrap());
+    let twice = cargo_prun_with(&twice, &[]);
+    assert_eq!(twice.code, 2, "{}", twice.stderr);
+    assert!(twice.stderr.contains("are both shard hash:1/4"), "{}", twice.stderr);
+    assert!(twice.stderr.contains("tests are in two reports"), "{}", twice.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Debian's Chromium, if it is installed (`.ci/run` installs it).
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+}
+
+#[test]
+fn the_html_report_renders_its_timeline_in_chromium() {
+    let dir = tempfile_dir("html");
+    let (html, trace) = (dir.join("run.html"), dir.join("run.trace.json"));
+    let args = ["-p", "shared-db", "-p", "learning", "--no-fail-fast", "--bisect"];
+    let outputs = ["--html", html.to_str().unwrap(), "--trace", trace.to_str().unwrap()];
+    // `every_third` passes on its second run.
+    std::fs::write(dir.join("every_third"), "1").unwrap();
+    let env = [("LEARNING_COUNTER_DIR", dir.as_os_str())];
+    let run = cargo_prun_with(&[&args[..], &outputs[..]].concat(), &env);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let page = std::fs::read_to_string(&html).unwrap();
+    for fetch in ["<link", " src=", "url(", "fetch(", "XMLHttpRequest", "@import"] {
+        assert!(!page.contains(fetch), "the page fetches nothing, but has {fetch}");
+    }
+    assert!(page.contains("Fails only in parallel (1)"), "the polluted test is listed");
+
+    // The trace: Chrome's format, a span per attempt.
+    let trace = read_json(&trace);
+    let spans = trace["traceEvents"].as_array().unwrap().iter().filter(|e| e["ph"] == "X");
+    assert!(spans.count() >= 12 + 7);
+
+    let Some(chromium) = chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have Chromium: .ci/run installs it");
+        eprintln!("skipped: Chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let browser = |extra: &[&str]| {
+        let profile = tempfile::TempDir::with_prefix_in("chromium-", &dir).unwrap();
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+            ])
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium runs")
+    };
+    // The DOM after the page's script ran: a span in the timeline for each test of the run.
+    let dom = String::from_utf8(browser(&["--dump-dom"]).stdout).unwrap();
+    assert!(dom.contains("attempts on"), "the timeline was drawn: {dom}");
+    for test in ["shared-db::alpha alpha_1", "learning::polluted b_sets_the_flag"] {
+        assert!(dom.contains(&format!("data-test=\"{test}\"")), "{test} is on the timeline");
+    }
+    let screenshot = dir.join("report.png");
+    let shot = browser(&[
+        &format!("--screenshot={}", screenshot.display()),
+        "--window-size=1280,1600",
+        "--hide-scrollbars",
+    ]);
+    assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    // Kept next to the fixtures' build for a person to look at.
+    let _ = std::fs::copy(&screenshot, prun_e2e::fixtures_target_dir().join("report.png"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
