@@ -11,11 +11,17 @@ its ratio to the schedule's lower bound
 
 which no runner can beat. It is a measurement, not a test: it never fails on a number.
 
+`cargo prun` is measured twice: with no history (every run starts from an empty one), and with
+the history of one earlier run (what it learns: longest first, batches by duration). Then the
+mixed suite is split into 4 shards, `timing` (by that history) and `count`, and each shard's
+work (the sum of its tests' durations) is set against the ideal, total / 4.
+
     python3 bench/run.py                  # all suites, 3 runs each
     python3 bench/run.py --runs 5 --suite skewed --suite trivial
 """
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -172,8 +178,6 @@ def build():
     out = subprocess.run(cmd, cwd=WORK, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"building the benchmark suites failed:\n{out.stderr[-4000:]}")
-    import json
-
     binaries = {}
     for line in out.stdout.splitlines():
         msg = json.loads(line)
@@ -217,8 +221,11 @@ def main():
         package = ["-p", f"bench-{suite.name}"]
         def tests_of(kind):
             return [arg for target in suite.targets(kind) for arg in ("--test", target)]
+        history = WORK / "history" / suite.name
+        prun_cmd = [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("prun")]
         runners = {
-            "cargo prun": [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("prun")],
+            "cargo prun": prun_cmd,
+            "cargo prun, history": prun_cmd,
             "cargo prun, plain": [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("libtest")],
         }
         if suite.binaries == 1:
@@ -234,24 +241,82 @@ def main():
             ]
         medians = {}
         for runner, cmd in runners.items():
-            times = [timed(cmd, crate, env) for _ in range(args.runs)]
+            schedules = []
+
+            def run_once():
+                run_env = dict(env)
+                if runner == "cargo prun, history":
+                    run_env["PRUN_HISTORY_DIR"] = str(history)
+                else:
+                    # A history of its own, empty, for every run.
+                    fresh = WORK / "history" / "empty"
+                    shutil.rmtree(fresh, ignore_errors=True)
+                    run_env["PRUN_HISTORY_DIR"] = str(fresh)
+                if not runner.startswith("cargo prun"):
+                    return timed(cmd, crate, run_env)
+                # The schedule's own time (after cargo's build check and discovery), from the
+                # run's report.
+                report = WORK / "report.json"
+                wall = timed([*cmd, "--json", str(report)], crate, run_env)
+                schedules.append(json.loads(report.read_text())["summary"]["duration_ms"] / 1000)
+                return wall
+
+            if runner == "cargo prun, history":
+                run_once()  # the run it learns from
+                schedules.clear()
+            times = [run_once() for _ in range(args.runs)]
             medians[runner] = statistics.median(times)
-            print(f"{suite.name:9} {runner:18} {' '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
+            if schedules:
+                medians[runner + " (schedule)"] = statistics.median(schedules)
+            print(f"{suite.name:9} {runner:19} {' '.join(f'{t:.3f}' for t in times)}", file=sys.stderr)
         rows.append((suite, medians))
+        if suite.name == "mixed":
+            shard_rows = shards(cargo_prun, prun_cmd, crate, env, history)
 
     bound_note = f"lower bound = max(longest, total / {threads}, total of any exclusive group)"
     print(f"\nMedian wall time of {args.runs} runs, {threads} threads each; {bound_note}.\n")
-    columns = ["prun harness", "cargo prun", "cargo prun, plain", "cargo test", "nextest"]
-    print("| suite | lower bound | " + " | ".join(columns) + " | best prun / bound | cargo test / best prun | nextest / cargo prun, plain |")
-    print("|---|" + "---|" * (len(columns) + 4))
+    columns = ["prun harness", "cargo prun", "cargo prun, history", "cargo prun, plain", "cargo test", "nextest"]
+    print("| suite | lower bound | " + " | ".join(columns) + " | best prun / bound | history / bound (its schedule alone) | cargo test / best prun | nextest / cargo prun, plain |")
+    print("|---|" + "---|" * (len(columns) + 5))
     for suite, m in rows:
         bound = suite.lower_bound(args.threads)
-        best = min(m[r] for r in ("prun harness", "cargo prun") if r in m)
+        best = min(m[r] for r in ("prun harness", "cargo prun", "cargo prun, history") if r in m)
         ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"
         cells = [f"{suite.name}: {suite.about}", f"{bound:.2f}s" if bound else "n/a"]
         cells += [f"{m[c]:.2f}s" if c in m else "n/a" for c in columns]
-        cells += [ratio(best, bound), ratio(m["cargo test"], best), ratio(m.get("nextest"), m["cargo prun, plain"])]
+        history_ratio = ratio(m["cargo prun, history"], bound)
+        if bound:
+            history_ratio += f" ({ratio(m['cargo prun, history (schedule)'], bound)})"
+        cells += [ratio(best, bound), history_ratio]
+        cells += [ratio(m["cargo test"], best), ratio(m.get("nextest"), m["cargo prun, plain"])]
         print("| " + " | ".join(cells) + " |")
+    if "shard_rows" in locals():
+        print("\nThe mixed suite in 4 shards (work = the sum of a shard's test durations; ideal = total / 4):\n")
+        print("| partition | shard work | longest | ideal | longest / ideal |")
+        print("|---|---|---|---|---|")
+        for kind, works in shard_rows:
+            ideal = sum(works) / len(works)
+            cells = [kind, " / ".join(f"{w:.2f}s" for w in works), f"{max(works):.2f}s", f"{ideal:.2f}s", f"{max(works) / ideal:.2f}x"]
+            print("| " + " | ".join(cells) + " |")
+
+
+def shards(cargo_prun, prun_cmd, crate, env, history):
+    """Each shard's work, for `timing` (by the suite's history) and `count` shards of 4."""
+    # Every shard must split by the same numbers: a timings file, as CI would keep one.
+    timings = WORK / "timings.json"
+    timed([cargo_prun, "prun", "timings", "export", str(timings)], crate, dict(env, PRUN_HISTORY_DIR=str(history)))
+    rows = []
+    for kind in ("timing", "count"):
+        works = []
+        for k in range(1, 5):
+            report = WORK / f"shard-{kind}-{k}.json"
+            cmd = [*prun_cmd, "--partition", f"{kind}:{k}/4", "--timings", str(timings), "--json", str(report)]
+            timed(cmd, crate, dict(env, PRUN_HISTORY_DIR=str(history)))
+            attempts = json.loads(report.read_text())["attempts"]
+            works.append(sum(a["duration_ms"] for a in attempts) / 1000)
+        rows.append((kind, works))
+        print(f"shards    {kind:19} {' '.join(f'{w:.3f}' for w in works)}", file=sys.stderr)
+    return rows
 
 
 def build_cargo_prun():

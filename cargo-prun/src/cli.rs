@@ -71,7 +71,8 @@ pub(crate) enum TimingsAction {
         #[command(flatten)]
         workspace: Workspace,
     },
-    /// Add the durations of a timings file to the history.
+    /// Add the durations of a timings file, or of a `--json` report (a merge of CI shards,
+    /// say), to the history.
     Import {
         path: PathBuf,
         #[command(flatten)]
@@ -344,4 +345,55 @@ pub(crate) enum Color {
 pub(crate) enum MessageFormat {
     Human,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `cargo prun` commands of a CI recipe, with its shell variables filled in.
+    fn commands(recipe: &str) -> Vec<Vec<String>> {
+        let joined = recipe.replace("\\\n", " ");
+        joined
+            .lines()
+            .filter_map(|line| Some(&line[line.find("cargo prun ")?..]))
+            .map(|command| {
+                let command = command.split(" || ").next().unwrap_or(command);
+                command
+                    .replace("${{ matrix.shard }}", "1")
+                    .replace("$PRUN_SHARDS", "4")
+                    .replace("$PRUN_SHARD", "1")
+                    .replace("$timings", "--timings prun-timings.json")
+                    .replace("shard-*.json", "shard-1.json shard-2.json")
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ci_recipes_use_real_flags() {
+        let recipes = [
+            ("github-actions.yml", include_str!("../../ci-recipes/github-actions.yml")),
+            ("codebuild-buildspec.yml", include_str!("../../ci-recipes/codebuild-buildspec.yml")),
+        ];
+        for (name, recipe) in recipes {
+            let commands = commands(recipe);
+            // Each shard runs, the shards are merged, and the timings are kept.
+            for needed in ["--partition", "merge", "import", "export"] {
+                assert!(commands.iter().any(|c| c.iter().any(|a| a == needed)), "{name}: {needed}");
+            }
+            for command in commands {
+                if let Err(err) = Cargo::try_parse_from(&command) {
+                    panic!("{name}: `{}` does not parse:\n{err}", command.join(" "));
+                }
+            }
+        }
+        let codebuild = recipes[1].1;
+        for key in ["build-graph:", "fast-fail: true", "depend-on:"] {
+            assert!(codebuild.contains(key), "the CodeBuild recipe has {key}");
+        }
+        assert!(recipes[0].1.contains("shard: [1, 2, 3, 4]"));
+    }
 }

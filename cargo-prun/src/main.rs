@@ -143,8 +143,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         started,
     );
     executor.keep_passing_output = cli.no_capture;
-    executor.retry_delay = config.retry.delay.unwrap_or_default();
-    executor.retry_backoff = config.retry.backoff;
+    executor.retry = config.retry.clone();
     let executor = Arc::new(executor);
     let rounds = Rounds { repeat: cli.repeat, until: cli.stress.map(|d| started + d) };
     let bisect = cli.bisect;

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::TimingsAction;
 use crate::history::{Ended, Record};
-use crate::report::write_atomically;
+use crate::report::document::Document;
+use crate::report::{Outcome, write_atomically};
 
 const VERSION: u32 = 1;
 
@@ -65,12 +66,21 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
     Ok(crate::exit::OK)
 }
 
-/// A timings file's durations by test id.
+/// A timings file's durations by test id; or a `--json` report's (each test's final attempt),
+/// so that the merged report of CI shards can feed the next run's timings.
 pub(crate) fn read(path: &Path) -> Result<HashMap<String, Duration>, String> {
     let text = std::fs::read(path)
         .map_err(|err| format!("cannot read the timings file {}: {err}", path.display()))?;
-    let timings: Timings = serde_json::from_slice(&text)
-        .map_err(|err| format!("{} is not a prun timings file: {err}", path.display()))?;
+    if let Ok(report) = serde_json::from_slice::<Document>(&text) {
+        let finals = report.attempts.iter().filter(|a| !a.will_retry);
+        return Ok(finals
+            .filter(|a| !matches!(a.outcome, Outcome::Skipped { .. }))
+            .map(|a| (format!("{} {}", a.binary, a.name), a.duration))
+            .collect());
+    }
+    let timings: Timings = serde_json::from_slice(&text).map_err(|err| {
+        format!("{} is neither a prun timings file nor a --json report: {err}", path.display())
+    })?;
     if timings.version != VERSION {
         return Err(format!(
             "{} is a timings file of version {}; this prun reads version {VERSION}",

@@ -139,6 +139,24 @@ fn a_test_failing_every_third_run_is_flaky_with_retries_and_fails_without() {
     );
     assert!(run.stderr.contains("QUARANTINED"), "{}", run.stderr);
 
+    // With a retry delay in the config, the retry starts no sooner than the delay after the
+    // failed attempt ended (a lower bound the clock guarantees: no timing is assumed).
+    let dir = counter("every-third-delay");
+    let config = dir.join("prun.toml");
+    std::fs::write(&config, "[retry]\ndelay = \"300ms\"\nbackoff = 2.0\n").unwrap();
+    let env = [("LEARNING_COUNTER_DIR", dir.as_os_str()), ("PRUN_CONFIG", config.as_os_str())];
+    let run = cargo_prun_with(&[&args[..], &["--retries", "1"]].concat(), &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let attempts: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["type"] == "test-finished")
+        .collect();
+    let ms = |event: &Value, key: &str| event[key].as_u64().unwrap();
+    let first_ended = ms(&attempts[0], "started_at_ms") + ms(&attempts[0], "duration_ms");
+    assert!(ms(&attempts[1], "started_at_ms") + 1 >= first_ended + 300, "{attempts:?}");
+
     // Repeated six times, it fails on runs 1 and 4: a third of them.
     let dir = counter("every-third-repeat");
     let repeat = ["-p", "learning", "--test", "every_third", "--repeat", "6"];
@@ -146,6 +164,13 @@ fn a_test_failing_every_third_run_is_flaky_with_retries_and_fails_without() {
     assert_eq!(run.code, 101, "{}", run.stdout);
     assert!(run.stdout.contains("failed 2 of 6 runs (33%)"), "{}", run.stdout);
     assert_eq!(last_line(&run.stdout), "4 passed, 2 failed");
+
+    // Under stress, rounds go on until the time is up (one at least), with the same report.
+    let dir = counter("every-third-stress");
+    let stress = ["-p", "learning", "--test", "every_third", "--stress", "200ms"];
+    let run = cargo_prun_with(&stress, &[("LEARNING_COUNTER_DIR", dir.as_os_str())]);
+    assert_eq!(run.code, 101, "run 1 fails: {}", run.stdout);
+    assert!(run.stdout.contains("repeated: 1 tests"), "{}", run.stdout);
 }
 
 #[test]
@@ -241,6 +266,18 @@ fn four_shards_merged_are_the_unsharded_run() {
         .filter(|n| n.has_tag_name("testcase"))
         .count();
     assert_eq!(junit_cases, whole.len());
+    // The merged report feeds the next run's timings, as the CI recipes do it.
+    let history = dir.join("history");
+    let import = cargo_prun_with(
+        &["timings", "import", dir.join("merged.json").to_str().unwrap()],
+        &[("PRUN_HISTORY_DIR", history.as_os_str())],
+    );
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(
+        import.stderr.contains(&format!("the timings of {} tests", whole.len())),
+        "{}",
+        import.stderr
+    );
 
     // A shard left out, or given twice, is an error that names the problem.
     let missing = cargo_prun_with(&[&args[..4], &["--json", "/dev/null"]].concat(), &[]);

@@ -53,6 +53,19 @@ impl Default for RetryConfig {
     }
 }
 
+impl RetryConfig {
+    /// How long attempt `attempt` (1 for the first run) waits before it starts.
+    pub fn wait_before(&self, attempt: u32) -> Duration {
+        match (self.delay, attempt) {
+            (Some(delay), 2..) => {
+                let retry = i32::try_from(attempt - 2).unwrap_or(i32::MAX);
+                delay.mul_f64(self.backoff.powi(retry).min(1e6))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 fn one() -> f64 {
     1.0
 }
@@ -344,6 +357,8 @@ mod tests {
         assert_eq!(config.threads, Some(Threads::Count(-1)));
         assert_eq!(config.retry.delay, Some(Duration::from_millis(100)));
         assert_eq!(config.retry.backoff, 2.0);
+        let waits: Vec<u128> = (1..=4).map(|a| config.retry.wait_before(a).as_millis()).collect();
+        assert_eq!(waits, [0, 100, 200, 400]);
         assert_eq!(config.quarantine, ["api::known_flake"]);
         let slow = &config.categories["slow"];
         assert_eq!(slow.max_threads.map(NonZeroU32::get), Some(1));

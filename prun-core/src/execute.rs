@@ -20,6 +20,7 @@ pub(crate) struct InProcess {
     pub(crate) tests: Vec<PlannedTest>,
     pub(crate) run: Arc<RunScope>,
     pub(crate) events: Sender<Event>,
+    pub(crate) retry: crate::config::RetryConfig,
 }
 
 impl Executor for InProcess {
@@ -32,6 +33,8 @@ impl Executor for InProcess {
 
     fn execute(&self, worker: &Arc<WorkerScope>, dispatch: Dispatch) -> (bool, Attempt) {
         let test = &self.tests[dispatch.job];
+        // A retry waits in its slot, holding its groups as the test would.
+        std::thread::sleep(self.retry.wait_before(dispatch.attempt));
         let _ = self.events.send(Event::Started {
             name: test.name.clone(),
             attempt: dispatch.attempt,

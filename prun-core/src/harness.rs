@@ -97,7 +97,8 @@ fn run(cli: &Cli) -> Result<i32, String> {
     let (events, received) = mpsc::channel();
     let dispatcher =
         Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
-    let executor = Arc::new(InProcess { tests: plan.tests, run: run.clone(), events });
+    let retry = config.retry.clone();
+    let executor = Arc::new(InProcess { tests: plan.tests, run: run.clone(), events, retry });
     // The scheduler runs on its own thread; this one prints, so output never waits on a test.
     let scheduling = std::thread::spawn(move || scheduler::run(threads, dispatcher, executor));
     for event in received {

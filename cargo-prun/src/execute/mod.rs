@@ -62,9 +62,8 @@ pub(crate) struct ProcessExecutor {
     failed: Mutex<Vec<Span>>,
     /// Tests already seen failing alone: no rerun for them.
     failed_alone: Mutex<std::collections::HashSet<usize>>,
-    /// Retries wait `retry_delay * retry_backoff^(retry - 1)` before they start.
-    pub(crate) retry_delay: Duration,
-    pub(crate) retry_backoff: f64,
+    /// How retries wait before they start.
+    pub(crate) retry: prun::config::RetryConfig,
 }
 
 /// Where and when one attempt of a test ran.
@@ -112,8 +111,7 @@ impl ProcessExecutor {
             spans: Mutex::default(),
             failed: Mutex::default(),
             failed_alone: Mutex::default(),
-            retry_delay: Duration::ZERO,
-            retry_backoff: 1.0,
+            retry: prun::config::RetryConfig::default(),
         }
     }
 
@@ -521,11 +519,8 @@ impl Executor for ProcessExecutor {
 
     fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
         let members = &self.jobs[dispatch.job].tests;
-        if dispatch.attempt > 1 && !self.retry_delay.is_zero() {
-            // The retry waits in its slot, holding its groups as the test would.
-            let backoff = self.retry_backoff.powi(i32::try_from(dispatch.attempt - 2).unwrap_or(0));
-            std::thread::sleep(self.retry_delay.mul_f64(backoff.min(1e6)));
-        }
+        // A retry waits in its slot, holding its groups as the test would.
+        std::thread::sleep(self.retry.wait_before(dispatch.attempt));
         let finished = match members.as_slice() {
             [only] => vec![self.run_single(*only, *slot, dispatch)],
             _ if self.binaries[self.tests[members[0]].binary].kind == Kind::Prun => {
