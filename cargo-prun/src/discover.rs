@@ -1,13 +1,19 @@
 //! Discover, part two: ask every test binary what it is and what tests it holds.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::UNIX_EPOCH;
 
 use prun::protocol::{Catalog, CatalogTest, HANDSHAKE_ENV};
+use serde::{Deserialize, Serialize};
 
 use crate::build::TestBinary;
+use crate::report::write_atomically;
 
 /// How a binary runs its tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Kind {
     /// A prun harness: long-lived worker processes take its tests over the protocol.
     Prun,
@@ -25,7 +31,7 @@ pub(crate) struct Binary {
 
 /// Lists one binary's tests. A prun binary answers the handshake with its catalog; anything else
 /// is taken for libtest and listed the way nextest lists it.
-pub(crate) fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, String> {
+fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, String> {
     let list = |extra: &[&str]| {
         let output = Command::new(&binary.path)
             .args(["--list", "--format", "terse"])
@@ -84,7 +90,137 @@ pub(crate) fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Resu
     Ok(Binary { binary, kind: Kind::Libtest, tests })
 }
 
+/// What binaries said when they were last listed, kept in `target/prun/catalogs.json` and good
+/// while a binary's file is unchanged (same size and modification time): an unchanged binary
+/// is not started again to be listed. Only a cache: unreadable, it is rebuilt.
+pub(crate) struct CatalogCache {
+    path: PathBuf,
+    entries: HashMap<PathBuf, Cached>,
+    changed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cached {
+    /// The file's size and modification time (nanoseconds since the epoch) when listed.
+    len: u64,
+    modified_ns: u128,
+    kind: Kind,
+    tests: Vec<CatalogTest>,
+}
+
+/// A binary's file as the cache keys it.
+fn stamp(path: &Path) -> Option<(u64, u128)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    let modified = metadata.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some((metadata.len(), modified.as_nanos()))
+}
+
+impl CatalogCache {
+    pub(crate) fn load(dir: &Path) -> CatalogCache {
+        let path = dir.join("catalogs.json");
+        let entries = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        CatalogCache { path, entries, changed: false }
+    }
+
+    fn get(&self, binary: &TestBinary) -> Option<Binary> {
+        let cached = self.entries.get(&binary.path)?;
+        let (len, modified_ns) = stamp(&binary.path)?;
+        (cached.len == len && cached.modified_ns == modified_ns).then(|| Binary {
+            binary: binary.clone(),
+            kind: cached.kind,
+            tests: cached.tests.clone(),
+        })
+    }
+
+    fn put(&mut self, binary: &Binary) {
+        if let Some((len, modified_ns)) = stamp(&binary.binary.path) {
+            let cached =
+                Cached { len, modified_ns, kind: binary.kind, tests: binary.tests.clone() };
+            self.entries.insert(binary.binary.path.clone(), cached);
+            self.changed = true;
+        }
+    }
+
+    /// Saves what changed; a cache that cannot be written is only slower next time.
+    pub(crate) fn save(&self) {
+        if self.changed
+            && let Some(dir) = self.path.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+            && let Ok(json) = serde_json::to_vec(&self.entries)
+        {
+            let _ = write_atomically(&self.path, &json);
+        }
+    }
+}
+
+/// Every binary's catalog, from the cache or by asking it (several at a time).
+pub(crate) fn discover_all(
+    built: Vec<TestBinary>,
+    dylib_path: &std::ffi::OsStr,
+    cache: &mut CatalogCache,
+) -> Result<Vec<Binary>, String> {
+    let listed: Vec<Result<(Binary, bool), String>> = std::thread::scope(|scope| {
+        let cache = &*cache;
+        let handles: Vec<_> = built
+            .into_iter()
+            .map(|binary| {
+                scope.spawn(move || match cache.get(&binary) {
+                    Some(known) => Ok((known, false)),
+                    None => discover(binary, dylib_path).map(|listed| (listed, true)),
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("discovery panicked".to_owned())))
+            .collect()
+    });
+    let mut binaries = Vec::with_capacity(listed.len());
+    for result in listed {
+        let (binary, new) = result?;
+        if new {
+            cache.put(&binary);
+        }
+        binaries.push(binary);
+    }
+    Ok(binaries)
+}
+
 /// Test names from libtest's `--list --format terse` (benchmarks are not run).
 fn names(listed: &str) -> Vec<String> {
     listed.lines().filter_map(|line| line.strip_suffix(": test")).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_catalog_is_used_while_its_binary_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tests-0123");
+        std::fs::write(&path, "a binary").unwrap();
+        let built = TestBinary {
+            id: "crate::tests".into(),
+            path: path.clone(),
+            package_dir: dir.path().into(),
+            package_name: "crate".into(),
+        };
+        let listed = Binary { binary: built.clone(), kind: Kind::Libtest, tests: Vec::new() };
+        let mut cache = CatalogCache::load(dir.path());
+        assert!(cache.get(&built).is_none());
+        cache.put(&listed);
+        cache.save();
+        let cache = CatalogCache::load(dir.path());
+        assert_eq!(cache.get(&built).map(|b| b.kind), Some(Kind::Libtest));
+        // Rebuilt (another size here), it is listed again.
+        std::fs::write(&path, "a rebuilt binary").unwrap();
+        assert!(cache.get(&built).is_none());
+        // A cache file that cannot be read is an empty cache.
+        std::fs::write(dir.path().join("catalogs.json"), "garbage").unwrap();
+        assert!(CatalogCache::load(dir.path()).entries.is_empty());
+    }
 }

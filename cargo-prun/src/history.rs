@@ -161,6 +161,10 @@ impl Store {
         self.dir.join("history.json")
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The history on disk; a missing file is an empty history, an unreadable one a warning.
     pub(crate) fn load(&self) -> History {
         match read(&self.path()) {

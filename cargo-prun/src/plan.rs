@@ -320,7 +320,14 @@ fn jobs(
             Kind::Libtest => threads.max(1) * 3,
             Kind::Prun => threads.max(1) * 8,
         };
-        let count = (members.len() / 8).clamp(1, most);
+        let mut count = (members.len() / 8).clamp(1, most);
+        if learned {
+            // Known work: a batch per BATCH_WORK of it, so that a binary whose tests take a
+            // few milliseconds in all is one process, not one per thread.
+            let work: Duration = members.iter().map(|&m| tests[m].expected).sum();
+            let enough = work.as_nanos().div_ceil(BATCH_WORK.as_nanos());
+            count = count.min(usize::try_from(enough).unwrap_or(usize::MAX)).max(1);
+        }
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
         if learned {
             let mut load = vec![Duration::ZERO; count];
@@ -350,6 +357,10 @@ fn jobs(
     jobs
 }
 
+/// With history, a batch gets at least this much expected work: below it, another process (or
+/// worker round trip) costs more than the parallelism it buys.
+const BATCH_WORK: Duration = Duration::from_millis(25);
+
 /// A plain test expected to take this long runs as a job of its own, started early, rather
 /// than holding up the batch it would be in.
 const LONG: Duration = Duration::from_millis(100);
@@ -377,4 +388,105 @@ fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits
         let chain = job.job.groups.iter().map(|&g| chains[g]).max().unwrap_or_default();
         std::cmp::Reverse((own.max(chain), own))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::TestBinary;
+
+    fn test(name: &str, groups: &[&str]) -> CatalogTest {
+        CatalogTest {
+            name: name.to_owned(),
+            category: "unit".to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            timeout_ms: None,
+            retries: None,
+            threads: 1,
+            ignore: false,
+            ignore_reason: None,
+            isolate: false,
+        }
+    }
+
+    fn binary(id: &str, kind: Kind, tests: Vec<CatalogTest>) -> Binary {
+        let binary = TestBinary {
+            id: id.to_owned(),
+            path: id.into(),
+            package_dir: ".".into(),
+            package_name: id.to_owned(),
+        };
+        Binary { binary, kind, tests }
+    }
+
+    fn known(pairs: &[(&str, u64)]) -> HashMap<String, Duration> {
+        pairs.iter().map(|(id, ms)| ((*id).to_owned(), Duration::from_millis(*ms))).collect()
+    }
+
+    /// The tests of each job, by name, in the order the dispatcher takes them.
+    fn job_names(plan: &Plan) -> Vec<Vec<&str>> {
+        plan.jobs
+            .iter()
+            .map(|job| job.tests.iter().map(|&t| plan.tests[t].name.as_str()).collect())
+            .collect()
+    }
+
+    fn plan_of(binaries: &[Binary], known: &HashMap<String, Duration>, threads: usize) -> Plan {
+        let config = Config::default();
+        plan(binaries, &Selection::default(), Options::default(), &config, threads, known)
+    }
+
+    #[test]
+    fn with_history_the_longest_goes_first_and_a_contended_group_early() {
+        let tests = vec![
+            test("quick", &[]),
+            test("db_1", &["db"]),
+            test("db_2", &["db"]),
+            test("db_3", &["db"]),
+            test("long", &[]),
+        ];
+        let binaries = [binary("b", Kind::Prun, tests)];
+        // With no history: declaration order (all are unit tests); the batch last.
+        let cold = plan_of(&binaries, &HashMap::new(), 2);
+        assert_eq!(
+            job_names(&cold),
+            [vec!["db_1"], vec!["db_2"], vec!["db_3"], vec!["quick", "long"]]
+        );
+        // The db group's chain (3 x 400 ms) is longer than `long` (1 s): it starts first, and
+        // `long` runs beside it, before the quick test.
+        let times = known(&[
+            ("b quick", 1),
+            ("b db_1", 400),
+            ("b db_2", 400),
+            ("b db_3", 400),
+            ("b long", 1000),
+        ]);
+        let warm = plan_of(&binaries, &times, 2);
+        let names = job_names(&warm);
+        assert_eq!(names[..3], [vec!["db_1"], vec!["db_2"], vec!["db_3"]]);
+        assert_eq!(names[3..], [vec!["long"], vec!["quick"]]);
+    }
+
+    #[test]
+    fn with_history_batches_are_sized_by_their_work() {
+        let tests: Vec<CatalogTest> = (0..64).map(|i| test(&format!("t{i:02}"), &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        // No history: 64 tests make 6 batches (at most 3 a thread).
+        assert_eq!(plan_of(&binaries, &HashMap::new(), 2).jobs.len(), 6);
+        // 64 tests of 0 ms: one process does it all.
+        let instant: Vec<(String, u64)> = (0..64).map(|i| (format!("plain t{i:02}"), 0)).collect();
+        let instant: Vec<(&str, u64)> = instant.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
+        assert_eq!(plan_of(&binaries, &known(&instant), 2).jobs.len(), 1);
+        // One of 500 ms alone, first; the rest (64 x 5 ms) balanced over batches of >= 25 ms.
+        let mut times: Vec<(String, u64)> =
+            (1..64).map(|i| (format!("plain t{i:02}"), 5)).collect();
+        times.push(("plain t00".to_owned(), 500));
+        let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
+        let warm = plan_of(&binaries, &known(&times), 2);
+        assert_eq!(job_names(&warm)[0], ["t00"]);
+        let batches = &warm.jobs[1..];
+        assert_eq!(batches.len(), 6);
+        let sizes: Vec<usize> = batches.iter().map(|b| b.tests.len()).collect();
+        assert!(sizes.iter().all(|&n| n == 10 || n == 11), "{sizes:?}");
+    }
 }

@@ -43,9 +43,12 @@ pub(crate) fn prepare(
     };
     let built = build::build(&build_args.to_cargo_args()).map_err(Ok)?;
     let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
-    let binaries = discover_all(built, &dylib_path).map_err(Err)?;
     let history = history.join().map_err(|_| Err("reading the workspace panicked".to_owned()))?;
-    Ok(Workspace { root, config, binaries, dylib_path, history: history.map_err(Err)? })
+    let history = history.map_err(Err)?;
+    let mut catalogs = discover::CatalogCache::load(history.dir());
+    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
+    catalogs.save();
+    Ok(Workspace { root, config, binaries, dylib_path, history })
 }
 
 /// `PRUN_HISTORY_DIR`, else `TARGET_DIR/prun`.
@@ -57,23 +60,6 @@ pub(crate) fn history_store(
         return Ok(Store::new(PathBuf::from(dir)));
     }
     Ok(Store::new(build::target_dir(manifest_path, target_dir)?.join("prun")))
-}
-
-/// Asks every binary what it is, several at a time.
-fn discover_all(
-    built: Vec<build::TestBinary>,
-    dylib_path: &std::ffi::OsStr,
-) -> Result<Vec<Binary>, String> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = built
-            .into_iter()
-            .map(|b| scope.spawn(move || discover::discover(b, dylib_path)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| "discovery panicked".to_owned())?)
-            .collect()
-    })
 }
 
 /// `-j`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
