@@ -214,7 +214,10 @@ def main():
     env = dict(os.environ, NO_COLOR="1")
     env.pop("RUST_BACKTRACE", None)
 
-    cargo_prun = build_cargo_prun()
+    # `cargo prun` as users run it: cargo finds cargo-prun on the PATH (and sets CARGO for it).
+    build_cargo_prun()
+    env["PATH"] = f"{ROOT / 'target' / 'release'}{os.pathsep}{env['PATH']}"
+    cargo_prun = "cargo"
     rows = []
     for suite in selected:
         crate = WORK / suite.name
@@ -323,7 +326,6 @@ def build_cargo_prun():
     out = subprocess.run(["cargo", "build", "--release", "-p", "cargo-prun"], cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"building cargo-prun failed:\n{out.stderr[-4000:]}")
-    return str(ROOT / "target" / "release" / "cargo-prun")
 
 
 if __name__ == "__main__":

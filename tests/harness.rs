@@ -38,6 +38,24 @@ fn every_outcome_is_reported_like_libtest() {
 }
 
 #[test]
+fn a_test_can_skip_itself_at_run_time() {
+    let out = run(&binary("skipping"), &["--test-threads=2"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.status("skips_itself"), "ignored, no GPU on this machine");
+    // From a fixture's setup, every test that takes it; `should_panic` does not turn it into a
+    // pass or a failure.
+    for test in ["needs_the_server", "a_skip_is_not_a_panic"] {
+        assert_eq!(out.status(test), "ignored, no server on 127.0.0.1:1: start one first");
+    }
+    assert_eq!(out.status("runs"), "ok");
+    assert!(!out.stderr.contains("panicked"), "a skip prints no panic: {}", out.stderr);
+    assert_eq!(
+        normalized(out.result_line()),
+        "test result: ok. 1 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in [time]"
+    );
+}
+
+#[test]
 fn outcomes_are_the_same_on_many_threads() {
     let out = run(&binary("outcomes"), &["--test-threads=4"], &[]);
     assert_eq!(out.code, 101);

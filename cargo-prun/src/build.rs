@@ -1,7 +1,7 @@
 //! Discover, part one: build the tests with cargo and find their executables.
 
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cargo_metadata::Message;
@@ -76,8 +76,8 @@ fn package_name(id: &str) -> Option<String> {
 /// The workspace's target directory (`cargo metadata`, so that `CARGO_TARGET_DIR`,
 /// `.cargo/config.toml` and `--target-dir` all count): where prun keeps its history.
 pub(crate) fn target_dir(
-    manifest_path: Option<&std::path::Path>,
-    flag: Option<&std::path::Path>,
+    manifest_path: Option<&Path>,
+    flag: Option<&Path>,
 ) -> Result<PathBuf, String> {
     if let Some(dir) = flag {
         return Ok(dir.to_owned());
@@ -91,10 +91,21 @@ pub(crate) fn target_dir(
     Ok(metadata.target_directory.into_std_path_buf())
 }
 
+/// The target directory the binaries were built in: the nearest directory above them that
+/// cargo marked with `CACHEDIR.TAG`. `None` for a layout prun does not know.
+pub(crate) fn target_dir_of(binaries: &[TestBinary]) -> Option<PathBuf> {
+    let binary = binaries.first()?;
+    binary.path.ancestors().skip(1).find(|dir| dir.join("CACHEDIR.TAG").is_file()).map(Into::into)
+}
+
 /// The toolchain's library directories, as cargo test puts them on the library path: the
 /// target libdir (libstd, which a proc-macro crate's tests link dynamically) and the sysroot's
-/// lib. One `rustc` call, which can run while cargo builds.
+/// lib. Under cargo (`CARGO` is the toolchain's cargo) they are beside it; otherwise one `rustc`
+/// call, which can run while cargo builds.
 pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
+    if let Some(dirs) = std::env::var_os("CARGO").and_then(|cargo| dirs_beside(Path::new(&cargo))) {
+        return dirs;
+    }
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let out = Command::new(rustc).args(["--print", "target-libdir", "--print", "sysroot"]).output();
     let Some(out) = out.ok().filter(|out| out.status.success()) else { return Vec::new() };
@@ -104,6 +115,21 @@ pub(crate) fn toolchain_dirs() -> Vec<PathBuf> {
         (Some(libdir), Some(sysroot)) => vec![libdir, sysroot.join("lib")],
         _ => Vec::new(),
     }
+}
+
+/// `SYSROOT/bin/cargo` → `SYSROOT/lib/rustlib/HOST/lib` and `SYSROOT/lib`, where HOST is this
+/// machine's target (the one whose directory holds a dynamic libstd).
+fn dirs_beside(cargo: &Path) -> Option<Vec<PathBuf>> {
+    let sysroot = cargo.parent()?.parent()?;
+    let rustlib = sysroot.join("lib").join("rustlib");
+    let host = std::fs::read_dir(&rustlib).ok()?.flatten().find(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(std::env::consts::ARCH) && name.contains(std::env::consts::OS);
+        ours && std::fs::read_dir(entry.path().join("lib")).is_ok_and(|mut files| {
+            files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().starts_with("libstd-")))
+        })
+    })?;
+    Some(vec![host.path().join("lib"), sysroot.join("lib")])
 }
 
 /// `LD_LIBRARY_PATH` for test processes: the toolchain's libraries and the build's deps
@@ -127,6 +153,21 @@ pub(crate) fn dylib_path(toolchain: Vec<PathBuf>, binaries: &[TestBinary]) -> st
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_toolchain_dirs_beside_cargo_are_rustcs() {
+        let Ok(out) = std::process::Command::new("rustc")
+            .args(["--print", "target-libdir", "--print", "sysroot"])
+            .output()
+        else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines().map(std::path::PathBuf::from);
+        let (libdir, sysroot) = (lines.next().unwrap(), lines.next().unwrap());
+        let cargo = sysroot.join("bin").join("cargo");
+        assert_eq!(super::dirs_beside(&cargo), Some(vec![libdir, sysroot.join("lib")]));
+    }
+
     #[test]
     fn reads_package_names_from_ids() {
         let name = |id| super::package_name(id).unwrap();

@@ -290,13 +290,18 @@ impl RunDir {
             .tempdir()
             .map_err(|err| format!("cannot create the run directory: {err}"))?;
         private_dir(&dir.path().join("tmp"))?;
+        // `PRUN_RUN_ID` names the run when a script sets it; else the directory's random name.
+        let given = std::env::var("PRUN_RUN_ID")
+            .ok()
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
         let name = dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("run");
-        let id = name
-            .trim_start_matches("prun-run-")
-            .to_ascii_lowercase()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
+        let id = given.unwrap_or_else(|| {
+            name.trim_start_matches("prun-run-")
+                .to_ascii_lowercase()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect()
+        });
         Ok(RunDir { dir, id })
     }
 

@@ -36,30 +36,35 @@ pub(crate) fn prepare(
     let config =
         Config::discover_with_profile(&root, profile).map_err(|err| Err(err.to_string()))?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
-    let history = {
-        let manifest = build_args.manifest_path.clone();
-        let flag = build_args.target_dir.clone();
-        std::thread::spawn(move || history_store(manifest.as_deref(), flag.as_deref()))
-    };
     let built = build::build(&build_args.to_cargo_args()).map_err(Ok)?;
     let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
-    let history = history.join().map_err(|_| Err("reading the workspace panicked".to_owned()))?;
-    let history = history.map_err(Err)?;
+    let history = history_store(
+        build_args.manifest_path.as_deref(),
+        build_args.target_dir.as_deref(),
+        build::target_dir_of(&built),
+    )
+    .map_err(Err)?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
     let binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
     catalogs.save();
     Ok(Workspace { root, config, binaries, dylib_path, history })
 }
 
-/// `PRUN_HISTORY_DIR`, else `TARGET_DIR/prun`.
+/// `PRUN_HISTORY_DIR`, else `TARGET_DIR/prun`: the `--target-dir` given, else the one the
+/// build used (`built_in`), else the workspace's (`cargo metadata`).
 pub(crate) fn history_store(
     manifest_path: Option<&std::path::Path>,
     target_dir: Option<&std::path::Path>,
+    built_in: Option<PathBuf>,
 ) -> Result<Store, String> {
     if let Some(dir) = std::env::var_os("PRUN_HISTORY_DIR") {
         return Ok(Store::new(PathBuf::from(dir)));
     }
-    Ok(Store::new(build::target_dir(manifest_path, target_dir)?.join("prun")))
+    let target_dir = match (target_dir, built_in) {
+        (None, Some(built_in)) => built_in,
+        _ => build::target_dir(manifest_path, target_dir)?,
+    };
+    Ok(Store::new(target_dir.join("prun")))
 }
 
 /// `-j`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.

@@ -31,6 +31,7 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
     let store = crate::prepare::history_store(
         workspace.manifest_path.as_deref(),
         workspace.target_dir.as_deref(),
+        None,
     )?;
     match action {
         TimingsAction::Export { .. } => {

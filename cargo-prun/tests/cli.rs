@@ -67,6 +67,39 @@ fn plain_libtest_binaries_run_one_test_per_process() {
 }
 
 #[test]
+fn a_test_that_skips_itself_is_reported_skipped_with_its_reason() {
+    let args = ["-p", "cases", "--test", "skipping", "--message-format", "json"];
+    let run = cargo_prun(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tests = outcomes(&run);
+    let skipped = &tests["needs_the_server"]["outcome"];
+    assert_eq!(skipped["kind"], "skipped");
+    assert_eq!(skipped["reason"], "no server on 127.0.0.1:1: start one first");
+    assert_eq!(tests["skips_itself"]["outcome"]["reason"], "no GPU on this machine");
+    assert_eq!(last_line(&run.stderr), "1 passed, 0 failed, 3 skipped");
+}
+
+#[test]
+fn postgres_databases_of_every_worker_process_are_dropped_after_a_failed_run() {
+    let Some(url) = prun_e2e::postgres_url() else { return };
+    let id = format!("e2eprun{}", std::process::id());
+    let env = [
+        ("PRUN_PG_URL", OsStr::new(&url)),
+        ("PRUN_RUN_ID", OsStr::new(&id)),
+        ("PG_INVENTORY_FAIL", OsStr::new("1")),
+    ];
+    let args = ["-p", "pg", "--no-fail-fast", "-j", "3", "--message-format", "json"];
+    let run = cargo_prun_with(&args, &env);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let tests = outcomes(&run);
+    assert_eq!(tests.len(), 13);
+    assert_eq!(tests["fails_when_asked"]["outcome"]["kind"], "failed");
+    let passed = tests.values().filter(|t| t["outcome"]["kind"] == "passed").count();
+    assert_eq!(passed, 12, "{}", run.stderr);
+    assert_eq!(prun_e2e::databases(&url, &format!("prun_{id}")), Vec::<String>::new());
+}
+
+#[test]
 fn a_group_is_exclusive_across_binaries() {
     // The tests themselves hold a lock file while they run: an overlap fails one of them.
     let run = cargo_prun(&["-p", "shared-db", "-j", "4"]);

@@ -114,6 +114,13 @@ impl Ctx {
         &self.namespace
     }
 
+    /// A worker- or run-scoped fixture, from another fixture's `setup`: the value the tests of
+    /// its scope share (set up now if no test took it yet). A test-scoped fixture built on a
+    /// shared one (a transaction on the worker's database, say) gets it here.
+    pub fn shared<T: crate::Fixture>(&self) -> Result<Arc<T>, crate::BoxError> {
+        crate::fixtures::shared::<T>(self).map_err(Into::into)
+    }
+
     /// Adds a line to the test's log, shown with its result when it fails (and with
     /// `--show-output` when it passes). Unlike `println!`, lines never mix with other tests'.
     pub fn log(&self, line: impl Display) {

@@ -10,7 +10,7 @@ use crate::capture::{self, payload_text};
 use crate::ctx::Ctx;
 use crate::event::{Attempt, Event};
 use crate::fixtures::scope::{RunScope, WorkerScope};
-use crate::outcome::Failure;
+use crate::outcome::{Failure, Skip, counts_as_pass};
 use crate::plan::PlannedTest;
 use crate::registry::ShouldPanic;
 use crate::scheduler::{Dispatch, Executor};
@@ -41,7 +41,7 @@ impl Executor for InProcess {
             worker: worker.id,
         });
         let attempt = attempt(test, dispatch, &self.run, worker);
-        (attempt.result.is_ok(), attempt)
+        (counts_as_pass(&attempt.result), attempt)
     }
 
     fn finished(&self, _dispatch: Dispatch, mut attempt: Attempt, will_retry: bool) {
@@ -71,7 +71,7 @@ pub(crate) fn attempt(
         Some(limit) => run_with_timeout(test, dispatch.slots, &ctx, limit),
     };
     let duration = started.elapsed();
-    ctx.finish(result.is_ok(), ended);
+    ctx.finish(counts_as_pass(&result), ended);
     Attempt {
         name: test.name.clone(),
         attempt: dispatch.attempt,
@@ -129,6 +129,10 @@ fn guarded(
         catch_unwind(AssertUnwindSafe(|| run(ctx)))
     };
     match (caught, should_panic) {
+        (Err(payload), _) if payload.is::<Skip>() => {
+            let reason = payload.downcast::<Skip>().map(|skip| skip.0).unwrap_or_default();
+            Err(Failure::Skipped(reason))
+        }
         (Ok(Err(failure)), _) => Err(failure),
         (Ok(Ok(())), ShouldPanic::No) => Ok(()),
         (Ok(Ok(())), _) => Err(Failure::DidNotPanic),

@@ -11,6 +11,7 @@ use crate::config::{Config, Threads};
 use crate::event::Event;
 use crate::execute::InProcess;
 use crate::fixtures::scope::RunScope;
+use crate::outcome::Failure;
 use crate::plan::{self, Ignored, Selection};
 use crate::registry;
 use crate::report::Summary;
@@ -93,7 +94,12 @@ fn run(cli: &Cli) -> Result<i32, String> {
         summary.ignored += 1;
     }
 
-    let run = Arc::new(RunScope::new(run_id()));
+    // `PRUN_RUN_ID` names the run when a driver (or a script) sets it; else a fresh id.
+    let id = std::env::var("PRUN_RUN_ID")
+        .ok()
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(run_id);
+    let run = Arc::new(RunScope::new(id));
     let (events, received) = mpsc::channel();
     let dispatcher =
         Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
@@ -106,10 +112,17 @@ fn run(cli: &Cli) -> Result<i32, String> {
             Event::Started { name, attempt, worker } => {
                 printer.started(&name, attempt, worker).map_err(io)?;
             }
-            Event::Finished(attempt) => {
-                summary.record(&attempt);
-                printer.finished(&attempt).map_err(io)?;
-            }
+            // A test that skipped itself reads as an ignored one, with its reason.
+            Event::Finished(attempt) => match &attempt.result {
+                Err(Failure::Skipped(reason)) => {
+                    summary.ignored += 1;
+                    printer.ignored(&attempt.name, Some(reason)).map_err(io)?;
+                }
+                _ => {
+                    summary.record(&attempt);
+                    printer.finished(&attempt).map_err(io)?;
+                }
+            },
         }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;

@@ -53,6 +53,7 @@ mod worker;
 pub use ctx::Ctx;
 pub use fixtures::{BoxError, Fixture, Listener, Port, Scope, TempDir};
 pub use harness::exit;
+pub use outcome::skip;
 pub use prun_macros::test;
 
 /// Runs the binary's tests and returns the exit code; `prun::main!()` is the usual way in.

@@ -19,6 +19,8 @@ pub enum Failure {
     WrongPanic { expected: String },
     /// The test ran past its timeout.
     TimedOut(Duration),
+    /// Not a failure: the test (or a fixture it takes) called [`skip`](crate::skip).
+    Skipped(String),
 }
 
 impl Failure {
@@ -37,8 +39,35 @@ impl Failure {
                 )
             }
             Failure::TimedOut(after) => format!("timed out after {}", crate::time::pretty(*after)),
+            Failure::Skipped(reason) => format!("skipped: {reason}"),
         }
     }
+}
+
+/// Whether an attempt's result counts as passing: it passed, or it was skipped.
+pub(crate) fn counts_as_pass(result: &Result<(), Failure>) -> bool {
+    matches!(result, Ok(()) | Err(Failure::Skipped(_)))
+}
+
+/// What [`skip`](crate::skip) unwinds with.
+pub(crate) struct Skip(pub(crate) String);
+
+/// Stops the test here and reports it skipped (like an ignored test), with `reason`: for a test
+/// that cannot run on this machine (no database server, no GPU), which should say so rather than
+/// pass or fail. Works in a test and in a fixture's `setup`.
+///
+/// ```no_run
+/// # fn server_is_up() -> bool { false }
+/// #[prun::test]
+/// fn talks_to_the_server() {
+///     if !server_is_up() {
+///         prun::skip("no server on 127.0.0.1:5432: start one with `pg_ctl start`");
+///     }
+/// }
+/// ```
+pub fn skip(reason: impl std::fmt::Display) -> ! {
+    // resume_unwind, not panic: the panic hook never sees it, so nothing is printed.
+    std::panic::resume_unwind(Box::new(Skip(reason.to_string())))
 }
 
 /// What a test function may return: `()` or `Result<(), E: Debug>`.

@@ -65,6 +65,9 @@ pub struct Response {
     pub passed: bool,
     /// Why it failed, when it did: one line, like libtest's notes.
     pub failure: Option<String>,
+    /// Why it skipped itself ([`crate::skip`]), when it did; it then counts as passed.
+    #[serde(default)]
+    pub skipped: Option<String>,
     /// The panic message and `Ctx` log lines (test output comes on stdout and stderr).
     pub captured: String,
     pub duration_ms: f64,

@@ -62,6 +62,7 @@ pub(crate) fn serve(socket: &str) -> Result<i32, String> {
                 name: request.name.clone(),
                 passed: false,
                 failure: Some("no such test in this binary".to_owned()),
+                skipped: None,
                 captured: String::new(),
                 duration_ms: 0.0,
             },
@@ -103,15 +104,17 @@ fn run_one(
         group_wait: std::time::Duration::ZERO,
     };
     let attempt = execute::attempt(&test, dispatch, run, worker);
-    let failure = match &attempt.result {
-        Ok(()) => None,
-        Err(Failure::Panicked) => Some("the test panicked".to_owned()),
-        Err(other) => Some(other.describe()),
+    let (failure, skipped) = match &attempt.result {
+        Ok(()) => (None, None),
+        Err(Failure::Skipped(reason)) => (None, Some(reason.clone())),
+        Err(Failure::Panicked) => (Some("the test panicked".to_owned()), None),
+        Err(other) => (Some(other.describe()), None),
     };
     Response {
         name: request.name.clone(),
-        passed: attempt.result.is_ok(),
+        passed: failure.is_none(),
         failure,
+        skipped,
         captured: attempt.output,
         duration_ms: attempt.duration.as_secs_f64() * 1000.0,
     }

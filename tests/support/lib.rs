@@ -138,3 +138,37 @@ pub fn run(binary: &Binary, args: &[&str], env: &[(&str, &str)]) -> Run {
         code: output.status.code().unwrap_or(-1),
     }
 }
+
+/// The PostgreSQL server the example's tests may use (`PRUN_PG_URL`, as `.ci/run` sets it), or
+/// `None` with a line saying the test is skipped. On CI a server is required.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("PRUN_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have a PostgreSQL server: .ci/run starts one and sets PRUN_PG_URL"
+            );
+            eprintln!(
+                "skipped: no PRUN_PG_URL (examples/postgres/throwaway-server.sh starts a server)"
+            );
+            None
+        }
+    }
+}
+
+/// The databases on the server whose names start with `prefix`.
+pub fn databases(url: &str, prefix: &str) -> Vec<String> {
+    let mut client = url
+        .parse::<postgres::Config>()
+        .expect("a libpq connection string")
+        .connect(postgres::NoTls)
+        .expect("the server is up");
+    let pattern = format!("{prefix}%");
+    client
+        .query("SELECT datname FROM pg_database WHERE datname LIKE $1", &[&pattern])
+        .expect("pg_database can be read")
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect()
+}

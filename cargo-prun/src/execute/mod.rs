@@ -482,9 +482,10 @@ impl ProcessExecutor {
 fn worker_outcome(result: WorkerResult) -> (Outcome, Printed, String, bool) {
     match result {
         WorkerResult::Finished(response, printed) => {
-            let outcome = match response.failure {
-                None => Outcome::Passed,
-                Some(reason) => Outcome::Failed { reason },
+            let outcome = match (response.failure, response.skipped) {
+                (Some(reason), _) => Outcome::Failed { reason },
+                (None, Some(reason)) => Outcome::Skipped { reason },
+                (None, None) => Outcome::Passed,
             };
             (outcome, printed, response.captured, true)
         }

@@ -19,6 +19,8 @@ pub(crate) struct Human {
     running: HashMap<(String, String), Instant>,
     passed: usize,
     failed: usize,
+    /// Why tests skipped themselves, and how many did (shown once each in the summary).
+    skip_reasons: Vec<(String, usize)>,
 }
 
 const GREEN: &str = "\x1b[32m";
@@ -42,7 +44,16 @@ impl Human {
             bar.enable_steady_tick(Duration::from_millis(250));
             bar
         });
-        Human { out, color, show_output, progress, running: HashMap::new(), passed: 0, failed: 0 }
+        Human {
+            out,
+            color,
+            show_output,
+            progress,
+            running: HashMap::new(),
+            passed: 0,
+            failed: 0,
+            skip_reasons: Vec::new(),
+        }
     }
 
     /// Writes a line above the progress line.
@@ -130,6 +141,14 @@ impl Reporter for Human {
             line.push_str(" [quarantined: does not fail the run]");
         }
         self.running.remove(&(finished.binary.clone(), finished.name.clone()));
+        if let Outcome::Skipped { reason } = &finished.outcome
+            && !finished.will_retry
+        {
+            match self.skip_reasons.iter_mut().find(|(known, _)| known == reason) {
+                Some((_, count)) => *count += 1,
+                None => self.skip_reasons.push((reason.clone(), 1)),
+            }
+        }
         if !finished.will_retry {
             if finished.passed { self.passed += 1 } else { self.failed += 1 }
         }
@@ -242,6 +261,10 @@ impl Reporter for Human {
         }
         for hint in &summary.hints {
             let _ = writeln!(self.out, "  {} {hint}", self.paint("hint:", BOLD));
+        }
+        for (reason, count) in &self.skip_reasons {
+            let tests = if *count == 1 { "test" } else { "tests" };
+            let _ = writeln!(self.out, "  {} {count} {tests}: {reason}", self.paint("SKIPPED", YELLOW));
         }
         if summary.interrupted {
             let _ =
