@@ -264,7 +264,8 @@ impl Reporter for Human {
         }
         for (reason, count) in &self.skip_reasons {
             let tests = if *count == 1 { "test" } else { "tests" };
-            let _ = writeln!(self.out, "  {} {count} {tests}: {reason}", self.paint("SKIPPED", YELLOW));
+            let _ =
+                writeln!(self.out, "  {} {count} {tests}: {reason}", self.paint("SKIPPED", YELLOW));
         }
         if summary.interrupted {
             let _ =
