@@ -314,3 +314,16 @@ fn async_tests_run_on_tokio() {
     assert_eq!(out.status("fails_after_an_await"), "FAILED");
     assert!(out.section("fails_after_an_await").contains("failed after awaiting"));
 }
+
+#[test]
+fn the_harness_redacts_secrets_from_what_it_captured() {
+    let token = "hunter2-very-secret";
+    let env = [("PRUN_E2E_API_TOKEN", token)];
+    let out = run(&binary("hardening"), &["--exact", "prints_secrets"], &env);
+    assert_eq!(out.code, 101);
+    // The panic message, which the harness captured, has the token redacted (what the test
+    // printed itself went straight to the terminal, as with libtest).
+    let section = out.section("prints_secrets");
+    assert!(section.contains("rejected: [REDACTED]"), "{section}");
+    assert!(!section.contains(token), "{section}");
+}

@@ -181,7 +181,7 @@ fn run(cli: Cli) -> Result<i32, String> {
                 }
             }
             report::Event::Finished(finished) => {
-                let finished = redactor.finished(finished);
+                let finished = report::redact::finished(&redactor, finished);
                 summary.record(&finished);
                 if !finished.will_retry
                     && let Some(record) = History::record_of(&finished)
@@ -208,7 +208,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         match doctests::run(&cli.build.to_cargo_args(), &cli.filters, threads) {
             Ok(results) => {
                 for finished in results {
-                    let finished = redactor.finished(finished);
+                    let finished = report::redact::finished(&redactor, finished);
                     summary.record(&finished);
                     for reporter in &mut reporters {
                         reporter.finished(&finished);

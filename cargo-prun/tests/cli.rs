@@ -6,7 +6,10 @@ mod common;
 use std::ffi::OsStr;
 use std::process::Command;
 
-use common::{cargo_prun, cargo_prun_with, last_line, outcomes, parallel_only, tempfile_dir};
+use common::{
+    cargo_prun, cargo_prun_with, gone, last_line, outcomes, parallel_only, run_until_a_test_waits,
+    send, tempfile_dir,
+};
 use prun_e2e::{fixtures_dir, fixtures_target_dir};
 use serde_json::Value;
 
@@ -16,10 +19,10 @@ fn each_fault_costs_only_its_own_test() {
     let run = cargo_prun(&[&args[..], &["--message-format", "json"]].concat());
     assert_eq!(run.code, 101, "{}", run.stderr);
     let tests = outcomes(&run);
-    assert_eq!(tests.len(), 11, "every test ran: {:?}", tests.keys());
+    assert_eq!(tests.len(), 12, "every test ran: {:?}", tests.keys());
     let outcome = |name: &str| &tests[name]["outcome"];
     let reason = |name: &str| outcome(name)["reason"].as_str().unwrap_or_default().to_owned();
-    for passed in ["a_passes_before", "prints_fifty_megabytes", "z_passes_after"] {
+    for passed in ["a_passes_before", "prints_a_hundred_megabytes", "z_passes_after"] {
         assert_eq!(outcome(passed)["kind"], "passed", "{passed}");
     }
     for crashed in ["aborts", "segfaults", "exits_zero", "exits_three", "overflows_its_stack"] {
@@ -45,10 +48,17 @@ fn each_fault_costs_only_its_own_test() {
     let bad_bytes = tests["prints_invalid_utf8_then_fails"]["stdout"].as_str().unwrap();
     assert!(bad_bytes.starts_with("bytes \u{fffd}\u{fffd} and \u{1b}[31mred"), "{bad_bytes:?}");
     assert_eq!(
-        tests["prints_fifty_megabytes"]["stdout"], "",
+        tests["prints_a_hundred_megabytes"]["stdout"], "",
         "a passing test's output is not kept"
     );
-    assert_eq!(last_line(&run.stderr), "3 passed, 8 failed");
+    // A failing one's is, its first and last MiB: the report stays small.
+    let loud = &tests["prints_a_hundred_megabytes_then_fails"];
+    let stdout = loud["stdout"].as_str().unwrap();
+    assert!(stdout.len() < 3 << 20, "{} bytes kept", stdout.len());
+    assert!(stdout.starts_with("first line\n") && stdout.ends_with("last line\n"));
+    assert!(stdout.contains("[prun: 98.0 MiB of output left out here]"));
+    assert!(loud["captured"].as_str().unwrap().contains("failed after all that output"));
+    assert_eq!(last_line(&run.stderr), "3 passed, 9 failed");
 }
 
 #[test]
@@ -97,6 +107,30 @@ fn postgres_databases_of_every_worker_process_are_dropped_after_a_failed_run() {
     let passed = tests.values().filter(|t| t["outcome"]["kind"] == "passed").count();
     assert_eq!(passed, 12, "{}", run.stderr);
     assert_eq!(prun_e2e::databases(&url, &format!("prun_{id}")), Vec::<String>::new());
+}
+
+#[test]
+fn reports_and_temp_dirs_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile_dir("modes");
+    let (junit, json) = (dir.join("report.xml"), dir.join("report.json"));
+    let args = ["-p", "faults", "--test", "hardening", "--exact", "fills_its_temp_dir_then_fails"];
+    let reports = ["--junit", junit.to_str().unwrap(), "--json", json.to_str().unwrap()];
+    let run =
+        cargo_prun_with(&[&args[..], &reports[..], &["--message-format", "json"]].concat(), &[]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&junit), 0o600);
+    assert_eq!(mode(&json), 0o600);
+    // The failed test's temp dir was kept: it, and the directories it is in, are 0700.
+    let captured = outcomes(&run)["fills_its_temp_dir_then_fails"]["captured"].to_string();
+    let kept = captured.split("temp dir kept: ").nth(1).unwrap().split("\\n").next().unwrap();
+    let kept = std::path::Path::new(kept);
+    for path in [kept, kept.parent().unwrap(), kept.parent().unwrap().parent().unwrap()] {
+        assert_eq!(mode(path), 0o700, "{}", path.display());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -203,35 +237,6 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--junit"), "{}", run.stderr);
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// Starts `cargo prun` on a test that waits until it is killed, and returns once that test runs:
-/// the child, and the process id of the test's worker. Waits on the marker the test writes, not
-/// on a clock (giving up after a minute).
-fn run_until_a_test_waits(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, u32) {
-    let marker = dir.join("running");
-    let child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .arg("prun")
-        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
-        .args(["-p", "faults", "--test", "waits", "-j", "2"])
-        .args(extra)
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .env("PRUN_MARKER", &marker)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(std::time::Instant::now() < deadline, "the waiting test never started");
-        std::thread::yield_now();
-    }
-    (child, std::fs::read_to_string(&marker).unwrap().parse().unwrap())
-}
-
-fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, signal).unwrap();
 }
 
 #[test]
@@ -404,14 +409,6 @@ fn plain_binaries_give_the_same_counts_as_nextest() {
 }
 
 /// Whether a process is gone (or a zombie nobody needs to wait for).
-fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        }
-    }
-}
 
 #[test]
 fn hardening_cases_cost_one_test_and_leave_no_process_behind() {
@@ -452,14 +449,23 @@ fn sigterm_stops_the_run_with_143() {
 
 #[test]
 fn two_runs_at_once_in_one_workspace_both_complete() {
+    let history = tempfile_dir("two-runs-history");
+    let env = [("PRUN_HISTORY_DIR", history.as_os_str())];
     let (a, b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| cargo_prun(&["-p", "shared-db", "-j", "2"]));
-        let b = scope.spawn(|| cargo_prun(&["-p", "shared-db", "-j", "2"]));
+        let a = scope.spawn(|| cargo_prun_with(&["-p", "shared-db", "-j", "2"], &env));
+        let b = scope.spawn(|| cargo_prun_with(&["-p", "shared-db", "-j", "2"], &env));
         (a.join().unwrap(), b.join().unwrap())
     });
     // Each run's db tests hold a lock file in that run's own temp dir: runs never share one.
     assert_eq!(last_line(&a.stdout), "12 passed, 0 failed", "{}", a.stdout);
     assert_eq!(last_line(&b.stdout), "12 passed, 0 failed", "{}", b.stdout);
+    // Both runs are in the history, which is whole.
+    let text = std::fs::read_to_string(history.join("history.json")).unwrap();
+    let history_json: Value = serde_json::from_str(&text).unwrap();
+    let tests = history_json["tests"].as_object().unwrap();
+    assert_eq!(tests.len(), 12);
+    assert!(tests.values().all(|t| t["runs"].as_array().unwrap().len() == 2), "{text}");
+    std::fs::remove_dir_all(history).unwrap();
 }
 
 /// `BINARY NAME` of every test `cargo prun --list` selects with `args`.

@@ -8,11 +8,13 @@ use clap::Parser;
 
 use crate::cli::Cli;
 use crate::config::{Config, Threads};
+use crate::event::Attempt;
 use crate::event::Event;
 use crate::execute::InProcess;
 use crate::fixtures::scope::RunScope;
 use crate::outcome::Failure;
 use crate::plan::{self, Ignored, Selection};
+use crate::redact::Redactor;
 use crate::registry;
 use crate::report::Summary;
 use crate::report::libtest::Printer;
@@ -72,6 +74,7 @@ fn run(cli: &Cli) -> Result<i32, String> {
         groups: cli.groups.clone(),
     };
     let mut printer = Printer::new(args).map_err(|err| format!("cannot open --logfile: {err}"))?;
+    let redactor = Redactor::new(std::env::vars(), &config.redact.env, &config.redact.patterns)?;
     let declared = registry::declared();
 
     if args.list {
@@ -113,16 +116,19 @@ fn run(cli: &Cli) -> Result<i32, String> {
                 printer.started(&name, attempt, worker).map_err(io)?;
             }
             // A test that skipped itself reads as an ignored one, with its reason.
-            Event::Finished(attempt) => match &attempt.result {
-                Err(Failure::Skipped(reason)) => {
-                    summary.ignored += 1;
-                    printer.ignored(&attempt.name, Some(reason)).map_err(io)?;
+            Event::Finished(attempt) => {
+                let attempt = redact(&redactor, attempt);
+                match &attempt.result {
+                    Err(Failure::Skipped(reason)) => {
+                        summary.ignored += 1;
+                        printer.ignored(&attempt.name, Some(reason)).map_err(io)?;
+                    }
+                    _ => {
+                        summary.record(&attempt);
+                        printer.finished(&attempt).map_err(io)?;
+                    }
                 }
-                _ => {
-                    summary.record(&attempt);
-                    printer.finished(&attempt).map_err(io)?;
-                }
-            },
+            }
         }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
@@ -130,6 +136,18 @@ fn run(cli: &Cli) -> Result<i32, String> {
     summary.duration = started.elapsed();
     printer.run_finished(&summary).map_err(io)?;
     Ok(if summary.ok() { exit::OK } else { exit::TESTS_FAILED })
+}
+
+/// The attempt with secrets out of what was captured of it (its panic message, log lines and
+/// returned error). A test's own prints reach the terminal directly, as with libtest.
+fn redact(redactor: &Redactor, mut attempt: Attempt) -> Attempt {
+    if let std::borrow::Cow::Owned(redacted) = redactor.text(&attempt.output) {
+        attempt.output = redacted;
+    }
+    if let Err(Failure::Returned(error)) = &mut attempt.result {
+        *error = redactor.text(error).into_owned();
+    }
+    attempt
 }
 
 /// `--test-threads`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.

@@ -42,6 +42,7 @@ mod harness;
 mod outcome;
 mod plan;
 pub mod protocol;
+pub mod redact;
 #[doc(hidden)]
 pub mod registry;
 mod report;

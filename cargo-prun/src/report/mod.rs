@@ -250,11 +250,21 @@ pub(crate) trait Reporter {
 }
 
 /// Writes `contents` to `path` so that a reader sees the old file or the new one, never half.
+/// The file is the user's alone (0600), as a temp file is.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(contents)?;
-    file.flush()?;
-    file.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(contents)?;
+        file.flush()?;
+        file.persist(path).map_err(|err| err.error)?;
+        Ok(())
+    };
+    // The error names `path` (the caller says so), not the temp file's random name.
+    // (tempfile adds ` at path DIR/.tmpXXXXXX` to its errors.)
+    write().map_err(|err| {
+        let text = err.to_string();
+        let text = text.split(" at path ").next().unwrap_or_default();
+        std::io::Error::new(err.kind(), text)
+    })
 }

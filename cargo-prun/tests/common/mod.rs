@@ -84,3 +84,41 @@ pub fn tempfile_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Starts `cargo prun` on a test that waits until it is killed, and returns once that test runs:
+/// the child, and the process id of the test's worker. Waits on the marker the test writes, not
+/// on a clock (giving up after a minute).
+pub fn run_until_a_test_waits(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, u32) {
+    let marker = dir.join("running");
+    let child = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
+        .args(["-p", "faults", "--test", "waits", "-j", "2"])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("PRUN_MARKER", &marker)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "the waiting test never started");
+        std::thread::yield_now();
+    }
+    (child, std::fs::read_to_string(&marker).unwrap().parse().unwrap())
+}
+
+pub fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
+pub fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        }
+    }
+}

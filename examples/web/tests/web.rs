@@ -66,6 +66,7 @@ fn post(server: &Server, item: &Item) -> Result<u16, BoxError> {
 
 #[prun::test(category = "integration")]
 fn answers_health_checks(server: Server) -> Result<(), BoxError> {
+    assert!(server.addr.ip().is_loopback(), "prun's listeners are on loopback only");
     let mut response = client().get(server.url("/health")).call()?;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.body_mut().read_to_string()?, "ok");
