@@ -9,6 +9,7 @@ mod diagnose;
 mod libtest_batch;
 mod libtest_process;
 pub(crate) mod output;
+mod ports;
 mod status;
 mod worker_process;
 
@@ -64,6 +65,8 @@ pub(crate) struct ProcessExecutor {
     failed_alone: Mutex<std::collections::HashSet<usize>>,
     /// How retries wait before they start.
     pub(crate) retry: prun::config::RetryConfig,
+    /// The run's loopback ports, held for as long as it runs.
+    ports: ports::PortBand,
 }
 
 /// Where and when one attempt of a test ran.
@@ -91,6 +94,7 @@ impl ProcessExecutor {
         max_fail: Option<usize>,
         started: Instant,
     ) -> ProcessExecutor {
+        let ports = ports::PortBand::reserve(&run_id);
         ProcessExecutor {
             binaries,
             tests,
@@ -112,6 +116,7 @@ impl ProcessExecutor {
             failed: Mutex::default(),
             failed_alone: Mutex::default(),
             retry: prun::config::RetryConfig::default(),
+            ports,
         }
     }
 
@@ -122,7 +127,7 @@ impl ProcessExecutor {
     /// What every test process sees: the run's id, its slot's ports, a private temp dir, and
     /// the variables cargo test sets.
     fn env(&self, binary: &Binary, slot: usize) -> Vec<(String, String)> {
-        let ports = port_range(&self.run_id, slot);
+        let ports = self.ports.range(slot);
         vec![
             ("PRUN_RUN_ID".into(), self.run_id.clone()),
             (prun::protocol::WORKER_ID_ENV.into(), slot.to_string()),
@@ -522,11 +527,15 @@ impl Executor for ProcessExecutor {
         let members = &self.jobs[dispatch.job].tests;
         // A retry waits in its slot, holding its groups as the test would.
         std::thread::sleep(self.retry.wait_before(dispatch.attempt));
+        let kind = self.binaries[self.tests[members[0]].binary].kind;
         let finished = match members.as_slice() {
-            [only] => vec![self.run_single(*only, *slot, dispatch)],
-            _ if self.binaries[self.tests[members[0]].binary].kind == Kind::Prun => {
-                self.run_prun_batch(members, *slot, dispatch)
+            [only] if kind == Kind::Prun || self.keep_passing_output => {
+                vec![self.run_single(*only, *slot, dispatch)]
             }
+            _ if kind == Kind::Prun => self.run_prun_batch(members, *slot, dispatch),
+            // A plain test of its own is a batch of one: libtest captures its output in
+            // memory, as `cargo test` does, rather than through a pipe line by line (a test
+            // that prints a million lines takes seconds longer with `--nocapture`).
             _ => self.run_batch(members, *slot, dispatch),
         };
         (finished.iter().all(|f| f.passed), finished)
@@ -552,13 +561,4 @@ impl Executor for ProcessExecutor {
             self.send(Event::Finished(finished));
         }
     }
-}
-
-/// 200 loopback ports for `slot`, placed by the run id so that two runs at once rarely share a
-/// range (and each port is still checked free before it is handed out).
-fn port_range(run_id: &str, slot: usize) -> (u16, u16) {
-    let spread = run_id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % 64;
-    let start = 20_000 + ((spread * 16 + slot) % 1_000) * 200;
-    let start = u16::try_from(start.min(59_800)).unwrap_or(59_800);
-    (start, start + 199)
 }
