@@ -32,7 +32,7 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, String> {
     let summary = merged.summary.clone().unwrap_or_default();
     if let Some(path) = &args.outputs.junit {
         let mut junit = Junit::new(path.clone());
-        for attempt in merged.attempts.iter().filter(|a| !a.will_retry) {
+        for attempt in &merged.attempts {
             junit.finished(attempt);
         }
         junit.done(&summary);

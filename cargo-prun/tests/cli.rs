@@ -134,6 +134,14 @@ fn reports_and_temp_dirs_are_the_users_alone() {
 }
 
 #[test]
+fn a_test_that_runs_its_own_binary_again_keeps_working() {
+    let run = cargo_prun(&["-p", "plain-many", "--test", "reexec", "--message-format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcomes(&run)["crashes_in_a_child_process"]["outcome"]["kind"], "passed");
+    assert_eq!(last_line(&run.stderr), "1 passed, 0 failed, 1 skipped");
+}
+
+#[test]
 fn a_group_is_exclusive_across_binaries() {
     // The tests themselves hold a lock file while they run: an overlap fails one of them.
     let run = cargo_prun(&["-p", "shared-db", "-j", "4"]);

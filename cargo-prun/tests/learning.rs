@@ -113,13 +113,20 @@ fn a_test_failing_every_third_run_is_flaky_with_retries_and_fails_without() {
     let args = ["-p", "learning", "--test", "every_third", "--message-format", "json"];
     let dir = counter("every-third-retries");
     let env = [("LEARNING_COUNTER_DIR", dir.as_os_str())];
-    let run = cargo_prun_with(&[&args[..], &["--retries", "2"]].concat(), &env);
+    let junit = dir.join("junit.xml");
+    let retries = ["--retries", "2", "--junit", junit.to_str().unwrap()];
+    let run = cargo_prun_with(&[&args[..], &retries[..]].concat(), &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let test = &outcomes(&run)["fails_every_third_run"];
     assert_eq!(test["attempt"], 2);
     assert!(run.stderr.contains("FLAKY"), "{}", run.stderr);
     let summary: Value = serde_json::from_str(last_line(&run.stdout)).unwrap();
     assert_eq!(summary["flaky"][0][1], "fails_every_third_run");
+    // In JUnit, a passing case with its failed attempt as a flakyFailure.
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let flaky: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("flakyFailure")).collect();
+    assert_eq!(flaky.len(), 1, "{xml}");
 
     let dir = counter("every-third-once");
     let run = cargo_prun_with(&args, &[("LEARNING_COUNTER_DIR", dir.as_os_str())]);

@@ -96,7 +96,7 @@ fn run_process(
     let chunks = stream(child.stdout.take().expect("piped"));
     let stderr = collect(child.stderr.take().expect("piped"));
 
-    let mut reader = Statuses::default();
+    let mut reader = Statuses::new(names.iter().copied());
     let mut timed_out = None;
     loop {
         let deadline = reader
@@ -122,6 +122,7 @@ fn run_process(
     }
     let status = child.wait();
     batch.children.unregister(child.id());
+    reader.finish_with_foreign_status();
     let stderr = stderr.join().unwrap_or_default();
     let mut results = reader.finished;
     if let Some(name) = timed_out {
@@ -146,40 +147,97 @@ fn run_process(
 /// Reads libtest's pretty output as it arrives.
 #[derive(Debug, Default)]
 struct Statuses {
+    /// The batch's tests: a `test NAME ... ` line with another name is not ours (a test that
+    /// runs its own binary again shares our stdout with that child).
+    names: std::collections::HashSet<String>,
     /// All of stdout so far (failure sections are read from it at the end).
     all: String,
     /// How much of `all` has been read as complete lines.
     read: usize,
     /// The test that started and has no status yet, and since when.
     running: Option<(String, Instant)>,
+    /// The status at the end of another binary's `test OTHER ... ` line while ours ran: ours,
+    /// if ours gets no line of its own (the child died before its status, and ours followed).
+    foreign_status: Option<BatchResult>,
     finished: Vec<(String, (BatchResult, Duration))>,
 }
 
 impl Statuses {
+    fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Statuses {
+        Statuses {
+            names: names.into_iter().map(str::to_owned).collect(),
+            all: String::new(),
+            read: 0,
+            running: None,
+            foreign_status: None,
+            finished: Vec::new(),
+        }
+    }
+
     fn feed(&mut self, chunk: &[u8]) {
         self.all.push_str(&String::from_utf8_lossy(chunk));
         while let Some(end) = self.all[self.read..].find('\n') {
             let line = self.all[self.read..self.read + end].to_owned();
             self.read += end + 1;
-            if let Some((name, status)) = test_line(&line) {
-                self.start(name);
-                let since = self.running.take().map_or_else(Instant::now, |(_, since)| since);
-                if let Some(result) = status {
-                    self.finished.push((name.to_owned(), (result, since.elapsed())));
+            match test_line(&line) {
+                Some((name, status)) if self.names.contains(name) => {
+                    self.start(name);
+                    if let Some(result) = status {
+                        self.finish(result);
+                    }
                 }
+                // Another binary's line: its status may be ours (see `foreign_status`).
+                Some((_, status)) if self.running.is_some() => {
+                    self.foreign_status = status.or(self.foreign_status.take());
+                }
+                // Our status on a line of its own, after what a child printed.
+                None if self.running.is_some() => {
+                    if let Some(result) = status_word(line.trim()) {
+                        self.finish(result);
+                    }
+                }
+                _ => {}
             }
         }
         // libtest writes `test NAME ... ` and flushes before it runs the test.
         let tail = self.all[self.read..].to_owned();
-        if let Some((name, _)) = test_line(&tail) {
+        if let Some((name, _)) = test_line(&tail).filter(|(name, _)| self.names.contains(*name)) {
             self.start(name);
         }
     }
 
     fn start(&mut self, name: &str) {
         if self.running.as_ref().is_none_or(|(running, _)| running != name) {
+            // A test with no status line of its own when the next starts took the status that
+            // ended a child's line.
+            if let Some(result) = self.foreign_status.take() {
+                self.finish(result);
+            }
             self.running = Some((name.to_owned(), Instant::now()));
         }
+    }
+
+    fn finish(&mut self, result: BatchResult) {
+        self.foreign_status = None;
+        if let Some((name, since)) = self.running.take() {
+            self.finished.push((name, (result, since.elapsed())));
+        }
+    }
+
+    /// At the process's end: the running test's status, if a child's line took it.
+    fn finish_with_foreign_status(&mut self) {
+        if let Some(result) = self.foreign_status.take() {
+            self.finish(result);
+        }
+    }
+}
+
+/// `ok`, `FAILED`: a status on a line of its own (`ignored` says no result).
+fn status_word(word: &str) -> Option<BatchResult> {
+    match word {
+        "ok" => Some(BatchResult::Passed),
+        "FAILED" => Some(BatchResult::Failed(String::new())),
+        _ => None,
     }
 }
 
@@ -240,7 +298,7 @@ mod tests {
 
     #[test]
     fn reads_starts_results_and_failure_sections() {
-        let mut reader = Statuses::default();
+        let mut reader = Statuses::new(["a", "b", "c", "d"]);
         reader.feed(b"\nrunning 3 tests\ntest a ... ok\ntest b ... ");
         assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("b"));
         reader.feed(b"FAILED\ntest c ... ignored\ntest d ... ");
@@ -256,11 +314,31 @@ mod tests {
 
     #[test]
     fn a_should_panic_test_is_named_as_listed() {
-        let mut reader = Statuses::default();
+        let mut reader = Statuses::new(["tests::max_remove"]);
         reader.feed(b"test tests::max_remove - should panic ... ");
         assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("tests::max_remove"));
         reader.feed(b"ok\n");
         assert_eq!(reader.finished[0].0, "tests::max_remove");
+        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
+    }
+
+    #[test]
+    fn a_child_of_the_test_printing_libtest_lines_is_not_us() {
+        // The test runs its own binary again; the child dies before its status, and ours
+        // follows on the child's line.
+        let mut reader = Statuses::new(["parent", "next"]);
+        reader.feed(b"test parent ... \nrunning 1 test\ntest child ... ok\ntest next ... ");
+        assert_eq!(reader.finished[0].0, "parent");
+        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
+        assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("next"));
+        // A child that finished prints its own status; ours comes on a line of its own.
+        reader.feed(b"\nrunning 1 test\ntest child ... ok\n\ntest result: ok.\n\nFAILED\n");
+        assert_eq!(reader.finished[1].0, "next");
+        assert!(matches!(reader.finished[1].1.0, BatchResult::Failed(_)));
+        // The last test, with a child's line last: its status at the process's end.
+        let mut reader = Statuses::new(["last"]);
+        reader.feed(b"test last ... \ntest child ... ok\n");
+        reader.finish_with_foreign_status();
         assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
     }
 }

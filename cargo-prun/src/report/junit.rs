@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
 use super::{Finished, Outcome, Reporter, Summary, write_atomically};
 
 pub(crate) struct Junit {
     path: PathBuf,
-    /// Final attempts, by binary.
-    cases: BTreeMap<String, Vec<Finished>>,
+    /// Final attempts, by binary, each with the failed attempts before it.
+    cases: BTreeMap<String, Vec<(Finished, Vec<Finished>)>>,
+    /// Failed attempts that will run again, by binary and name.
+    retried: BTreeMap<(String, String), Vec<Finished>>,
     written: Option<Instant>,
     /// The first error writing the file; reported once, at the end.
     pub(crate) error: Option<String>,
@@ -20,15 +22,15 @@ pub(crate) struct Junit {
 
 impl Junit {
     pub(crate) fn new(path: PathBuf) -> Junit {
-        Junit { path, cases: BTreeMap::new(), written: None, error: None }
+        Junit { path, cases: BTreeMap::new(), retried: BTreeMap::new(), written: None, error: None }
     }
 
     fn write(&mut self, duration: Option<Duration>) {
         let mut report = Report::new("prun");
         for (binary, cases) in &self.cases {
             let mut suite = TestSuite::new(binary.as_str());
-            for finished in cases {
-                suite.add_test_case(case(finished));
+            for (finished, earlier) in cases {
+                suite.add_test_case(case(finished, earlier));
             }
             report.add_test_suite(suite);
         }
@@ -46,8 +48,10 @@ impl Junit {
     }
 }
 
-fn case(finished: &Finished) -> TestCase {
-    let status = match &finished.outcome {
+/// A test's final attempt; earlier failed attempts are its reruns (`flakyFailure` when it
+/// passed in the end, `rerunFailure` when it did not).
+fn case(finished: &Finished, earlier: &[Finished]) -> TestCase {
+    let mut status = match &finished.outcome {
         Outcome::Passed => TestCaseStatus::success(),
         Outcome::Skipped { reason } => {
             let mut status = TestCaseStatus::skipped();
@@ -66,6 +70,18 @@ fn case(finished: &Finished) -> TestCase {
             status
         }
     };
+    status.add_reruns(earlier.iter().map(|attempt| {
+        let kind = match attempt.outcome {
+            Outcome::Failed { .. } => NonSuccessKind::Failure,
+            _ => NonSuccessKind::Error,
+        };
+        let mut rerun = TestRerun::new(kind);
+        rerun.set_message(attempt.outcome.reason()).set_time(attempt.duration);
+        if !attempt.stdout.is_empty() {
+            rerun.set_system_out(attempt.stdout.as_str());
+        }
+        rerun
+    }));
     let mut case = TestCase::new(finished.name.as_str(), status);
     case.set_classname(finished.binary.as_str());
     case.set_time(finished.duration);
@@ -84,10 +100,13 @@ impl Reporter for Junit {
     }
 
     fn finished(&mut self, finished: &Finished) {
+        let key = (finished.binary.clone(), finished.name.clone());
         if finished.will_retry {
+            self.retried.entry(key).or_default().push(finished.clone());
             return;
         }
-        self.cases.entry(finished.binary.clone()).or_default().push(finished.clone());
+        let earlier = self.retried.remove(&key).unwrap_or_default();
+        self.cases.entry(finished.binary.clone()).or_default().push((finished.clone(), earlier));
         if self.written.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             self.write(None);
         }
