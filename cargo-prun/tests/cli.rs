@@ -7,8 +7,8 @@ use std::ffi::OsStr;
 use std::process::Command;
 
 use common::{
-    cargo_prun, cargo_prun_with, gone, last_line, outcomes, parallel_only, run_until_a_test_waits,
-    send, tempfile_dir,
+    cargo_prun, cargo_prun_with, finished_order, gone, last_line, outcomes, parallel_only,
+    run_until_a_test_waits, send, tempfile_dir,
 };
 use prun_e2e::{fixtures_dir, fixtures_target_dir};
 use serde_json::Value;
@@ -512,13 +512,7 @@ fn partitions_split_the_suite_into_disjoint_shards() {
 
 /// Names in the order a one-thread run finished them.
 fn run_order(args: &[&str]) -> Vec<String> {
-    let run = cargo_prun(&[args, &["-j", "1", "--message-format", "json"]].concat());
-    run.stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["type"] == "test-finished")
-        .map(|event| event["name"].as_str().unwrap().to_owned())
-        .collect()
+    finished_order(&cargo_prun(&[args, &["-j", "1", "--message-format", "json"]].concat()))
 }
 
 #[test]

@@ -8,22 +8,14 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{Run, cargo_prun_with, last_line, outcomes, parallel_only, tempfile_dir};
+use common::{
+    Run, cargo_prun_with, finished_order, last_line, outcomes, parallel_only, tempfile_dir,
+};
 use serde_json::Value;
 
 /// `cargo prun ARGS` with the history kept in `history`.
 fn with_history(history: &Path, args: &[&str]) -> Run {
     cargo_prun_with(args, &[("PRUN_HISTORY_DIR", history.as_os_str())])
-}
-
-/// Names in the order a run finished them (`--message-format json`).
-fn finished_order(run: &Run) -> Vec<String> {
-    run.stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["type"] == "test-finished")
-        .map(|event| event["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::libtest_batch::{self, Batch, BatchResult};
+use super::libtest_batch::BatchResult;
 use super::worker_process::WorkerResult;
 use super::{ProcessExecutor, Span};
 use crate::discover::Kind;
@@ -153,18 +153,8 @@ impl ProcessExecutor {
             }
             Kind::Prun => Some(self.run_alone(&self.tests[last], slot).0.passed()),
             Kind::Libtest => {
-                let env = self.env(binary, slot);
                 let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
-                let batch = Batch {
-                    binary: &binary.binary.path,
-                    cwd: &binary.binary.package_dir,
-                    env: &env,
-                    tests: members.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
-                    include_ignored: members.iter().any(|t| t.meta.ignore),
-                    extra_args: &self.harness_args,
-                    children: &self.children,
-                };
-                let results = libtest_batch::run(&batch);
+                let results = self.libtest_batch(&members, slot);
                 match results.get(&self.tests[last].name)?.0 {
                     BatchResult::Passed => Some(true),
                     BatchResult::NotRun(_) => None,

@@ -271,6 +271,26 @@ impl ProcessExecutor {
         finished
     }
 
+    /// Runs plain tests of one binary one after another in one process (`libtest_batch`).
+    fn libtest_batch(
+        &self,
+        tests: &[&PlannedTest],
+        slot: usize,
+    ) -> std::collections::BTreeMap<String, (BatchResult, Duration)> {
+        let binary = &self.binaries[tests[0].binary];
+        let env = self.env(binary, slot);
+        let batch = Batch {
+            binary: &binary.binary.path,
+            cwd: &binary.binary.package_dir,
+            env: &env,
+            tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
+            include_ignored: tests.iter().any(|t| t.meta.ignore),
+            extra_args: &self.harness_args,
+            children: &self.children,
+        };
+        libtest_batch::run(&batch)
+    }
+
     fn run_alone(&self, test: &PlannedTest, slot: usize) -> (Outcome, Printed, String) {
         let binary = &self.binaries[test.binary];
         let env = self.env(binary, slot);
@@ -370,18 +390,7 @@ impl ProcessExecutor {
                 .map(|&t| self.report(t, ran, skipped(), Printed::default(), String::new()))
                 .collect();
         }
-        let binary = &self.binaries[tests[0].binary];
-        let env = self.env(binary, slot);
-        let batch = Batch {
-            binary: &binary.binary.path,
-            cwd: &binary.binary.package_dir,
-            env: &env,
-            tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
-            include_ignored: tests.iter().any(|t| t.meta.ignore),
-            extra_args: &self.harness_args,
-            children: &self.children,
-        };
-        let mut results = libtest_batch::run(&batch);
+        let mut results = self.libtest_batch(&tests, slot);
         let mut at = started_at;
         members
             .iter()

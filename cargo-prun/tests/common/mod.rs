@@ -66,6 +66,16 @@ pub fn outcomes(run: &Run) -> std::collections::BTreeMap<String, Value> {
         .collect()
 }
 
+/// Test names in the order a `--message-format json` run finished them.
+pub fn finished_order(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["type"] == "test-finished")
+        .map(|event| event["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The `parallel-only` events of a `--message-format json` stream.
 pub fn parallel_only(run: &Run) -> Vec<Value> {
     run.stdout

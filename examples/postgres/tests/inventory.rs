@@ -65,28 +65,41 @@ impl Server {
     }
 }
 
-/// This worker's database.
-struct WorkerDb {
+/// A database of the run's, created and migrated on the server, dropped with this value.
+struct Database {
     server: Arc<Server>,
     name: String,
     client: Mutex<Client>,
 }
 
-impl Fixture for WorkerDb {
-    const SCOPE: Scope = Scope::Worker;
-    fn setup(ctx: &Ctx) -> Result<Self, BoxError> {
+impl Database {
+    fn create(ctx: &Ctx, name: String) -> Result<Database, BoxError> {
         let server = ctx.shared::<Server>()?;
-        // The namespace names this worker of this run (`prun_RUNID_w3`): a valid identifier
-        // that no other worker, and no other run, uses.
-        let name = ctx.namespace().to_owned();
         let client = Mutex::new(server.create_database(&name)?);
-        Ok(WorkerDb { server, name, client })
+        Ok(Database { server, name, client })
+    }
+
+    fn client(&self) -> MutexGuard<'_, Client> {
+        // Poisoned only by a test that panicked while holding it; the connection still works.
+        self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-impl Drop for WorkerDb {
+impl Drop for Database {
     fn drop(&mut self) {
         self.server.drop_database(&self.name);
+    }
+}
+
+/// This worker's database.
+struct WorkerDb(Database);
+
+impl Fixture for WorkerDb {
+    const SCOPE: Scope = Scope::Worker;
+    fn setup(ctx: &Ctx) -> Result<Self, BoxError> {
+        // The namespace names this worker of this run (`prun_RUNID_w3`): a valid identifier
+        // that no other worker, and no other run, uses.
+        Database::create(ctx, ctx.namespace().to_owned()).map(WorkerDb)
     }
 }
 
@@ -98,15 +111,14 @@ struct Tx {
 impl Fixture for Tx {
     fn setup(ctx: &Ctx) -> Result<Self, BoxError> {
         let db = ctx.shared::<WorkerDb>()?;
-        db.client.lock().map_err(|_| "poisoned")?.batch_execute("BEGIN")?;
+        db.0.client().batch_execute("BEGIN")?;
         Ok(Tx { db })
     }
 }
 
 impl Tx {
     fn client(&self) -> MutexGuard<'_, Client> {
-        // Poisoned only by a test that panicked while holding it; its rollback still works.
-        self.db.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db.0.client()
     }
 }
 
@@ -118,31 +130,19 @@ impl Drop for Tx {
 
 /// A database for the tests that need one whole: one per process (a `cargo prun` worker, or
 /// the whole run under `cargo test`), dropped with it.
-struct SharedDb {
-    server: Arc<Server>,
-    name: String,
-    client: Mutex<Client>,
-}
+struct SharedDb(Database);
 
 impl Fixture for SharedDb {
     const SCOPE: Scope = Scope::Run;
     fn setup(ctx: &Ctx) -> Result<Self, BoxError> {
-        let server = ctx.shared::<Server>()?;
         let name = format!("{}_shared_{}", ctx.namespace(), std::process::id());
-        let client = Mutex::new(server.create_database(&name)?);
-        Ok(SharedDb { server, name, client })
+        Database::create(ctx, name).map(SharedDb)
     }
 }
 
 impl SharedDb {
     fn client(&self) -> MutexGuard<'_, Client> {
-        self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Drop for SharedDb {
-    fn drop(&mut self) {
-        self.server.drop_database(&self.name);
+        self.0.client()
     }
 }
 
