@@ -180,11 +180,17 @@ fn a_test_polluted_by_another_is_parallel_only_and_bisect_names_the_polluter() {
     let run = with_history(&history, &[&args[..], &["--bisect"]].concat());
     assert_eq!(run.code, 101, "{}", run.stderr);
     assert_eq!(outcomes(&run)["a_expects_a_clean_flag"]["outcome"]["kind"], "failed");
-    let found = parallel_only(&run);
-    assert_eq!(found.len(), 1, "{}", run.stdout);
-    assert_eq!(found[0]["name"], "a_expects_a_clean_flag");
-    assert_eq!(found[0]["shared_process"], true);
-    assert_eq!(found[0]["culprits"], serde_json::json!(["learning::polluted b_sets_the_flag"]));
+    let found: BTreeMap<String, Value> = parallel_only(&run)
+        .into_iter()
+        .map(|found| (found["name"].as_str().unwrap().to_owned(), found))
+        .collect();
+    assert_eq!(found.len(), 2, "{}", run.stdout);
+    let static_one = &found["a_expects_a_clean_flag"];
+    assert_eq!(static_one["shared_process"], true);
+    assert_eq!(static_one["culprits"], serde_json::json!(["learning::polluted b_sets_the_flag"]));
+    // The same through an environment variable.
+    let env_one = &found["f_expects_no_proxy"];
+    assert_eq!(env_one["culprits"], serde_json::json!(["learning::polluted g_sets_a_proxy"]));
     assert!(run.stderr.contains("reproduce: cargo prun bisect"), "{}", run.stderr);
 
     // `cargo prun bisect` starts from the neighbours the run recorded.
@@ -313,7 +319,7 @@ fn the_html_report_renders_its_timeline_in_chromium() {
     for fetch in ["<link", " src=", "url(", "fetch(", "XMLHttpRequest", "@import"] {
         assert!(!page.contains(fetch), "the page fetches nothing, but has {fetch}");
     }
-    assert!(page.contains("Fails only in parallel (1)"), "the polluted test is listed");
+    assert!(page.contains("Fails only in parallel (2)"), "the polluted tests are listed");
 
     // The trace: Chrome's format, a span per attempt.
     let trace = read_json(&trace);
