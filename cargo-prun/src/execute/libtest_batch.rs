@@ -37,6 +37,8 @@ pub(crate) struct Batch<'a> {
     pub(crate) include_ignored: bool,
     pub(crate) extra_args: &'a [String],
     pub(crate) children: &'a Children,
+    /// Told each test's name as it starts (for the live progress line).
+    pub(crate) on_start: &'a (dyn Fn(&str) + Sync),
 }
 
 /// Runs every test of the batch; results by name, with how long each took.
@@ -110,7 +112,15 @@ fn run_process(
             None => chunks.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match chunk {
-            Ok(chunk) => reader.feed(&chunk),
+            Ok(chunk) => {
+                let before = reader.running.as_ref().map(|(name, _)| name.clone());
+                reader.feed(&chunk);
+                if let Some((name, _)) = &reader.running
+                    && before.as_ref() != Some(name)
+                {
+                    (batch.on_start)(name);
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {
                 let (name, _) = reader.running.take().expect("a deadline means a test runs");
                 let _ = child.kill();

@@ -279,6 +279,10 @@ impl ProcessExecutor {
     ) -> std::collections::BTreeMap<String, (BatchResult, Duration)> {
         let binary = &self.binaries[tests[0].binary];
         let env = self.env(binary, slot);
+        let on_start = |name: &str| {
+            let (binary, name) = (binary.binary.id.clone(), name.to_owned());
+            self.send(Event::Started { binary, name, worker: slot });
+        };
         let batch = Batch {
             binary: &binary.binary.path,
             cwd: &binary.binary.package_dir,
@@ -287,6 +291,7 @@ impl ProcessExecutor {
             include_ignored: tests.iter().any(|t| t.meta.ignore),
             extra_args: &self.harness_args,
             children: &self.children,
+            on_start: &on_start,
         };
         libtest_batch::run(&batch)
     }
