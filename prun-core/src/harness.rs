@@ -97,12 +97,19 @@ fn run(cli: &Cli) -> Result<i32, String> {
         summary.ignored += 1;
     }
 
-    // `PRUN_RUN_ID` names the run when a driver (or a script) sets it; else a fresh id.
-    let id = std::env::var("PRUN_RUN_ID")
+    // `PRUN_RUN_ID` names the run when a driver (or a script) sets it; else a fresh id. Two
+    // processes can inherit one: the temp root is then this process's own.
+    let given = std::env::var("PRUN_RUN_ID")
         .ok()
-        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or_else(run_id);
-    let run = Arc::new(RunScope::new(id));
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
+    let run = match given {
+        Some(id) => {
+            let root = format!("prun-{id}-{}", std::process::id());
+            RunScope::new(id).with_temp_root_name(root)
+        }
+        None => RunScope::new(run_id()),
+    };
+    let run = Arc::new(run);
     let (events, received) = mpsc::channel();
     let dispatcher =
         Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
