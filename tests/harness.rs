@@ -128,6 +128,30 @@ fn a_failed_test_keeps_its_temp_dir_and_a_passing_one_does_not() {
 }
 
 #[test]
+fn processes_that_share_a_run_id_keep_temp_dirs_apart() {
+    // Two harness processes that inherit one PRUN_RUN_ID (nested runs, a script) each get a
+    // temp root of their own: one finishing never removes the other's.
+    let env = [("PRUN_RUN_ID", "sharedrun")];
+    let kept_root = |out: &prun_e2e::Run| {
+        let section = out.section("keeps_its_temp_dir_on_failure");
+        let kept = section.lines().find_map(|l| l.strip_prefix("temp dir kept: ")).unwrap();
+        Path::new(kept).parent().unwrap().to_owned()
+    };
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| run(&binary("outcomes"), &["temp_dir"], &env));
+        let b = scope.spawn(|| run(&binary("outcomes"), &["temp_dir"], &env));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let (root_a, root_b) = (kept_root(&a), kept_root(&b));
+    assert_ne!(root_a, root_b);
+    for root in [&root_a, &root_b] {
+        let name = root.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("prun-sharedrun-"), "{name}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
+
+#[test]
 fn filters_select_like_libtest() {
     let outcomes = binary("outcomes");
     let exact = run(&outcomes, &["--exact", "passes"], &[]);
