@@ -35,6 +35,9 @@ pub(crate) struct Batch<'a> {
     /// Names, and each one's timeout.
     pub(crate) tests: Vec<(&'a str, Option<Duration>)>,
     pub(crate) include_ignored: bool,
+    /// The batch is every test the binary runs by default: no names are needed (libtest
+    /// matches each name against every test, which costs seconds for thousands of names).
+    pub(crate) whole_binary: bool,
     pub(crate) extra_args: &'a [String],
     pub(crate) children: &'a Children,
     /// Told each test's name as it starts (for the live progress line).
@@ -79,7 +82,11 @@ fn run_process(
     names: &VecDeque<&str>,
     timeouts: &BTreeMap<&str, Option<Duration>>,
 ) -> Vec<(String, (BatchResult, Duration))> {
-    let mut args: Vec<&str> = names.iter().copied().collect();
+    let mut args: Vec<&str> = if batch.whole_binary && names.len() == batch.tests.len() {
+        Vec::new()
+    } else {
+        names.iter().copied().collect()
+    };
     if batch.include_ignored {
         args.push("--include-ignored");
     }

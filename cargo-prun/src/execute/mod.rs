@@ -289,6 +289,9 @@ impl ProcessExecutor {
             env: &env,
             tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
             include_ignored: tests.iter().any(|t| t.meta.ignore),
+            whole_binary: self.harness_args.is_empty()
+                && tests.iter().all(|t| !t.meta.ignore)
+                && tests.len() == binary.tests.iter().filter(|t| !t.ignore).count(),
             extra_args: &self.harness_args,
             children: &self.children,
             on_start: &on_start,
