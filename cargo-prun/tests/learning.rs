@@ -123,6 +123,10 @@ fn a_test_failing_every_third_run_is_flaky_with_retries_and_fails_without() {
     let dir = counter("every-third-once");
     let run = cargo_prun_with(&args, &[("LEARNING_COUNTER_DIR", dir.as_os_str())]);
     assert_eq!(run.code, 101, "{}", run.stderr);
+    // It failed alone (nothing beside it, nothing before it in its process): it is not run
+    // again to find out whether it fails alone.
+    assert_eq!(std::fs::read_to_string(dir.join("every_third")).unwrap(), "1");
+    assert!(parallel_only(&run).is_empty());
 
     // Quarantined, its failure is reported but does not fail the run.
     let dir = counter("every-third-quarantine");

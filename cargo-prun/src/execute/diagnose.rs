@@ -37,16 +37,24 @@ impl ProcessExecutor {
             if self.children.interrupted() {
                 return;
             }
-            if !self.fails(&[], span.test) {
-                let found = self.parallel_only(span, bisect);
+            // A test that failed with nothing beside it and nothing before it in its process
+            // already failed alone.
+            let (beside, before) = self.neighbours(span);
+            if (!beside.is_empty() || !before.is_empty()) && !self.fails(&[], span.test) {
+                let found = self.parallel_only(span, &beside, &before, bisect);
                 self.send(Event::ParallelOnly(found));
             }
         }
     }
 
-    fn parallel_only(&self, failure: &Span, bisect: bool) -> ParallelOnly {
-        let (beside, before) = self.neighbours(failure);
-        let suspects: Vec<usize> = before.iter().chain(&beside).copied().collect();
+    fn parallel_only(
+        &self,
+        failure: &Span,
+        beside: &[usize],
+        before: &[usize],
+        bisect: bool,
+    ) -> ParallelOnly {
+        let suspects: Vec<usize> = before.iter().chain(beside).copied().collect();
         let test = &self.tests[failure.test];
         let culprits = bisect
             .then(|| self.bisect(failure.test, &suspects))
