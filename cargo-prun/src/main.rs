@@ -100,6 +100,12 @@ fn run(cli: Cli) -> Result<i32, String> {
     }
     let Workspace { root, config, binaries, dylib_path, history: store } = workspace;
 
+    // A bad `[redact]` pattern stops the run before any test starts.
+    let redactor = report::redact::Redactor::new(
+        std::env::vars(),
+        &config.redact.env,
+        &config.redact.patterns,
+    )?;
     // Sockets and test temp dirs go in a directory only this user can read (0700).
     let run_dir = RunDir::new()?;
     let junit = cli.outputs.junit.clone().or_else(|| {
@@ -145,6 +151,8 @@ fn run(cli: Cli) -> Result<i32, String> {
     executor.keep_passing_output = cli.no_capture;
     executor.retry = config.retry.clone();
     let executor = Arc::new(executor);
+    // Watched before the first test starts: a Ctrl-C must never find the default handler.
+    let interrupted = on_interrupt(&executor)?;
     let rounds = Rounds { repeat: cli.repeat, until: cli.stress.map(|d| started + d) };
     let bisect = cli.bisect;
     let scheduling = {
@@ -165,62 +173,26 @@ fn run(cli: Cli) -> Result<i32, String> {
             }
         })
     };
-    let redactor = report::redact::Redactor::new(
-        std::env::vars(),
-        &config.redact.env,
-        &config.redact.patterns,
-    )?;
-    let interrupted = on_interrupt(&executor)?;
-    let mut summary = Summary { skipped: plan.ignored.len(), repeating, ..Summary::default() };
-    let mut records: Vec<(String, history::Record)> = Vec::new();
+    let summary = Summary { skipped: plan.ignored.len(), repeating, ..Summary::default() };
+    let mut sink = Sink { reporters, redactor, summary, records: Vec::new() };
     for event in finished {
-        match event {
-            report::Event::Started { binary, name, worker } => {
-                for reporter in &mut reporters {
-                    reporter.test_started(&binary, &name, worker);
-                }
-            }
-            report::Event::Finished(finished) => {
-                let finished = report::redact::finished(&redactor, finished);
-                summary.record(&finished);
-                if !finished.will_retry
-                    && let Some(record) = History::record_of(&finished)
-                {
-                    records.push((format!("{} {}", finished.binary, finished.name), record));
-                }
-                for reporter in &mut reporters {
-                    reporter.finished(&finished);
-                }
-            }
-            report::Event::ParallelOnly(found) => {
-                summary.parallel_only.push(found.clone());
-                for reporter in &mut reporters {
-                    reporter.parallel_only(&found);
-                }
-            }
-        }
+        sink.event(event);
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
     if config.doctests == Some(Doctests::Run)
         && !executor.stop.load(std::sync::atomic::Ordering::SeqCst)
     {
-        summary.doctests_run = true;
+        sink.summary.doctests_run = true;
         match doctests::run(&cli.build.to_cargo_args(), &cli.filters, threads) {
             Ok(results) => {
                 for finished in results {
-                    let finished = report::redact::finished(&redactor, finished);
-                    summary.record(&finished);
-                    for reporter in &mut reporters {
-                        reporter.finished(&finished);
-                    }
+                    sink.finished(finished);
                 }
             }
             Err(error) => eprintln!("warning: doctests not run: {error}"),
         }
     }
     let signal = interrupted.finish();
-    summary.interrupted = signal.is_some();
-    summary.duration = started.elapsed();
     let catalog: Vec<(String, String, bool)> = executor
         .tests
         .iter()
@@ -229,22 +201,10 @@ fn run(cli: Cli) -> Result<i32, String> {
             (t.id(&executor.binaries), t.meta.category.clone(), prun)
         })
         .collect();
-    let parallel_only = summary.parallel_only.clone();
-    let update = store.update(|history| {
-        for (id, record) in records {
-            history.add(id, record);
-        }
-        for found in &parallel_only {
-            history.note_parallel_only(found);
-        }
-        summary.hints = history::hints(history, &catalog);
-    });
-    if let Err(error) = update {
-        eprintln!("warning: the test history was not saved: {error}");
-    }
-    for reporter in &mut reporters {
-        reporter.done(&summary);
-    }
+    sink.summary.interrupted = signal.is_some();
+    sink.summary.duration = started.elapsed();
+    sink.summary.hints = learn(&store, &sink, &catalog);
+    let summary = sink.done();
     // Failed tests keep their temp dirs: keep the run directory for them.
     if summary.failed > 0 {
         run_dir.keep_if_used();
@@ -258,6 +218,75 @@ fn run(cli: Cli) -> Result<i32, String> {
         None if summary.failed > 0 || flaky_fails => exit::TESTS_FAILED,
         None => exit::OK,
     })
+}
+
+/// Where the run's events go: redacted, tallied, kept for the history, and rendered by every
+/// reporter.
+struct Sink {
+    reporters: Vec<Box<dyn Reporter>>,
+    redactor: report::redact::Redactor,
+    summary: Summary,
+    /// What the run adds to the history: each test's final attempt, by id.
+    records: Vec<(String, history::Record)>,
+}
+
+impl Sink {
+    fn event(&mut self, event: report::Event) {
+        match event {
+            report::Event::Started { binary, name, worker } => {
+                for reporter in &mut self.reporters {
+                    reporter.test_started(&binary, &name, worker);
+                }
+            }
+            report::Event::Finished(finished) => self.finished(finished),
+            report::Event::ParallelOnly(found) => {
+                for reporter in &mut self.reporters {
+                    reporter.parallel_only(&found);
+                }
+                self.summary.parallel_only.push(found);
+            }
+        }
+    }
+
+    fn finished(&mut self, finished: report::Finished) {
+        let finished = report::redact::finished(&self.redactor, finished);
+        self.summary.record(&finished);
+        if !finished.will_retry
+            && let Some(record) = History::record_of(&finished)
+        {
+            self.records.push((format!("{} {}", finished.binary, finished.name), record));
+        }
+        for reporter in &mut self.reporters {
+            reporter.finished(&finished);
+        }
+    }
+
+    /// The end of the run, for every reporter; the summary they were given.
+    fn done(mut self) -> Summary {
+        for reporter in &mut self.reporters {
+            reporter.done(&self.summary);
+        }
+        self.summary
+    }
+}
+
+/// Adds what the run learned to the history; the hints it now has for this run's tests.
+/// `catalog`: each test's id, category, and whether its binary is a prun harness.
+fn learn(store: &history::Store, sink: &Sink, catalog: &[(String, String, bool)]) -> Vec<String> {
+    let mut hints = Vec::new();
+    let update = store.update(|history| {
+        for (id, record) in &sink.records {
+            history.add(id.clone(), record.clone());
+        }
+        for found in &sink.summary.parallel_only {
+            history.note_parallel_only(found);
+        }
+        hints = history::hints(history, catalog);
+    });
+    if let Err(error) = update {
+        eprintln!("warning: the test history was not saved: {error}");
+    }
+    hints
 }
 
 /// `--repeat N` / `--stress DURATION`: whether to start another round after `done` rounds.

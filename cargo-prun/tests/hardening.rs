@@ -103,6 +103,11 @@ fn bad_inputs(dir: &Path) -> Vec<(&'static str, Vec<String>, Option<&'static str
             Some("[groups.db]\ncapacity = \"two\"\n"),
         ),
         ("prun.toml that is not TOML", s(&["-p", "plain"]), Some("[groups.db\n")),
+        (
+            "a `[redact]` pattern that is no regex",
+            s(&["-p", "plain"]),
+            Some("[redact]\npatterns = [\"(\"]\n"),
+        ),
         ("an unwritable `--junit` path", s(&["-p", "plain", "--junit", &unwritable]), None),
         ("an unwritable `--json` path", s(&["-p", "plain", "--json", &unwritable]), None),
         ("a test target that is not a test binary", s(&["-p", "not-a-harness"]), None),
