@@ -207,7 +207,7 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) fail_on_flaky: bool,
 
-    /// Which tests start first: priority (slow, integration, unit), declared, or shuffle[:SEED]
+    /// Which tests start first: priority (slow, integration, unit), declared, or `shuffle[:SEED]`
     /// (the seed is printed; the same seed gives the same order).
     #[arg(long, value_name = "ORDER", default_value = "priority")]
     pub(crate) order: Order,
