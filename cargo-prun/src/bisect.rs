@@ -78,7 +78,8 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
     match executor.bisect(target, &candidates) {
         Some(culprits) => {
             println!("{target_id} fails when run after: {}", names(&culprits).join(", "));
-            println!("reproduce: {}", reproduce(args, &target_id, &names(&culprits)));
+            let build_args = args.build.to_cargo_args();
+            println!("reproduce: {}", command(&build_args, &target_id, &names(&culprits)));
             Ok(exit::OK)
         }
         None => {
@@ -92,25 +93,17 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
     }
 }
 
-/// The command that replays a culprit set.
-pub(crate) fn reproduce(args: &BisectArgs, target: &str, culprits: &[String]) -> String {
-    let mut command = vec!["cargo".to_owned(), "prun".to_owned(), "bisect".to_owned()];
-    command.extend(args.build.to_cargo_args().iter().map(|arg| quote(arg)));
-    command.push(quote(target));
+/// The command that bisects `target` (with no culprits) or replays a culprit set, with the
+/// cargo flags (`build_args`) that select the workspace's tests.
+pub(crate) fn command(build_args: &[String], target: &str, culprits: &[String]) -> String {
+    let mut command = vec!["cargo", "prun", "bisect"];
+    command.extend(build_args.iter().map(String::as_str));
+    command.push(target);
     for culprit in culprits {
-        command.push("--with".to_owned());
-        command.push(quote(culprit));
+        command.extend(["--with", culprit.as_str()]);
     }
-    command.join(" ")
-}
-
-/// Single quotes for the shell, when needed.
-pub(crate) fn quote(text: &str) -> String {
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=".contains(c)) {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    // A name with a NUL byte cannot be quoted: it cannot be typed either.
+    shlex::try_join(command.iter().copied()).unwrap_or_else(|_| command.join(" "))
 }
 
 /// A test by its name or by `BINARY NAME`; a name in two binaries must be given with its binary.

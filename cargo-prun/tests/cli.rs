@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::process::Command;
 
 use common::{
-    cargo_prun, cargo_prun_with, finished_order, gone, last_line, outcomes, parallel_only,
+    cargo_prun, cargo_prun_with, events, finished_order, gone, last_line, outcomes, parallel_only,
     run_until_a_test_waits, send, tempfile_dir,
 };
 use prun_e2e::{fixtures_dir, fixtures_target_dir};
@@ -482,9 +482,7 @@ fn two_runs_at_once_in_one_workspace_both_complete() {
 fn listed(args: &[&str]) -> std::collections::BTreeSet<String> {
     let run = cargo_prun(&[args, &["--list", "--message-format", "json"]].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
-    run.stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    events(&run)
         .map(|test| {
             format!("{} {}", test["binary"].as_str().unwrap(), test["name"].as_str().unwrap())
         })
@@ -534,10 +532,7 @@ fn retries_from_the_command_line_and_fail_on_flaky() {
     let args =
         ["-p", "faults", "--test", "faults", "--exact", "prints_and_fails", "--retries", "2"];
     let run = cargo_prun(&[&args[..], &["--message-format", "json"]].concat());
-    let attempts: Vec<(u64, bool)> = run
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    let attempts: Vec<(u64, bool)> = events(&run)
         .filter(|event| event["type"] == "test-finished")
         .map(|event| (event["attempt"].as_u64().unwrap(), event["will_retry"].as_bool().unwrap()))
         .collect();

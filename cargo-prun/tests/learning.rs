@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::{
-    Run, cargo_prun_with, finished_order, last_line, outcomes, parallel_only, tempfile_dir,
+    Run, cargo_prun_with, events, finished_order, junit_cases, last_line, outcomes, parallel_only,
+    tempfile_dir,
 };
 use serde_json::Value;
 
@@ -32,12 +33,8 @@ fn history_puts_the_longest_test_first_and_balances_timing_shards() {
     // The catalog shows what the history says.
     let list = with_history(&history, &["list", "--format", "json", "-p", "learning"]);
     assert_eq!(list.code, 0, "{}", list.stderr);
-    let listed: BTreeMap<String, Value> = list
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .map(|test| (test["name"].as_str().unwrap().to_owned(), test))
-        .collect();
+    let listed: BTreeMap<String, Value> =
+        events(&list).map(|test| (test["name"].as_str().unwrap().to_owned(), test)).collect();
     let long = &listed["takes_a_while"];
     assert!(long["typical_ms"].as_u64().unwrap() >= 300, "{long}");
     assert_eq!(long["runs"], 2);
@@ -51,10 +48,7 @@ fn history_puts_the_longest_test_first_and_balances_timing_shards() {
         let list = ["--list", "--message-format", "json"];
         let run = with_history(history, &[&args[..], extra, &list[..]].concat());
         assert_eq!(run.code, 0, "{}", run.stderr);
-        run.stdout
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["name"].to_string())
-            .collect()
+        events(&run).map(|test| test["name"].to_string()).collect()
     };
     let ones = [shard(&history, &[], 1), shard(&history, &[], 2)];
     let long_shard = ones.iter().find(|s| s.contains("\"takes_a_while\"")).unwrap();
@@ -150,12 +144,8 @@ fn a_test_failing_every_third_run_is_flaky_with_retries_and_fails_without() {
     let env = [("LEARNING_COUNTER_DIR", dir.as_os_str()), ("PRUN_CONFIG", config.as_os_str())];
     let run = cargo_prun_with(&[&args[..], &["--retries", "1"]].concat(), &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let attempts: Vec<Value> = run
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["type"] == "test-finished")
-        .collect();
+    let attempts: Vec<Value> =
+        events(&run).filter(|event| event["type"] == "test-finished").collect();
     let ms = |event: &Value, key: &str| event[key].as_u64().unwrap();
     let first_ended = ms(&attempts[0], "started_at_ms") + ms(&attempts[0], "duration_ms");
     assert!(ms(&attempts[1], "started_at_ms") + 1 >= first_ended + 300, "{attempts:?}");
@@ -268,13 +258,7 @@ fn four_shards_merged_are_the_unsharded_run() {
     assert_eq!(run.code, 101, "merged, the failures still fail: {}", run.stderr);
     let merged = read_json(&merged);
     assert_eq!(report_outcomes(&merged), whole, "every test once, with the same outcome");
-    let doc = std::fs::read_to_string(&junit).unwrap();
-    let junit_cases = roxmltree::Document::parse(&doc)
-        .unwrap()
-        .descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .count();
-    assert_eq!(junit_cases, whole.len());
+    assert_eq!(junit_cases(&junit), whole.len());
     // The merged report feeds the next run's timings, as the CI recipes do it.
     let history = dir.join("history");
     let import = cargo_prun_with(

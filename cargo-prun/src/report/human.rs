@@ -214,20 +214,12 @@ impl Reporter for Human {
             if !found.neighbours.is_empty() {
                 let _ = writeln!(self.out, "    beside it: {}", list(&found.neighbours));
             }
+            let id = format!("{} {}", found.binary, found.name);
             match &found.culprits {
                 Some(culprits) if !culprits.is_empty() => {
                     let _ = writeln!(self.out, "    fails when run after: {}", culprits.join(", "));
-                    let with: Vec<String> = culprits
-                        .iter()
-                        .map(|c| format!("--with {}", crate::bisect::quote(c)))
-                        .collect();
-                    let id = format!("{} {}", found.binary, found.name);
-                    let _ = writeln!(
-                        self.out,
-                        "    reproduce: cargo prun bisect {} {}",
-                        crate::bisect::quote(&id),
-                        with.join(" ")
-                    );
+                    let replay = crate::bisect::command(&[], &id, culprits);
+                    let _ = writeln!(self.out, "    reproduce: {replay}");
                 }
                 Some(_) => {
                     let _ = writeln!(
@@ -236,11 +228,9 @@ impl Reporter for Human {
                     );
                 }
                 None => {
-                    let _ = writeln!(
-                        self.out,
-                        "    find the culprit: cargo prun bisect {} (or run with --bisect)",
-                        crate::bisect::quote(&format!("{} {}", found.binary, found.name))
-                    );
+                    let bisect = crate::bisect::command(&[], &id, &[]);
+                    let _ =
+                        writeln!(self.out, "    find the culprit: {bisect} (or run with --bisect)");
                 }
             }
         }

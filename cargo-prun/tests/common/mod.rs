@@ -54,13 +54,16 @@ pub fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
     }
 }
 
+/// The events of a `--message-format json` stream.
+pub fn events(run: &Run) -> impl Iterator<Item = Value> + '_ {
+    run.stdout.lines().map(|line| {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|err| panic!("{err}: {line}"))
+    })
+}
+
 /// The final attempt of each test in a `--message-format json` stream, by name.
 pub fn outcomes(run: &Run) -> std::collections::BTreeMap<String, Value> {
-    run.stdout
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap_or_else(|err| panic!("{err}: {line}"))
-        })
+    events(run)
         .filter(|event| event["type"] == "test-finished" && event["will_retry"] == false)
         .map(|event| (event["name"].as_str().unwrap().to_owned(), event))
         .collect()
@@ -68,9 +71,7 @@ pub fn outcomes(run: &Run) -> std::collections::BTreeMap<String, Value> {
 
 /// Test names in the order a `--message-format json` run finished them.
 pub fn finished_order(run: &Run) -> Vec<String> {
-    run.stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    events(run)
         .filter(|event| event["type"] == "test-finished")
         .map(|event| event["name"].as_str().unwrap().to_owned())
         .collect()
@@ -78,11 +79,14 @@ pub fn finished_order(run: &Run) -> Vec<String> {
 
 /// The `parallel-only` events of a `--message-format json` stream.
 pub fn parallel_only(run: &Run) -> Vec<Value> {
-    run.stdout
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["type"] == "parallel-only")
-        .collect()
+    events(run).filter(|event| event["type"] == "parallel-only").collect()
+}
+
+/// The test cases of a JUnit report, which must be valid XML.
+pub fn junit_cases(path: &std::path::Path) -> usize {
+    let xml = std::fs::read_to_string(path).unwrap();
+    let document = roxmltree::Document::parse(&xml).expect("a valid JUnit report");
+    document.descendants().filter(|n| n.has_tag_name("testcase")).count()
 }
 
 pub fn last_line(text: &str) -> &str {
