@@ -252,7 +252,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
-/// Flags passed on to `cargo test --no-run`.
+/// Flags passed on to `cargo test --no-run` (all but `--always-build`).
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
     /// Package to test (repeatable).
@@ -293,6 +293,10 @@ pub(crate) struct BuildArgs {
     pub(crate) target_dir: Option<PathBuf>,
     #[arg(long, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,
+    /// Run cargo's build even when nothing the last build read has changed (prun otherwise
+    /// runs the binaries of that build without starting cargo).
+    #[arg(long)]
+    pub(crate) always_build: bool,
 }
 
 impl BuildArgs {

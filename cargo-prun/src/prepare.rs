@@ -36,7 +36,7 @@ pub(crate) fn prepare(
     let config =
         Config::discover_with_profile(&root, profile).map_err(|err| Err(err.to_string()))?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
-    let built = build::build(&build_args.to_cargo_args()).map_err(Ok)?;
+    let built = build(build_args, &root).map_err(Ok)?;
     let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
     let history = history_store(
         build_args.manifest_path.as_deref(),
@@ -48,6 +48,29 @@ pub(crate) fn prepare(
     let binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
     catalogs.save();
     Ok(Workspace { root, config, binaries, dylib_path, history })
+}
+
+/// The test binaries: those of the last build when nothing it read has changed since (see
+/// [`build::fresh`]), else what cargo builds now. Err carries cargo's exit code.
+fn build(build_args: &BuildArgs, root: &std::path::Path) -> Result<Vec<build::TestBinary>, i32> {
+    let args = build_args.to_cargo_args();
+    let key = build::fresh::Key::new(&args);
+    if let Some(key) = key.as_ref().filter(|_| !build_args.always_build) {
+        let target_dir = build::fresh::target_dir(build_args.target_dir.as_deref(), root);
+        if let Some(binaries) = target_dir.and_then(|dir| build::fresh::unchanged(key, &dir)) {
+            eprintln!(
+                "   Unchanged nothing the test build read has changed: cargo not run \
+                 (--always-build runs it)"
+            );
+            return Ok(binaries);
+        }
+    }
+    let started = std::time::SystemTime::now();
+    let built = build::build(&args)?;
+    if let Some(key) = &key {
+        build::fresh::record(key, started, &built);
+    }
+    Ok(built.binaries)
 }
 
 /// `PRUN_HISTORY_DIR`, else `TARGET_DIR/prun`: the `--target-dir` given, else the one the

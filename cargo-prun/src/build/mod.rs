@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cargo_metadata::Message;
+use serde::{Deserialize, Serialize};
+
+pub(crate) mod fresh;
 
 /// A test executable cargo built.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TestBinary {
     /// `package` for a library's unit tests, `package::target` for anything else, as nextest
     /// names them.
@@ -18,9 +21,17 @@ pub(crate) struct TestBinary {
     pub(crate) package_name: String,
 }
 
+/// What `cargo test --no-run` built: the test executables, and what cargo said the build read
+/// (for [`fresh`], which decides whether the next run must ask cargo again).
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub(crate) binaries: Vec<TestBinary>,
+    pub(crate) reads: fresh::Reads,
+}
+
 /// Runs `cargo test --no-run` with `args`; cargo's own messages and errors go to stderr as
 /// cargo shows them. Err carries cargo's exit code.
-pub(crate) fn build(args: &[String]) -> Result<Vec<TestBinary>, i32> {
+pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .args(["test", "--no-run", "--message-format=json-render-diagnostics"])
@@ -32,27 +43,34 @@ pub(crate) fn build(args: &[String]) -> Result<Vec<TestBinary>, i32> {
             crate::exit::BUILD_FAILED
         })?;
     let mut binaries = Vec::new();
+    let mut reads = fresh::Reads::default();
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     for message in Message::parse_stream(stdout).flatten() {
-        if let Message::CompilerArtifact(artifact) = message {
-            let Some(path) = artifact.executable else { continue };
-            if !artifact.profile.test {
-                continue;
+        match message {
+            Message::CompilerArtifact(artifact) => {
+                reads.artifact(&artifact);
+                let Some(path) = artifact.executable else { continue };
+                if !artifact.profile.test {
+                    continue;
+                }
+                let package_name = package_name(&artifact.package_id.repr)
+                    .unwrap_or_else(|| artifact.target.name.clone());
+                let kind =
+                    artifact.target.kind.first().map(ToString::to_string).unwrap_or_default();
+                let id = if kind == "lib" || kind == "proc-macro" {
+                    package_name.clone()
+                } else {
+                    format!("{package_name}::{}", artifact.target.name)
+                };
+                let package_dir = artifact
+                    .manifest_path
+                    .parent()
+                    .map(|p| p.as_std_path().to_owned())
+                    .unwrap_or_default();
+                binaries.push(TestBinary { id, path: path.into(), package_dir, package_name });
             }
-            let package_name = package_name(&artifact.package_id.repr)
-                .unwrap_or_else(|| artifact.target.name.clone());
-            let kind = artifact.target.kind.first().map(ToString::to_string).unwrap_or_default();
-            let id = if kind == "lib" || kind == "proc-macro" {
-                package_name.clone()
-            } else {
-                format!("{package_name}::{}", artifact.target.name)
-            };
-            let package_dir = artifact
-                .manifest_path
-                .parent()
-                .map(|p| p.as_std_path().to_owned())
-                .unwrap_or_default();
-            binaries.push(TestBinary { id, path: path.into(), package_dir, package_name });
+            Message::BuildScriptExecuted(script) => reads.build_script(&script),
+            _ => {}
         }
     }
     let status = child.wait().map_err(|_| crate::exit::BUILD_FAILED)?;
@@ -60,7 +78,7 @@ pub(crate) fn build(args: &[String]) -> Result<Vec<TestBinary>, i32> {
         return Err(crate::exit::BUILD_FAILED);
     }
     binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(binaries)
+    Ok(Built { binaries, reads })
 }
 
 /// The package name in a package id spec: `…/dir#name@1.0.0`, or `…/name#1.0.0` when the
