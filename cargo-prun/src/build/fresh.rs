@@ -311,7 +311,7 @@ fn inputs(key: &Key, built: &Built) -> Option<BTreeSet<PathBuf>> {
             paths.insert(dir.join(name));
         }
     }
-    for home in &cargo_home {
+    if let Some(home) = &cargo_home {
         paths.extend([home.join("config.toml"), home.join("config")]);
     }
 
