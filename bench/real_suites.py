@@ -9,7 +9,7 @@ the median wall time of the commands as a user types them, and each runner's pas
 Each command runs once untimed first: caches are warm for all, and cargo prun has the history
 of one earlier run (as it would on any machine that ran the suite before).
 
-    python3 bench/real_suites.py                 # the default crates, 3 runs each
+    python3 bench/real_suites.py                 # the default crates, 5 runs each
     python3 bench/real_suites.py --crate semver@1 --runs 5
 """
 
@@ -96,7 +96,7 @@ def counts(runner, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crate", action="append", help="NAME@VERSION (repeatable)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     specs = args.crate or DEFAULT_CRATES
@@ -123,17 +123,22 @@ def main():
             "nextest": ["cargo", "nextest", "run", "--release", "--no-fail-fast", "-j", threads],
             "cargo prun": [cargo_prun, "prun", "--release", "--tests", "--no-fail-fast", "-j", threads],
         }
-        result = {}
-        for runner, cmd in runners.items():
-            # Once first, not timed: warm caches for every runner, and cargo prun's history.
+        # Once first, not timed: warm caches for every runner, and cargo prun's history.
+        for cmd in runners.values():
             run(cmd, crate, env)
-            times = []
-            for _ in range(args.runs):
+        # Then round by round, each runner once per round: a machine that slows down for a
+        # while slows all three alike.
+        times = {runner: [] for runner in runners}
+        outs = {}
+        for _ in range(args.runs):
+            for runner, cmd in runners.items():
                 start = time.perf_counter()
-                out = run(cmd, crate, env)
-                times.append(time.perf_counter() - start)
-            result[runner] = (statistics.median(times), counts(runner, out))
-            print(f"{name:14} {runner:10} {' '.join(f'{t:.3f}' for t in times)} counts={result[runner][1]}", file=sys.stderr)
+                outs[runner] = run(cmd, crate, env)
+                times[runner].append(time.perf_counter() - start)
+        result = {}
+        for runner in runners:
+            result[runner] = (statistics.median(times[runner]), counts(runner, outs[runner]))
+            print(f"{name:14} {runner:10} {' '.join(f'{t:.3f}' for t in times[runner])} counts={result[runner][1]}", file=sys.stderr)
         rows.append((name, source.name, result))
 
     print(f"\nMedian wall time of {args.runs} runs of each command, {threads} threads; (passed, failed).\n")

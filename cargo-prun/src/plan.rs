@@ -302,6 +302,11 @@ fn jobs(
                 && !isolated(test)
         }
     };
+    // With history, a batch's share of the run: about a quarter of a thread's, so that the
+    // threads balance, and never less than BATCH_WORK.
+    let total: Duration = tests.iter().map(|test| test.expected + PER_TEST).sum();
+    let batch_work =
+        (total / u32::try_from(threads.max(1) * 4).unwrap_or(u32::MAX)).max(BATCH_WORK);
     let mut jobs: Vec<PlannedJob> = Vec::new();
     let mut batched: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (index, test) in tests.iter().enumerate() {
@@ -322,10 +327,11 @@ fn jobs(
         };
         let mut count = (members.len() / 8).clamp(1, most);
         if learned {
-            // Known work: a batch per BATCH_WORK of it, so that a binary whose tests take a
-            // few milliseconds in all is one process, not one per thread.
-            let work: Duration = members.iter().map(|&m| tests[m].expected).sum();
-            let enough = work.as_nanos().div_ceil(BATCH_WORK.as_nanos());
+            // Known work: enough batches to balance the threads, no more (each one is a
+            // process start), so that a binary whose tests take a few milliseconds in all is
+            // one or two processes, not one per thread.
+            let work: Duration = members.iter().map(|&m| tests[m].expected + PER_TEST).sum();
+            let enough = work.as_nanos().div_ceil(batch_work.as_nanos());
             count = count.min(usize::try_from(enough).unwrap_or(usize::MAX)).max(1);
         }
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
@@ -335,7 +341,7 @@ fn jobs(
             members.sort_by_key(|&m| std::cmp::Reverse(tests[m].expected));
             for member in members {
                 let lightest = (0..count).min_by_key(|&b| (load[b], b)).unwrap_or(0);
-                load[lightest] += tests[member].expected;
+                load[lightest] += tests[member].expected + PER_TEST;
                 batches[lightest].push(member);
             }
             // In declaration order inside a batch, as libtest would run them.
@@ -358,8 +364,14 @@ fn jobs(
 }
 
 /// With history, a batch gets at least this much expected work: below it, another process (or
-/// worker round trip) costs more than the parallelism it buys.
-const BATCH_WORK: Duration = Duration::from_millis(25);
+/// worker round trip) costs more than the parallelism it buys. About two process starts.
+const BATCH_WORK: Duration = Duration::from_millis(4);
+
+/// What a test costs a batch beyond its own duration (which the history keeps in whole
+/// milliseconds, so a quick test's is 0): libtest's thread and lines for it. Measured on
+/// smallvec: 63 tests take 7.5 ms at one thread, and two processes of half of them each
+/// finish 2.4 ms sooner than one process of all.
+const PER_TEST: Duration = Duration::from_micros(100);
 
 /// A plain test expected to take this long runs as a job of its own, started early, rather
 /// than holding up the batch it would be in.
@@ -473,11 +485,19 @@ mod tests {
         let binaries = [binary("plain", Kind::Libtest, tests)];
         // No history: 64 tests make 6 batches (at most 3 a thread).
         assert_eq!(plan_of(&binaries, &HashMap::new(), 2).jobs.len(), 6);
-        // 64 tests of 0 ms: one process does it all.
+        // 64 tests of 0 ms: still a few milliseconds of libtest's own work, two processes.
         let instant: Vec<(String, u64)> = (0..64).map(|i| (format!("plain t{i:02}"), 0)).collect();
         let instant: Vec<(&str, u64)> = instant.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
-        assert_eq!(plan_of(&binaries, &known(&instant), 2).jobs.len(), 1);
-        // One of 500 ms alone, first; the rest (64 x 5 ms) balanced over batches of >= 25 ms.
+        assert_eq!(plan_of(&binaries, &known(&instant), 2).jobs.len(), 2);
+        // 16 of them: one process.
+        let few = [binary(
+            "plain",
+            Kind::Libtest,
+            (0..16).map(|i| test(&format!("t{i:02}"), &[])).collect(),
+        )];
+        assert_eq!(plan_of(&few, &known(&instant[..16]), 2).jobs.len(), 1);
+        // One of 500 ms alone, first; the rest (64 x 5 ms) balanced over batches of about a
+        // quarter of a thread's share of the run (820 ms / 2 threads / 4 = 102 ms).
         let mut times: Vec<(String, u64)> =
             (1..64).map(|i| (format!("plain t{i:02}"), 5)).collect();
         times.push(("plain t00".to_owned(), 500));
@@ -485,8 +505,8 @@ mod tests {
         let warm = plan_of(&binaries, &known(&times), 2);
         assert_eq!(job_names(&warm)[0], ["t00"]);
         let batches = &warm.jobs[1..];
-        assert_eq!(batches.len(), 6);
+        assert_eq!(batches.len(), 4);
         let sizes: Vec<usize> = batches.iter().map(|b| b.tests.len()).collect();
-        assert!(sizes.iter().all(|&n| n == 10 || n == 11), "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n == 15 || n == 16), "{sizes:?}");
     }
 }
