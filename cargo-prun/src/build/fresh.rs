@@ -28,8 +28,18 @@ const VERSION: u32 = 1;
 /// Stamps kept per target directory: one per command line and environment.
 const KEEP: usize = 16;
 const FILE: &str = "builds.json";
-/// Variables a shell changes between two commands that no build reads.
-const VOLATILE: [&str; 3] = ["_", "OLDPWD", "SHLVL"];
+/// Variables no build reads: a shell's, that change between two commands, and prun's own
+/// (a fresh history directory or run id must not cost a cargo check).
+const NOT_READ_BY_BUILDS: [&str; 8] = [
+    "_",
+    "OLDPWD",
+    "SHLVL",
+    "PRUN_HISTORY_DIR",
+    "PRUN_RUN_ID",
+    "PRUN_TEST_THREADS",
+    "PRUN_CONFIG",
+    "PRUN_PROFILE",
+];
 
 /// What cargo's messages said the build read.
 #[derive(Debug, Default)]
@@ -138,13 +148,22 @@ impl Key {
     pub(crate) fn new(cargo_args: &[String]) -> Option<Key> {
         let cargo = PathBuf::from(std::env::var_os("CARGO")?);
         let cwd = std::env::current_dir().ok()?;
+        Some(Key::of(cargo, cwd, cargo_args, std::env::vars_os()))
+    }
+
+    fn of(
+        cargo: PathBuf,
+        cwd: PathBuf,
+        cargo_args: &[String],
+        env: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Key {
         let mut env: Vec<_> =
-            std::env::vars_os().filter(|(name, _)| !VOLATILE.iter().any(|v| name == v)).collect();
+            env.filter(|(name, _)| !NOT_READ_BY_BUILDS.iter().any(|v| name == v)).collect();
         env.sort();
         // A different hash after a Rust upgrade only costs one cargo check.
         let mut hasher = std::hash::DefaultHasher::new();
         (VERSION, env!("CARGO_PKG_VERSION"), cargo_args, &cwd, env).hash(&mut hasher);
-        Some(Key { hash: format!("{:016x}", hasher.finish()), cargo, cwd })
+        Key { hash: format!("{:016x}", hasher.finish()), cargo, cwd }
     }
 }
 
@@ -405,6 +424,22 @@ mod tests {
             strip_suffix(Path::new("/ws/crates/a/src/lib.rs"), Path::new("crates/a/src/lib.rs"));
         assert_eq!(base, Some(PathBuf::from("/ws")));
         assert_eq!(strip_suffix(Path::new("/ws/a/src/lib.rs"), Path::new("b/src/lib.rs")), None);
+    }
+
+    #[test]
+    fn the_key_is_the_command_line_directory_and_environment_but_prun_s_own() {
+        let key = |args: &[&str], env: &[(&str, &str)]| {
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            let env = env.iter().map(|(k, v)| ((*k).into(), (*v).into()));
+            Key::of("/tc/bin/cargo".into(), "/ws".into(), &args, env).hash
+        };
+        let base = key(&["--release"], &[("RUSTFLAGS", "-Cx"), ("PATH", "/bin")]);
+        assert_eq!(base, key(&["--release"], &[("PATH", "/bin"), ("RUSTFLAGS", "-Cx")]));
+        assert_ne!(base, key(&[], &[("RUSTFLAGS", "-Cx"), ("PATH", "/bin")]));
+        assert_ne!(base, key(&["--release"], &[("RUSTFLAGS", "-Cy"), ("PATH", "/bin")]));
+        assert_ne!(base, key(&["--release"], &[("PATH", "/bin")]));
+        let ours = [("RUSTFLAGS", "-Cx"), ("PATH", "/bin"), ("PRUN_HISTORY_DIR", "/h"), ("_", "x")];
+        assert_eq!(base, key(&["--release"], &ours));
     }
 
     /// A package on disk and what cargo would have said of building it.
