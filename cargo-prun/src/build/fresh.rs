@@ -50,6 +50,8 @@ pub(crate) struct Reads {
     units: Vec<(PathBuf, PathBuf)>,
     /// Local packages: id → directory.
     packages: BTreeMap<String, PathBuf>,
+    /// Local executables, as a test may run one (`CARGO_BIN_EXE_NAME`).
+    executables: Vec<PathBuf>,
     /// Build scripts that ran or were fresh: package id, and the file cargo keeps their
     /// output in.
     scripts: Vec<(String, PathBuf)>,
@@ -67,6 +69,7 @@ impl Reads {
         if let Some(dir) = artifact.manifest_path.parent() {
             self.packages.insert(id.clone(), dir.as_std_path().to_owned());
         }
+        self.executables.extend(artifact.executable.iter().map(|e| e.as_std_path().to_owned()));
         let output = artifact.filenames.first().map(|f| f.as_std_path());
         match output.and_then(|output| dep_info_of(output, &artifact.target.name)) {
             Some(dep_info) => {
@@ -91,9 +94,27 @@ impl Reads {
 fn dep_info_of(output: &Path, target: &str) -> Option<PathBuf> {
     let crate_name = target.replace('-', "_");
     let file_name = output.file_name()?.to_str()?;
-    let at = file_name.find(&format!("{crate_name}-"))?;
+    let Some(at) = file_name.find(&format!("{crate_name}-")) else {
+        return uplifted_dep_info(output, &crate_name);
+    };
     let stem = file_name[at..].split('.').next()?;
     Some(output.with_file_name(format!("{stem}.d")))
+}
+
+/// A binary is reported where cargo linked it out of `deps/` (`debug/my-bin`, a hard link to
+/// `debug/deps/my_bin-HASH`): the dep-info is that of the file in `deps/` that is the same file.
+fn uplifted_dep_info(output: &Path, crate_name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(output).ok()?;
+    let deps = output.parent()?.join("deps");
+    let prefix = format!("{crate_name}-");
+    std::fs::read_dir(&deps).ok()?.flatten().find_map(|entry| {
+        let name = entry.file_name().into_string().ok()?;
+        let same = name.starts_with(&prefix)
+            && !name.contains('.')
+            && entry.metadata().is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+        same.then(|| deps.join(format!("{name}.d")))
+    })
 }
 
 /// The files a Makefile-style dep-info names as prerequisites (rustc escapes spaces only).
@@ -352,6 +373,7 @@ fn inputs(key: &Key, built: &Built) -> Option<BTreeSet<PathBuf>> {
         }
     }
     paths.extend(built.binaries.iter().map(|binary| binary.path.clone()));
+    paths.extend(reads.executables.iter().cloned());
     Some(paths)
 }
 
@@ -397,7 +419,18 @@ mod tests {
             d("/t/build/x-1/build_script_build-1", "build-script-build"),
             Path::new("/t/build/x-1/build_script_build-1.d")
         );
-        assert_eq!(dep_info_of(Path::new("/t/deps/other-1"), "mine"), None);
+        // A binary, linked out of deps/ beside another build of it.
+        let temp = tempfile::tempdir().unwrap();
+        let deps = temp.path().join("deps");
+        std::fs::create_dir_all(&deps).unwrap();
+        std::fs::write(deps.join("my_bin-1"), "one").unwrap();
+        std::fs::write(deps.join("my_bin-2"), "two").unwrap();
+        std::fs::hard_link(deps.join("my_bin-2"), temp.path().join("my-bin")).unwrap();
+        assert_eq!(
+            dep_info_of(&temp.path().join("my-bin"), "my-bin"),
+            Some(deps.join("my_bin-2.d"))
+        );
+        assert_eq!(dep_info_of(&temp.path().join("gone"), "gone"), None);
     }
 
     #[test]
