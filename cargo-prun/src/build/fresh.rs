@@ -25,9 +25,11 @@ use super::{Built, TestBinary};
 
 /// Changes whenever what a stamp records or means changes.
 const VERSION: u32 = 1;
-/// Stamps kept per target directory: one per command line and environment.
-const KEEP: usize = 16;
-const FILE: &str = "builds.json";
+/// Stamps kept per target directory, one file per command line and environment: a test suite
+/// that runs cargo prun in many environments must not push out the stamp of the usual one.
+const KEEP: usize = 64;
+/// Under the target directory.
+const DIR: &str = "prun/builds";
 /// Variables no build reads: a shell's, that change between two commands, and prun's own
 /// (a fresh history directory or run id must not cost a cargo check).
 const NOT_READ_BY_BUILDS: [&str; 8] = [
@@ -201,16 +203,9 @@ fn seen(path: &Path) -> Option<Seen> {
     Some(Seen { len: meta.len(), modified_ns: modified.as_nanos() })
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Stamps {
-    version: u32,
-    builds: BTreeMap<String, Stamp>,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Stamp {
-    /// When it was written (ns since the epoch): the oldest go first.
-    written_ns: u128,
+    version: u32,
     inputs: Vec<(PathBuf, Option<Seen>)>,
     binaries: Vec<TestBinary>,
 }
@@ -232,13 +227,10 @@ pub(crate) fn target_dir(flag: Option<&Path>, start: &Path) -> Option<PathBuf> {
 
 /// The test binaries of the last build with this key, if nothing it read has changed since.
 pub(crate) fn unchanged(key: &Key, target_dir: &Path) -> Option<Vec<TestBinary>> {
-    let bytes = std::fs::read(target_dir.join("prun").join(FILE)).ok()?;
-    let mut stamps: Stamps = serde_json::from_slice(&bytes).ok()?;
-    if stamps.version != VERSION {
-        return None;
-    }
-    let stamp = stamps.builds.remove(&key.hash)?;
-    let current = stamp.inputs.iter().all(|(path, then)| seen(path) == *then);
+    let bytes = std::fs::read(target_dir.join(DIR).join(format!("{}.json", key.hash))).ok()?;
+    let stamp: Stamp = serde_json::from_slice(&bytes).ok()?;
+    let current =
+        stamp.version == VERSION && stamp.inputs.iter().all(|(path, then)| seen(path) == *then);
     current.then_some(stamp.binaries)
 }
 
@@ -258,24 +250,30 @@ pub(crate) fn record(key: &Key, started: SystemTime, built: &Built) {
         }
         inputs.push((path, then));
     }
-    let dir = target_dir.join("prun");
-    let file = dir.join(FILE);
-    let mut stamps = std::fs::read(&file)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Stamps>(&bytes).ok())
-        .filter(|stamps| stamps.version == VERSION)
-        .unwrap_or(Stamps { version: VERSION, builds: BTreeMap::new() });
-    let written_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    stamps
-        .builds
-        .insert(key.hash.clone(), Stamp { written_ns, inputs, binaries: built.binaries.clone() });
-    while stamps.builds.len() > KEEP {
-        let oldest = stamps.builds.iter().min_by_key(|(_, s)| s.written_ns).map(|(k, _)| k.clone());
-        stamps.builds.remove(&oldest.unwrap_or_default());
-    }
-    if let Ok(json) = serde_json::to_vec(&stamps) {
-        let _ = std::fs::create_dir_all(&dir);
+    let dir = target_dir.join(DIR);
+    let stamp = Stamp { version: VERSION, inputs, binaries: built.binaries.clone() };
+    if let Ok(json) = serde_json::to_vec(&stamp)
+        && std::fs::create_dir_all(&dir).is_ok()
+    {
+        let file = dir.join(format!("{}.json", key.hash));
         let _ = crate::report::write_atomically(&file, &json);
+        prune(&dir, &file);
+    }
+}
+
+/// Removes the least recently written stamps beyond KEEP (never `current`, just written).
+fn prune(dir: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut stamps: Vec<(SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path() != current)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if stamps.len() >= KEEP {
+        stamps.sort();
+        for (_, path) in &stamps[..=stamps.len() - KEEP] {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -529,6 +527,19 @@ mod tests {
 
         std::fs::write(dir.join("src/other.rs"), "// edited").unwrap();
         assert!(unchanged(&key, &target).is_none(), "a source file the dep-info names");
+    }
+
+    #[test]
+    fn stamps_beyond_the_newest_sixty_four_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("target").join(DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..70 {
+            std::fs::write(dir.join(format!("old{i}.json")), "{}").unwrap();
+        }
+        let (key, _) = recorded(temp.path());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), KEEP);
+        assert!(unchanged(&key, &temp.path().join("target")).is_some());
     }
 
     #[test]
