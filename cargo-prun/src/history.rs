@@ -3,8 +3,8 @@
 //! batches, balance `timing` shards and tell flaky tests from broken ones.
 //!
 //! The file is replaced whole under a lock, after merging with what is on disk, so two runs at
-//! once both land, and a reader never sees half a file. A file prun cannot read is a warning and a fresh start: history is
-//! advice, and never fails a run.
+//! once both land, and a reader never sees half a file. A file prun cannot read is a warning
+//! and a fresh start: history is advice, and never fails a run.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -218,18 +218,16 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if !path.exists() && next.exists() {
         std::fs::rename(&next, path)?;
     }
+    let remove = |file: &Path| match std::fs::remove_file(file) {
+        Err(err) if err.kind() != ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    };
     // Left over from a crash while it was written: the current history is still in `path`.
-    match std::fs::remove_file(&next) {
-        Err(err) if err.kind() != ErrorKind::NotFound => return Err(err),
-        _ => {}
-    }
+    remove(&next)?;
     let mut file = File::options().write(true).create_new(true).mode(0o600).open(&next)?;
     file.write_all(contents)?;
     drop(file);
-    match std::fs::remove_file(path) {
-        Err(err) if err.kind() != ErrorKind::NotFound => return Err(err),
-        _ => {}
-    }
+    remove(path)?;
     std::fs::rename(&next, path)
 }
 

@@ -14,6 +14,16 @@ pub struct Run {
     pub code: i32,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Run {
+        Run {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: output.status.code().unwrap_or(-1),
+        }
+    }
+}
+
 /// Runs `cargo prun ARGS` on the fixture workspace, as cargo would run the subcommand.
 pub fn cargo_prun(args: &[&str]) -> Run {
     cargo_prun_with(args, &[])
@@ -47,11 +57,7 @@ pub fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
         .envs(env.iter().copied())
         .output()
         .expect("cargo-prun runs");
-    Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
-    }
+    Run::from(output)
 }
 
 /// The events of a `--message-format json` stream.
