@@ -191,7 +191,7 @@ pub(crate) struct Cli {
 
     /// Run the selected tests again and again for this long (e.g. 30s, 5m), then report each
     /// test's failure rate.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = prun::time::parse)]
     pub(crate) stress: Option<std::time::Duration>,
 
     /// After the run, bisect each test that failed only in parallel to the tests that make it
@@ -234,22 +234,6 @@ pub(crate) struct Cli {
 
     #[command(flatten)]
     pub(crate) outputs: Outputs,
-}
-
-/// `30s`, `5m`, `1h`, `500ms`, or a number of seconds.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("expected a duration like 30s or 5m, got {text:?}"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// Flags passed on to `cargo test --no-run` (all but `--always-build`).

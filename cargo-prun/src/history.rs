@@ -128,11 +128,11 @@ pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Ve
         let hint = match (prun, category.as_str()) {
             (true, "unit") if typical >= Duration::from_millis(100) => format!(
                 "{id} is a unit test that typically takes {}: #[prun::test(category = \"{suggest}\")] lets it start early",
-                crate::report::seconds(typical)
+                prun::time::pretty(typical)
             ),
             (false, _) if typical >= Duration::from_secs(1) => format!(
                 "{id} has no category and typically takes {}: #[prun::test(category = \"slow\")] lets it start first",
-                crate::report::seconds(typical)
+                prun::time::pretty(typical)
             ),
             _ => continue,
         };

@@ -5,7 +5,7 @@ use crate::cli::{Cli, MessageFormat};
 use crate::discover::{Binary, Kind};
 use crate::history::History;
 use crate::plan::Plan;
-use crate::report::seconds;
+use prun::time::pretty as seconds;
 
 pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
     let workspace = match crate::prepare::prepare(&cli.build, cli.prun_profile.as_deref()) {

@@ -212,7 +212,7 @@ fn duration<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    match humantime::parse_duration(&text) {
+    match crate::time::parse(&text) {
         Ok(duration) if !duration.is_zero() => Ok(Some(duration)),
         _ => Err(serde::de::Error::custom(format!(
             "expected a duration like \"500ms\", \"30s\" or \"2m\"; got {text:?}"

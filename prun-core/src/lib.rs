@@ -39,7 +39,7 @@ mod event;
 mod execute;
 mod fixtures;
 mod harness;
-mod outcome;
+pub mod outcome;
 mod plan;
 pub mod protocol;
 pub mod redact;
@@ -47,14 +47,14 @@ pub mod redact;
 pub mod registry;
 mod report;
 pub mod scheduler;
-mod time;
+pub mod time;
 #[cfg(unix)]
 mod worker;
 
 pub use ctx::Ctx;
 pub use fixtures::{BoxError, Fixture, Listener, Port, Scope, TempDir};
 pub use harness::exit;
-pub use outcome::skip;
+pub use outcome::{Outcome, skip};
 pub use prun_macros::test;
 
 /// Runs the binary's tests and returns the exit code; `prun::main!()` is the usual way in.

@@ -1,7 +1,66 @@
-//! How one attempt of a test ends, and how a test's return value becomes that.
+//! How one attempt of a test ends: [`Outcome`], the one type carried from the process that ran
+//! the test (over the worker protocol) to every report and the history; and how a test's return
+//! value becomes it ([`Failure`], inside the process).
 
 use std::fmt::Debug;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How one attempt of one test ended, as every report and the history see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Outcome {
+    Passed,
+    /// The test failed: a panic, an `Err`, a wrong panic, a failing fixture; why, in one line.
+    Failed {
+        reason: String,
+    },
+    TimedOut {
+        #[serde(rename = "after_ms", with = "crate::time::millis")]
+        after: Duration,
+    },
+    /// The process died while the test ran: what killed it.
+    Crashed {
+        reason: String,
+    },
+    /// Skipped: by [`skip`], or not run (the run stopped early); why.
+    Skipped {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// Passing and skipping do not fail the run.
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Passed | Outcome::Skipped { .. })
+    }
+
+    /// Why, in one line (`passed` for a pass).
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::Passed => "passed".to_owned(),
+            Outcome::Failed { reason }
+            | Outcome::Crashed { reason }
+            | Outcome::Skipped { reason } => reason.clone(),
+            Outcome::TimedOut { after } => {
+                format!("timed out after {}", crate::time::pretty(*after))
+            }
+        }
+    }
+}
+
+impl From<&Result<(), Failure>> for Outcome {
+    /// What an attempt's result in the harness is to every report.
+    fn from(result: &Result<(), Failure>) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Passed,
+            Err(Failure::Skipped(reason)) => Outcome::Skipped { reason: reason.clone() },
+            Err(Failure::TimedOut(after)) => Outcome::TimedOut { after: *after },
+            Err(other) => Outcome::Failed { reason: other.describe() },
+        }
+    }
+}
 
 /// Why an attempt did not pass.
 #[doc(hidden)]
@@ -89,5 +148,31 @@ impl IntoOutcome for () {
 impl<E: Debug> IntoOutcome for Result<(), E> {
     fn into_outcome(self) -> Result<(), Failure> {
         self.map_err(|err| Failure::Returned(format!("{err:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_becomes_an_outcome() {
+        let cases = [
+            (Ok(()), Outcome::Passed),
+            (Err(Failure::Panicked), Outcome::Failed { reason: "the test panicked".into() }),
+            (Err(Failure::Returned("E".into())), Outcome::Failed { reason: "Error: E".into() }),
+            (Err(Failure::Skipped("no db".into())), Outcome::Skipped { reason: "no db".into() }),
+            (
+                Err(Failure::TimedOut(Duration::from_secs(2))),
+                Outcome::TimedOut { after: Duration::from_secs(2) },
+            ),
+        ];
+        for (result, outcome) in cases {
+            assert_eq!(Outcome::from(&result), outcome);
+        }
+        assert_eq!(
+            Outcome::TimedOut { after: Duration::from_millis(1500) }.reason(),
+            "timed out after 1.5s"
+        );
     }
 }

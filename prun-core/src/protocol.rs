@@ -7,8 +7,13 @@
 //!   the tests it is sent, one at a time: one [`Request`] line in, one [`Response`] line out. Test
 //!   output stays on stdout and stderr, so it can never corrupt the channel; after each test the
 //!   worker prints [`output_end`] on both, so the driver can cut its output per test exactly.
+//!   The end mark holds a random token the driver sent with the request, over the socket: a test
+//!   that prints end marks of its own cannot move output between tests. A response must answer
+//!   the request in flight (its `seq` and name); anything else is a protocol error.
 
 use serde::{Deserialize, Serialize};
+
+use crate::outcome::Outcome;
 
 /// Set (to any value) when the driver asks a binary what it is.
 pub const HANDSHAKE_ENV: &str = "PRUN_HANDSHAKE";
@@ -23,7 +28,7 @@ pub const WORKER_ID_ENV: &str = "PRUN_WORKER_ID";
 /// `START-END`: the ports this worker's tests may be given; no other worker has them.
 pub const PORT_RANGE_ENV: &str = "PRUN_PORT_RANGE";
 /// Bumped on any change that an older driver or binary would misread.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// What a prun binary holds, as the attribute declared it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,25 +60,82 @@ pub struct Request {
     pub slots: u32,
     /// Numbers the test within the run, for its namespace.
     pub index: usize,
-    /// Counts requests; [`output_end`] carries it.
+    /// Counts requests; the response and [`output_end`] carry it.
     pub seq: u64,
+    /// A random token, new for each request: [`output_end`] carries it, so a test cannot print
+    /// the end mark of its own output, or of another test's.
+    pub token: u64,
 }
 
+/// The answer to one [`Request`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
+    /// The request's `seq` and name, echoed: a response that does not answer the request in
+    /// flight is a protocol error.
+    pub seq: u64,
     pub name: String,
-    pub passed: bool,
-    /// Why it failed, when it did: one line, like libtest's notes.
-    pub failure: Option<String>,
-    /// Why it skipped itself ([`crate::skip`]), when it did; it then counts as passed.
-    #[serde(default)]
-    pub skipped: Option<String>,
+    pub outcome: Outcome,
     /// The panic message and `Ctx` log lines (test output comes on stdout and stderr).
     pub captured: String,
     pub duration_ms: f64,
 }
 
-/// The line a worker prints on stdout and stderr after the test of request `seq`.
-pub fn output_end(seq: u64) -> String {
-    format!("\u{1e}prun-end {seq}\u{1e}")
+impl Response {
+    /// Whether this answers `request`.
+    pub fn answers(&self, request: &Request) -> bool {
+        self.seq == request.seq && self.name == request.name
+    }
+}
+
+/// The line a worker prints on stdout and stderr after the test of `request`.
+pub fn output_end(request: &Request) -> String {
+    format!("\u{1e}prun-end {} {:016x}\u{1e}", request.seq, request.token)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_outcome_makes_the_round_trip() {
+        let outcomes = [
+            Outcome::Passed,
+            Outcome::Failed { reason: "the test panicked".into() },
+            Outcome::TimedOut { after: Duration::from_millis(2500) },
+            Outcome::Crashed { reason: "killed by signal 11 (SIGSEGV)".into() },
+            Outcome::Skipped { reason: "no server\nat \"127.0.0.1\"".into() },
+        ];
+        for (seq, outcome) in outcomes.into_iter().enumerate() {
+            let response = Response {
+                seq: seq as u64,
+                name: "a::b with\nnewline".into(),
+                outcome,
+                captured: "\u{1e}prun-end 1 0\u{1e}".into(),
+                duration_ms: 1.5,
+            };
+            let line = serde_json::to_string(&response).unwrap();
+            assert!(!line.contains('\n'), "one line on the wire: {line}");
+            assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), response);
+        }
+    }
+
+    #[test]
+    fn a_response_answers_only_its_own_request() {
+        let request =
+            Request { name: "t".into(), attempt: 1, slots: 1, index: 0, seq: 7, token: 9 };
+        let response = |seq, name: &str| Response {
+            seq,
+            name: name.into(),
+            outcome: Outcome::Passed,
+            captured: String::new(),
+            duration_ms: 0.0,
+        };
+        assert!(response(7, "t").answers(&request));
+        assert!(!response(6, "t").answers(&request));
+        assert!(!response(7, "other").answers(&request));
+        let other = Request { token: 10, ..request.clone() };
+        assert_ne!(output_end(&request), output_end(&other), "the token is in the mark");
+    }
 }

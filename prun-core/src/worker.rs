@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::execute;
 use crate::fixtures::scope::{RunScope, WorkerScope};
-use crate::outcome::Failure;
+use crate::outcome::Outcome;
 use crate::plan::PlannedTest;
 use crate::protocol::{self, Catalog, CatalogTest, Request, Response, VERSION, output_end};
 use crate::registry::{self, TestDef};
@@ -59,17 +59,16 @@ pub(crate) fn serve(socket: &str) -> Result<i32, String> {
         let response = match tests.get(&request.name) {
             Some(def) => run_one(def, &request, &run, &worker),
             None => Response {
+                seq: request.seq,
                 name: request.name.clone(),
-                passed: false,
-                failure: Some("no such test in this binary".to_owned()),
-                skipped: None,
+                outcome: Outcome::Failed { reason: "no such test in this binary".to_owned() },
                 captured: String::new(),
                 duration_ms: 0.0,
             },
         };
         // The end marks go out before the response, so the driver has all the output when the
         // response arrives.
-        let end = output_end(request.seq);
+        let end = output_end(&request);
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "\n{end}");
         let _ = stdout.flush();
@@ -104,17 +103,10 @@ fn run_one(
         group_wait: std::time::Duration::ZERO,
     };
     let attempt = execute::attempt(&test, dispatch, run, worker);
-    let (failure, skipped) = match &attempt.result {
-        Ok(()) => (None, None),
-        Err(Failure::Skipped(reason)) => (None, Some(reason.clone())),
-        Err(Failure::Panicked) => (Some("the test panicked".to_owned()), None),
-        Err(other) => (Some(other.describe()), None),
-    };
     Response {
+        seq: request.seq,
         name: request.name.clone(),
-        passed: failure.is_none(),
-        failure,
-        skipped,
+        outcome: Outcome::from(&attempt.result),
         captured: attempt.output,
         duration_ms: attempt.duration.as_secs_f64() * 1000.0,
     }

@@ -149,7 +149,7 @@ impl ProcessExecutor {
                     let alive = matches!(result, WorkerResult::Finished(..));
                     if index == last {
                         outcome = Some(
-                            matches!(&result, WorkerResult::Finished(r, _) if r.failure.is_none()),
+                            matches!(&result, WorkerResult::Finished(r, _) if r.outcome.passed()),
                         );
                     }
                     if !alive {

@@ -139,9 +139,16 @@ fn run_process(
     }
     let status = child.wait();
     batch.children.unregister(child.id());
-    reader.finish_with_foreign_status();
+    reader.finish();
     let stderr = stderr.join().unwrap_or_default();
-    let mut results = reader.finished;
+    let failed: Vec<&str> = reader
+        .finished
+        .iter()
+        .filter(|(_, (result, _))| matches!(result, BatchResult::Failed(_)))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut sections = sections(&reader.all, &failed);
+    let mut results = std::mem::take(&mut reader.finished);
     if let Some(name) = timed_out {
         let limit = timeouts.get(name.as_str()).copied().flatten().unwrap_or_default();
         results.push((name, (BatchResult::TimedOut(limit), limit)));
@@ -149,7 +156,7 @@ fn run_process(
     }
     for (name, (result, _)) in &mut results {
         if let BatchResult::Failed(output) = result {
-            *output = section(&reader.all, name);
+            *output = sections.remove(name.as_str()).unwrap_or_default();
         }
     }
     if let (Some((name, since)), Ok(status)) = (reader.running, status) {
@@ -161,92 +168,176 @@ fn run_process(
     results
 }
 
-/// Reads libtest's pretty output as it arrives.
+/// Reads libtest's pretty output as it arrives, as the sequence libtest runs.
+///
+/// With `--test-threads=1` libtest runs the tests it was given one after another in name
+/// order, printing `test NAME ... ` before each and its status after. Everything a test prints
+/// past libtest's capture lands in the same stream, so a line is believed only where libtest's
+/// sequence puts it: a start line counts only for the next test due, a test's status is the last
+/// status word before the next test starts (a test that prints `ok` before failing still fails),
+/// and any other `test OTHER ... ok` is the running test's output. When the process ends
+/// cleanly, libtest's closing `failures:` list, the last thing it prints, has the last word.
 #[derive(Debug, Default)]
 struct Statuses {
-    /// The batch's tests: a `test NAME ... ` line with another name is not ours (a test that
-    /// runs its own binary again shares our stdout with that child).
-    names: std::collections::HashSet<String>,
+    /// The batch's tests in the order libtest runs them.
+    order: Vec<String>,
+    /// The next of `order` due to start.
+    next: usize,
     /// All of stdout so far (failure sections are read from it at the end).
     all: String,
     /// How much of `all` has been read as complete lines.
     read: usize,
-    /// The test that started and has no status yet, and since when.
+    /// How much of `all` past `read` is known to hold no newline (a long line is scanned once).
+    scanned: usize,
+    /// The test that started and is not finished, and since when.
     running: Option<(String, Instant)>,
+    /// The running test's status so far: the last one it was given.
+    status: Option<BatchResult>,
     /// The status at the end of another binary's `test OTHER ... ` line while ours ran: ours,
-    /// if ours gets no line of its own (the child died before its status, and ours followed).
+    /// if ours gets no line of its own (a child that runs our binary again died before its
+    /// status, and ours followed on its line).
     foreign_status: Option<BatchResult>,
     finished: Vec<(String, (BatchResult, Duration))>,
 }
 
 impl Statuses {
     fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Statuses {
-        Statuses {
-            names: names.into_iter().map(str::to_owned).collect(),
-            all: String::new(),
-            read: 0,
-            running: None,
-            foreign_status: None,
-            finished: Vec::new(),
-        }
+        let mut order: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        order.sort_unstable();
+        order.dedup();
+        Statuses { order, ..Statuses::default() }
+    }
+
+    /// Whether `name` is the test libtest runs next.
+    fn due(&self, name: &str) -> bool {
+        self.order.get(self.next).is_some_and(|next| next == name)
     }
 
     fn feed(&mut self, chunk: &[u8]) {
         self.all.push_str(&String::from_utf8_lossy(chunk));
-        while let Some(end) = self.all[self.read..].find('\n') {
-            let line = self.all[self.read..self.read + end].to_owned();
-            self.read += end + 1;
-            match test_line(&line) {
-                Some((name, status)) if self.names.contains(name) => {
-                    self.start(name);
-                    if let Some(result) = status {
-                        self.finish(result);
-                    }
+        while let Some(end) = self.all[self.scanned.max(self.read)..].find('\n') {
+            let end = self.scanned.max(self.read) + end;
+            let line = self.all[self.read..end].to_owned();
+            self.read = end + 1;
+            self.scanned = self.read;
+            self.line(&line);
+        }
+        self.scanned = self.all.len();
+        // libtest writes `test NAME ... ` and flushes before it runs the test. Only a tail as
+        // short as such a line can be one.
+        let tail = &self.all[self.read..];
+        let longest = self.order.get(self.next).map_or(0, String::len) + 40;
+        if tail.len() <= longest
+            && let Some((name, _)) = test_line(tail)
+            && self.due(name)
+        {
+            let name = name.to_owned();
+            self.start(&name);
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        match test_line(line) {
+            Some((name, status)) if self.due(name) => {
+                let name = name.to_owned();
+                self.start(&name);
+                if status.is_some() {
+                    self.status = status;
                 }
-                // Another binary's line: its status may be ours (see `foreign_status`).
-                Some((_, status)) if self.running.is_some() => {
+            }
+            Some((name, status)) => {
+                let running = self.running.as_ref().map(|(running, _)| running.as_str());
+                if running == Some(name) {
+                    // Ours, started on a partial line: its status.
+                    if status.is_some() {
+                        self.status = status;
+                    }
+                } else if running.is_some() {
+                    // Out of sequence: the running test's output (or its child's line, whose
+                    // status may be ours: see `foreign_status`).
                     self.foreign_status = status.or(self.foreign_status.take());
                 }
-                // Our status on a line of its own, after what a child printed.
-                None if self.running.is_some() => {
-                    if let Some(result) = status_word(line.trim()) {
-                        self.finish(result);
-                    }
-                }
-                _ => {}
             }
-        }
-        // libtest writes `test NAME ... ` and flushes before it runs the test.
-        let tail = self.all[self.read..].to_owned();
-        if let Some((name, _)) = test_line(&tail).filter(|(name, _)| self.names.contains(*name)) {
-            self.start(name);
+            // Our status on a line of its own, after what the test or a child printed.
+            None if self.running.is_some() => {
+                if let Some(result) = status_word(line.trim()) {
+                    self.status = Some(result);
+                }
+            }
+            None => {}
         }
     }
 
     fn start(&mut self, name: &str) {
-        if self.running.as_ref().is_none_or(|(running, _)| running != name) {
-            // A test with no status line of its own when the next starts took the status that
-            // ended a child's line.
-            if let Some(result) = self.foreign_status.take() {
-                self.finish(result);
-            }
-            self.running = Some((name.to_owned(), Instant::now()));
-        }
+        self.settle();
+        self.next += 1;
+        self.running = Some((name.to_owned(), Instant::now()));
     }
 
-    fn finish(&mut self, result: BatchResult) {
+    /// The running test ends with the last status it was given (or a child's line's).
+    fn settle(&mut self) {
+        let status = self.status.take().or(self.foreign_status.take());
         self.foreign_status = None;
         if let Some((name, since)) = self.running.take() {
-            self.finished.push((name, (result, since.elapsed())));
+            match status {
+                Some(result) => self.finished.push((name, (result, since.elapsed()))),
+                // No status (`ignored`): not run here.
+                None => {}
+            }
         }
     }
 
-    /// At the process's end: the running test's status, if a child's line took it.
-    fn finish_with_foreign_status(&mut self) {
-        if let Some(result) = self.foreign_status.take() {
-            self.finish(result);
+    /// At the process's end: the running test keeps its status, if it got one; a test still
+    /// running without one is what ended the process. When libtest's closing summary agrees in
+    /// its counts with what was read, a test it lists as failed is failed, whatever status the
+    /// stream gave it (a test may print a passing status of its own before libtest's). It never
+    /// turns a failure into a pass: a test that prints a closing summary and ends the process
+    /// cannot hide another's failure.
+    fn finish(&mut self) {
+        if self.status.is_some() || self.foreign_status.is_some() {
+            self.settle();
+        }
+        if self.running.is_some() {
+            return;
+        }
+        let Some((counted, failed)) = closing_summary(&self.all) else { return };
+        if counted != self.finished.len() {
+            return;
+        }
+        for (name, (result, _)) in &mut self.finished {
+            if *result == BatchResult::Passed && failed.contains(&name.as_str()) {
+                *result = BatchResult::Failed(String::new());
+            }
         }
     }
+}
+
+/// libtest's closing summary: how many tests it says passed and failed, and the names in its
+/// `failures:` list (the lines just before the last `test result:` line, up to the
+/// `failures:` heading). `None` without a closing line that counts.
+fn closing_summary(stdout: &str) -> Option<(usize, Vec<&str>)> {
+    let at = stdout.rfind("\ntest result: ")?;
+    let result = stdout[at + 1..].lines().next()?;
+    let count = |word: &str| -> Option<usize> {
+        let before = result.split(&format!(" {word}")).next()?;
+        before.rsplit([' ', ';']).next()?.parse().ok()
+    };
+    let counted = count("passed;")? + count("failed;")?;
+    let mut failed = Vec::new();
+    for line in stdout[..at].lines().rev() {
+        if let Some(name) = line.strip_prefix("    ") {
+            failed.push(name);
+        } else if line.is_empty() && failed.is_empty() {
+            continue;
+        } else {
+            // `failures:` heads the list; anything else means there is none.
+            if line != "failures:" {
+                failed.clear();
+            }
+            break;
+        }
+    }
+    Some((counted, failed))
 }
 
 /// `ok`, `FAILED`: a status on a line of its own (`ignored` says no result).
@@ -275,15 +366,24 @@ fn test_line(line: &str) -> Option<(&str, Option<BatchResult>)> {
     Some((name, result))
 }
 
-/// The `---- NAME stdout ----` section libtest prints for a failed test.
-fn section(stdout: &str, name: &str) -> String {
-    let header = format!("---- {name} stdout ----\n");
-    let Some(start) = stdout.find(&header).map(|at| at + header.len()) else {
-        return String::new();
-    };
-    let rest = &stdout[start..];
-    let end = ["\n---- ", "\nfailures:\n"].iter().filter_map(|m| rest.find(m)).min();
-    rest[..end.unwrap_or(rest.len())].to_owned()
+/// The `---- NAME stdout ----` section libtest prints for a failed test. Sections follow each
+/// other in name order after the last test ran, each ended by the next: so the section of the
+/// last failure is found from the end, and each earlier one before the one after it. No text a
+/// test printed can take another test's section.
+fn sections(stdout: &str, failed: &[&str]) -> BTreeMap<String, String> {
+    let mut failed: Vec<&str> = failed.to_vec();
+    failed.sort_unstable();
+    let mut end = stdout.rfind("\nfailures:\n").unwrap_or(stdout.len());
+    let mut found = BTreeMap::new();
+    for name in failed.iter().rev() {
+        let header = format!("---- {name} stdout ----\n");
+        let Some(at) = stdout[..end].rfind(&header) else { continue };
+        let body = &stdout[at + header.len()..end];
+        found.insert((*name).to_owned(), body.to_owned());
+        // The `\n` before this header ends the section before it.
+        end = at.saturating_sub(1);
+    }
+    found
 }
 
 /// The bytes of `stream` as they arrive.
@@ -313,6 +413,10 @@ fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Ve
 mod tests {
     use super::*;
 
+    fn finished(reader: &Statuses) -> Vec<(&str, &BatchResult)> {
+        reader.finished.iter().map(|(name, (result, _))| (name.as_str(), result)).collect()
+    }
+
     #[test]
     fn reads_starts_results_and_failure_sections() {
         let mut reader = Statuses::new(["a", "b", "c", "d"]);
@@ -324,9 +428,11 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
         reader.feed(b"raw bytes ok\n\nfailures:\n\n---- b stdout ----\nboom\n\nfailures:\n    b\n");
+        reader.feed(b"\ntest result: FAILED. 1 passed; 1 failed; 1 ignored\n");
+        reader.finish();
         assert!(reader.running.is_none());
         assert_eq!(reader.finished.len(), 3, "a test's own raw output before `ok` still reads");
-        assert_eq!(section(&reader.all, "b"), "boom\n");
+        assert_eq!(sections(&reader.all, &["b"])["b"], "boom\n");
     }
 
     #[test]
@@ -335,6 +441,7 @@ mod tests {
         reader.feed(b"test tests::max_remove - should panic ... ");
         assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("tests::max_remove"));
         reader.feed(b"ok\n");
+        reader.finish();
         assert_eq!(reader.finished[0].0, "tests::max_remove");
         assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
     }
@@ -343,19 +450,84 @@ mod tests {
     fn a_child_of_the_test_printing_libtest_lines_is_not_us() {
         // The test runs its own binary again; the child dies before its status, and ours
         // follows on the child's line.
-        let mut reader = Statuses::new(["parent", "next"]);
-        reader.feed(b"test parent ... \nrunning 1 test\ntest child ... ok\ntest next ... ");
-        assert_eq!(reader.finished[0].0, "parent");
-        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
-        assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("next"));
+        let mut reader_in_order = Statuses::new(["next", "parent"]);
+        reader_in_order
+            .feed(b"test next ... \nrunning 1 test\ntest child ... ok\ntest parent ... ");
+        assert_eq!(finished(&reader_in_order), [("next", &BatchResult::Passed)]);
+        assert_eq!(reader_in_order.running.as_ref().map(|(n, _)| n.as_str()), Some("parent"));
         // A child that finished prints its own status; ours comes on a line of its own.
-        reader.feed(b"\nrunning 1 test\ntest child ... ok\n\ntest result: ok.\n\nFAILED\n");
-        assert_eq!(reader.finished[1].0, "next");
-        assert!(matches!(reader.finished[1].1.0, BatchResult::Failed(_)));
+        reader_in_order
+            .feed(b"\nrunning 1 test\ntest child ... ok\n\ntest result: ok.\n\nFAILED\n");
+        reader_in_order.finish();
+        assert_eq!(reader_in_order.finished[1].0, "parent");
+        assert!(matches!(reader_in_order.finished[1].1.0, BatchResult::Failed(_)));
         // The last test, with a child's line last: its status at the process's end.
         let mut reader = Statuses::new(["last"]);
         reader.feed(b"test last ... \ntest child ... ok\n");
-        reader.finish_with_foreign_status();
+        reader.finish();
         assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
+    }
+
+    #[test]
+    fn a_test_cannot_forge_its_own_or_another_tests_status() {
+        let mut reader = Statuses::new(["a_liar", "b_fails", "c_passes"]);
+        // a_liar prints `ok` and another test's passing line, then fails.
+        reader.feed(b"\nrunning 3 tests\ntest a_liar ... ok\ntest b_fails ... ok\n");
+        reader.feed(b"test result: ok. 3 passed; 0 failed\nFAILED\ntest b_fails ... FAILED\n");
+        reader.feed(b"test c_passes ... ok\n\nfailures:\n\n---- a_liar stdout ----\n");
+        // a_liar's captured output pretends to be b_fails' section and a closing list.
+        reader.feed(b"lie\n---- b_fails stdout ----\nnot b\nfailures:\n    c_passes\n\n");
+        reader.feed(b"---- b_fails stdout ----\nreal b\n\nfailures:\n    a_liar\n    b_fails\n");
+        reader.feed(b"\ntest result: FAILED. 1 passed; 2 failed; 0 ignored\n");
+        reader.finish();
+        assert_eq!(
+            finished(&reader),
+            [
+                ("a_liar", &BatchResult::Failed(String::new())),
+                ("b_fails", &BatchResult::Failed(String::new())),
+                ("c_passes", &BatchResult::Passed),
+            ]
+        );
+        let found = sections(&reader.all, &["a_liar", "b_fails"]);
+        assert_eq!(found["b_fails"], "real b\n");
+        assert!(found["a_liar"].contains("lie\n") && !found["a_liar"].contains("real b"));
+    }
+
+    #[test]
+    fn a_closing_list_printed_by_a_test_that_then_exits_decides_nothing() {
+        let mut reader = Statuses::new(["a_fails", "b_exits"]);
+        reader.feed(b"test a_fails ... FAILED\ntest b_exits ... ");
+        reader.feed(b"ok\n\nfailures:\n\ntest result: ok. 2 passed; 0 failed\n");
+        // The process exits here, inside b_exits: no status of libtest's own for it.
+        reader.finish();
+        assert_eq!(finished(&reader)[0], ("a_fails", &BatchResult::Failed(String::new())));
+    }
+
+    #[test]
+    fn the_closing_list_fails_a_test_that_printed_its_own_pass() {
+        let mut reader = Statuses::new(["a", "b"]);
+        // `a` printed `ok` where libtest's status goes and its process's status was lost.
+        reader.feed(b"test a ... ok\ntest b ... ok\n\nfailures:\n\n---- a stdout ----\nx\n");
+        reader.feed(b"\nfailures:\n    a\n\ntest result: FAILED. 1 passed; 1 failed; 0 ignored;\n");
+        reader.finish();
+        assert_eq!(
+            finished(&reader),
+            [("a", &BatchResult::Failed(String::new())), ("b", &BatchResult::Passed)]
+        );
+        assert_eq!(closing_summary("\ntest result: ok."), None, "a child's line counts nothing");
+    }
+
+    #[test]
+    fn a_long_line_is_scanned_once() {
+        let mut reader = Statuses::new(["a"]);
+        reader.feed(b"test a ... ");
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..64 {
+            reader.feed(&chunk);
+            assert_eq!(reader.scanned, reader.all.len());
+        }
+        reader.feed(b"\nok\n");
+        reader.finish();
+        assert_eq!(finished(&reader), [("a", &BatchResult::Passed)]);
     }
 }

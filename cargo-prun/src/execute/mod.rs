@@ -237,7 +237,7 @@ impl ProcessExecutor {
             let names: Vec<(&str, usize)> =
                 remaining.iter().map(|&i| (self.tests[i].name.as_str(), i)).collect();
             let results = worker.run_many(&names, dispatch.attempt, |result| {
-                if !matches!(result, WorkerResult::Finished(r, _) if r.passed) {
+                if !matches!(result, WorkerResult::Finished(r, _) if r.outcome.passed()) {
                     failed_here.set(failed_here.get() + 1);
                 }
                 !over_the_limit()
@@ -504,12 +504,7 @@ impl ProcessExecutor {
 fn worker_outcome(result: WorkerResult) -> (Outcome, Printed, String, bool) {
     match result {
         WorkerResult::Finished(response, printed) => {
-            let outcome = match (response.failure, response.skipped) {
-                (Some(reason), _) => Outcome::Failed { reason },
-                (None, Some(reason)) => Outcome::Skipped { reason },
-                (None, None) => Outcome::Passed,
-            };
-            (outcome, printed, response.captured, true)
+            (response.outcome, printed, response.captured, true)
         }
         WorkerResult::Died(reason, printed) => {
             (Outcome::Crashed { reason }, printed, String::new(), false)

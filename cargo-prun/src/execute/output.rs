@@ -6,12 +6,47 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+/// One stream's bytes not yet taken.
+#[derive(Debug, Default)]
+struct Stream {
+    bytes: Vec<u8>,
+    /// How far `bytes` has been searched for the current mark: each byte is looked at about
+    /// once, so a test printing 40 MiB with no newline costs linear time, not quadratic.
+    searched: usize,
+    /// The child closed it, or died.
+    closed: bool,
+}
+
+impl Stream {
+    /// Where `needle` starts, searching only what arrived since the last call.
+    fn find(&mut self, needle: &[u8]) -> Option<usize> {
+        let from = self.searched.saturating_sub(needle.len() - 1);
+        let found = self.bytes[from..]
+            .windows(needle.len())
+            .position(|window| window == needle)
+            .map(|at| from + at);
+        self.searched = self.bytes.len();
+        found
+    }
+
+    /// The bytes before `at`, removing them and the `len` marker bytes.
+    fn cut(&mut self, at: usize, len: usize) -> Vec<u8> {
+        let rest = self.bytes.split_off(at + len);
+        self.bytes.truncate(at);
+        self.searched = 0;
+        std::mem::replace(&mut self.bytes, rest)
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        self.searched = 0;
+        std::mem::take(&mut self.bytes)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Streams {
-    out: Vec<u8>,
-    err: Vec<u8>,
-    /// Streams that reached their end (the child closed them, or died).
-    closed: u8,
+    out: Stream,
+    err: Stream,
 }
 
 /// Both output streams of one child, filled by a reader thread each.
@@ -49,36 +84,40 @@ impl Output {
         loop {
             let n = stream.read(&mut buf).unwrap_or(0);
             let mut streams = self.streams.lock();
+            let target = if is_err { &mut streams.err } else { &mut streams.out };
             if n == 0 {
-                streams.closed += 1;
+                target.closed = true;
                 self.grew.notify_all();
                 return;
             }
-            let target = if is_err { &mut streams.err } else { &mut streams.out };
-            target.extend_from_slice(&buf[..n]);
+            target.bytes.extend_from_slice(&buf[..n]);
             self.grew.notify_all();
         }
     }
 
     /// Everything up to `marker` on both streams (the marker's line is dropped); what follows
-    /// stays for the next test. Gives up waiting after `patience` and takes what there is.
+    /// stays for the next test. A stream that has ended is not waited for (a test may close its
+    /// stdout); after `patience` it takes what there is.
     pub(crate) fn take_until(&self, marker: &str, patience: Duration) -> Printed {
         let deadline = Instant::now() + patience;
         let line = format!("\n{marker}\n");
         let mut streams = self.streams.lock();
+        let (mut out_at, mut err_at) = (None, None);
         loop {
-            let out_at = find(&streams.out, line.as_bytes());
-            let err_at = find(&streams.err, line.as_bytes());
-            if let (Some(out_at), Some(err_at)) = (out_at, err_at) {
-                let stdout = cut(&mut streams.out, out_at, line.len());
-                let stderr = cut(&mut streams.err, err_at, line.len());
-                return Printed { stdout, stderr };
-            }
-            if streams.closed == 2 || self.grew.wait_until(&mut streams, deadline).timed_out() {
-                return Printed {
-                    stdout: std::mem::take(&mut streams.out),
-                    stderr: std::mem::take(&mut streams.err),
+            out_at = out_at.or_else(|| streams.out.find(line.as_bytes()));
+            err_at = err_at.or_else(|| streams.err.find(line.as_bytes()));
+            let out_done = out_at.is_some() || streams.out.closed;
+            let err_done = err_at.is_some() || streams.err.closed;
+            if (out_done && err_done) || self.grew.wait_until(&mut streams, deadline).timed_out() {
+                let stdout = match out_at {
+                    Some(at) => streams.out.cut(at, line.len()),
+                    None => streams.out.take(),
                 };
+                let stderr = match err_at {
+                    Some(at) => streams.err.cut(at, line.len()),
+                    None => streams.err.take(),
+                };
+                return Printed { stdout, stderr };
             }
         }
     }
@@ -87,23 +126,11 @@ impl Output {
     pub(crate) fn take_all(&self, patience: Duration) -> Printed {
         let deadline = Instant::now() + patience;
         let mut streams = self.streams.lock();
-        while streams.closed < 2 && !self.grew.wait_until(&mut streams, deadline).timed_out() {}
-        Printed {
-            stdout: std::mem::take(&mut streams.out),
-            stderr: std::mem::take(&mut streams.err),
-        }
+        while !(streams.out.closed && streams.err.closed)
+            && !self.grew.wait_until(&mut streams, deadline).timed_out()
+        {}
+        Printed { stdout: streams.out.take(), stderr: streams.err.take() }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
-}
-
-/// The bytes before `at`, removing them and the `len` marker bytes from `buf`.
-fn cut(buf: &mut Vec<u8>, at: usize, len: usize) -> Vec<u8> {
-    let rest = buf.split_off(at + len);
-    buf.truncate(at);
-    std::mem::replace(buf, rest)
 }
 
 /// The most of one stream a report keeps: its start and its end, 1 MiB each. A test that prints
@@ -145,6 +172,24 @@ mod tests {
         let output = Output::capture(&b"partial"[..], &b""[..]);
         let printed = output.take_until("END 9", Duration::from_secs(10));
         assert_eq!(printed.stdout, b"partial");
+    }
+
+    #[test]
+    fn a_closed_stream_is_not_waited_for() {
+        // The test closed its stdout: only stderr has the mark. No patience is spent.
+        let output = Output::capture(&b""[..], &b"err\n\nEND 1\nnext"[..]);
+        let printed = output.take_until("END 1", Duration::from_secs(3600));
+        assert_eq!(printed, Printed { stdout: Vec::new(), stderr: b"err\n".to_vec() });
+    }
+
+    #[test]
+    fn a_mark_split_across_chunks_is_found_once_searched() {
+        let mut stream = Stream { bytes: b"xxxx\nEN".to_vec(), ..Stream::default() };
+        assert_eq!(stream.find(b"\nEND 1\n"), None);
+        stream.bytes.extend_from_slice(b"D 1\nrest");
+        assert_eq!(stream.find(b"\nEND 1\n"), Some(4));
+        assert_eq!(stream.cut(4, 7), b"xxxx");
+        assert_eq!(stream.bytes, b"rest");
     }
 
     #[test]

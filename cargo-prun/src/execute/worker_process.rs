@@ -31,6 +31,9 @@ pub(crate) struct WorkerProcess {
     output: Arc<Output>,
     seq: u64,
     children: Arc<Children>,
+    /// How long to wait for a test's end marks after its response (they were written before it;
+    /// this covers a reader thread that lags behind).
+    patience: Duration,
 }
 
 /// How a worker process is started.
@@ -78,7 +81,21 @@ impl WorkerProcess {
             output,
             seq: 0,
             children: launch.children.clone(),
+            patience: Duration::from_secs(10),
         })
+    }
+
+    /// The next request: numbered, with a fresh random token for its end mark.
+    fn request(&mut self, name: &str, attempt: u32, slots: u32, index: usize) -> Request {
+        self.seq += 1;
+        Request {
+            name: name.to_owned(),
+            attempt,
+            slots,
+            index,
+            seq: self.seq,
+            token: fastrand::u64(..),
+        }
     }
 
     /// Runs one test; past `timeout` the process is killed. After `Died` or `TimedOut` the
@@ -91,8 +108,7 @@ impl WorkerProcess {
         index: usize,
         timeout: Option<Duration>,
     ) -> WorkerResult {
-        self.seq += 1;
-        let request = Request { name: name.to_owned(), attempt, slots, index, seq: self.seq };
+        let request = self.request(name, attempt, slots, index);
         let line = serde_json::to_string(&request).expect("a request serializes");
         if writeln!(self.requests, "{line}").is_err() {
             return self.died();
@@ -113,9 +129,23 @@ impl WorkerProcess {
                 Err(_) => return self.died(),
             }
         }
-        let Ok(response) = serde_json::from_str::<Response>(&reply) else { return self.died() };
-        let printed =
-            self.output.take_until(&protocol::output_end(self.seq), Duration::from_secs(10));
+        self.answer(&request, &reply)
+    }
+
+    /// The response to `request` read from `reply`, with the test's output; a reply that is no
+    /// response to it ends the worker.
+    fn answer(&mut self, request: &Request, reply: &str) -> WorkerResult {
+        let response = match serde_json::from_str::<Response>(reply) {
+            Ok(response) if response.answers(request) => response,
+            Ok(response) => {
+                return self.protocol_error(format!(
+                    "the worker answered request {} ({:?}) while {} ({:?}) was in flight",
+                    response.seq, response.name, request.seq, request.name
+                ));
+            }
+            Err(err) => return self.protocol_error(format!("the worker sent no response: {err}")),
+        };
+        let printed = self.output.take_until(&protocol::output_end(request), self.patience);
         WorkerResult::Finished(response, printed)
     }
 
@@ -131,40 +161,37 @@ impl WorkerProcess {
         mut keep_going: impl FnMut(&WorkerResult) -> bool,
     ) -> Vec<WorkerResult> {
         const WINDOW: usize = 32;
-        let first_seq = self.seq + 1;
+        let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
         let (mut sent, mut results) = (0, Vec::with_capacity(tests.len()));
         let mut wanted = tests.len();
         while results.len() < wanted {
-            while sent < wanted && sent - results.len() < WINDOW {
+            while sent < wanted && in_flight.len() < WINDOW {
                 let (name, index) = tests[sent];
-                self.seq += 1;
-                let request =
-                    Request { name: name.to_owned(), attempt, slots: 1, index, seq: self.seq };
+                let request = self.request(name, attempt, 1, index);
                 let line = serde_json::to_string(&request).expect("a request serializes");
                 if writeln!(self.requests, "{line}").is_err() {
                     results.push(self.died());
                     return results;
                 }
+                in_flight.push_back(request);
                 sent += 1;
             }
             let _ = self.responses.get_ref().set_read_timeout(None);
             let mut reply = String::new();
-            let response = match self.responses.read_line(&mut reply) {
-                Ok(n) if n > 0 => serde_json::from_str::<Response>(&reply).ok(),
-                _ => None,
-            };
-            let Some(response) = response else {
+            if !matches!(self.responses.read_line(&mut reply), Ok(n) if n > 0) {
                 results.push(self.died());
                 return results;
-            };
-            let seq = first_seq + results.len() as u64;
-            let printed =
-                self.output.take_until(&protocol::output_end(seq), Duration::from_secs(10));
-            let result = WorkerResult::Finished(response, printed);
-            if !keep_going(&result) {
+            }
+            let request = in_flight.pop_front().expect("a reply answers a request in flight");
+            let result = self.answer(&request, &reply);
+            let finished = matches!(result, WorkerResult::Finished(..));
+            if !finished || !keep_going(&result) {
                 wanted = sent;
             }
             results.push(result);
+            if !finished {
+                return results;
+            }
         }
         results
     }
@@ -178,6 +205,15 @@ impl WorkerProcess {
             Err(err) => format!("the worker process was lost: {err}"),
         };
         WorkerResult::Died(why, printed)
+    }
+
+    /// The worker broke the protocol: it is killed, and the test in flight gets the reason.
+    fn protocol_error(&mut self, why: String) -> WorkerResult {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.children.unregister(self.child.id());
+        let printed = self.output.take_all(self.patience);
+        WorkerResult::Died(format!("protocol error: {why}"), printed)
     }
 
     fn timed_out(&mut self, limit: Duration) -> WorkerResult {

@@ -8,7 +8,8 @@
 use std::fmt::Write;
 
 use super::document::Document;
-use super::{Finished, Outcome, seconds};
+use super::{Finished, Outcome};
+use prun::time::pretty as seconds;
 
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }

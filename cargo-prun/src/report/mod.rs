@@ -15,75 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How one attempt of one test ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub(crate) enum Outcome {
-    Passed,
-    Failed {
-        reason: String,
-    },
-    TimedOut {
-        #[serde(rename = "after_ms", with = "millis")]
-        after: Duration,
-    },
-    /// The process died while the test ran.
-    Crashed {
-        reason: String,
-    },
-    /// Not run (the run stopped early).
-    Skipped {
-        reason: String,
-    },
-}
-
-/// Durations as whole milliseconds in every report.
-pub(crate) mod millis {
-    use std::time::Duration;
-
-    use serde::Deserialize;
-
-    pub(crate) fn serialize<S: serde::Serializer>(
-        duration: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
-    }
-}
-
-impl Outcome {
-    /// Passing and skipping do not fail the run.
-    pub(crate) fn passed(&self) -> bool {
-        matches!(self, Outcome::Passed | Outcome::Skipped { .. })
-    }
-
-    pub(crate) fn reason(&self) -> String {
-        match self {
-            Outcome::Passed => "passed".to_owned(),
-            Outcome::Failed { reason }
-            | Outcome::Crashed { reason }
-            | Outcome::Skipped { reason } => reason.clone(),
-            Outcome::TimedOut { after } => format!("timed out after {}", seconds(*after)),
-        }
-    }
-}
-
-/// `30s`, `1.5s`, `250ms`.
-pub(crate) fn seconds(duration: Duration) -> String {
-    if duration.as_millis() < 1000 {
-        format!("{}ms", duration.as_millis())
-    } else if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{:.1}s", duration.as_secs_f64())
-    }
-}
+pub(crate) use prun::outcome::Outcome;
+use prun::time::millis;
 
 /// One attempt of one test, finished.
 #[derive(Debug, Clone, Serialize, Deserialize)]
