@@ -118,10 +118,14 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
 impl CatalogCache {
     pub(crate) fn load(dir: &Path) -> CatalogCache {
         let path = dir.join("catalogs.json");
-        let entries = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        let entries = match crate::private::read_state(&path) {
+            Ok(bytes) => bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
+            Err(err) => {
+                eprintln!("warning: catalog cache not read ({err}); listing every binary");
+                None
+            }
+        };
+        let entries = entries.unwrap_or_default();
         CatalogCache { path, entries, changed: false }
     }
 

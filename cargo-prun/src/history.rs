@@ -184,12 +184,7 @@ impl Store {
     pub(crate) fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), String> {
         let describe = |err: std::io::Error| format!("{}: {err}", self.dir.display());
         std::fs::create_dir_all(&self.dir).map_err(describe)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("history.lock"))
-            .map_err(describe)?;
+        let lock = crate::private::open_lock(&self.dir.join("history.lock")).map_err(describe)?;
         lock.lock().map_err(describe)?;
         let mut history = read(&self.path()).unwrap_or_default();
         history.version = VERSION;
@@ -232,17 +227,10 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 fn read(path: &Path) -> Result<History, String> {
-    let not_found = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
-    let bytes = match std::fs::read(path).or_else(|err| match not_found(&err) {
-        // An update is between removing the old history and renaming the new one in.
-        true => std::fs::read(next_path(path)),
-        false => Err(err),
-    }) {
-        Ok(bytes) => bytes,
-        Err(err) if not_found(&err) => {
-            return Ok(History { version: VERSION, ..History::default() });
-        }
-        Err(err) => return Err(err.to_string()),
+    let read = crate::private::read_state;
+    // `None` for the history: an update is between removing the old one and renaming the new in.
+    let Some(bytes) = read(path)?.map_or_else(|| read(&next_path(path)), |b| Ok(Some(b)))? else {
+        return Ok(History { version: VERSION, ..History::default() });
     };
     #[derive(Deserialize)]
     struct Versioned {

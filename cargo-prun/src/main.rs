@@ -16,6 +16,7 @@ mod merge;
 mod partition;
 mod plan;
 mod prepare;
+mod private;
 mod report;
 mod timings;
 
@@ -186,7 +187,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         match doctests::run(&cli.build.to_cargo_args(), &cli.filters, threads) {
             Ok(results) => {
                 for finished in results {
-                    sink.finished(finished);
+                    sink.event(report::Event::Finished(finished));
                 }
             }
             Err(error) => eprintln!("warning: doctests not run: {error}"),
@@ -204,6 +205,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     sink.summary.interrupted = signal.is_some();
     sink.summary.duration = started.elapsed();
     sink.summary.hints = learn(&store, &sink, &catalog);
+    report::redact::lines(&sink.redactor, &mut sink.summary.hints);
     let summary = sink.done();
     // Failed tests keep their temp dirs: keep the run directory for them.
     if summary.failed > 0 {
@@ -232,7 +234,7 @@ struct Sink {
 
 impl Sink {
     fn event(&mut self, event: report::Event) {
-        match event {
+        match report::redact::event(&self.redactor, event) {
             report::Event::Started { binary, name, worker } => {
                 for reporter in &mut self.reporters {
                     reporter.test_started(&binary, &name, worker);
@@ -248,8 +250,8 @@ impl Sink {
         }
     }
 
+    /// A finished attempt, redacted by `event`.
     fn finished(&mut self, finished: report::Finished) {
-        let finished = report::redact::finished(&self.redactor, finished);
         self.summary.record(&finished);
         if !finished.will_retry
             && let Some(record) = History::record_of(&finished)
@@ -314,8 +316,10 @@ pub(crate) struct RunDir {
 
 impl RunDir {
     pub(crate) fn new() -> Result<RunDir, String> {
+        // 0700 whatever the umask: sockets and the tests' temp dirs live here.
         let dir = tempfile::Builder::new()
             .prefix("prun-run-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(|err| format!("cannot create the run directory: {err}"))?;
         private_dir(&dir.path().join("tmp"))?;

@@ -73,3 +73,67 @@ fn a_response_that_answers_no_request_in_flight_fails_only_its_sender() {
     assert_eq!(kind(&outcomes["b_prints_its_own"]), "failed", "the forged pass is not b's");
     assert_eq!(kind(&outcomes["d_runs_after_the_forger"]), "passed", "{}", run.stderr);
 }
+
+#[test]
+fn the_run_directory_is_0700_whatever_the_umask() {
+    let cargo_prun = env!("CARGO_BIN_EXE_cargo-prun");
+    let manifest = prun_e2e::fixtures_dir().join("Cargo.toml");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" prun --manifest-path \"$1\" -p hostile --test private")
+        .arg(cargo_prun)
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", prun_e2e::fixtures_target_dir())
+        .env("TMPDIR", prun_e2e::fixtures_tmp_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn a_fifo_in_place_of_the_history_is_a_warning_not_a_hang() {
+    let history = tempfile::TempDir::with_prefix_in("fifo-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    for name in ["history.json", "history.lock"] {
+        nix::unistd::mkfifo(&history.path().join(name), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    }
+    let run = common::cargo_prun_with(
+        &["-p", "hostile", "--test", "private"],
+        &[("PRUN_HISTORY_DIR", history.path().as_os_str())],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("is not a regular file"), "{}", run.stderr);
+}
+
+#[test]
+fn a_secret_reaches_no_report_whatever_field_it_is_in() {
+    let secret = "hunter2-correct-horse";
+    let dir = common::tempfile_dir("secrets");
+    let (junit, json) = (dir.join("junit.xml"), dir.join("run.json"));
+    let run = common::cargo_prun_with(
+        &[
+            "-p",
+            "hostile",
+            "--test",
+            "secrets",
+            "--no-fail-fast",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &[("HOSTILE_DB_PASSWORD", secret.as_ref())],
+    );
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    assert!(run.stdout.contains("cannot log in with [REDACTED]"), "{}", run.stdout);
+    for (what, text) in [
+        ("stdout", run.stdout.clone()),
+        ("stderr", run.stderr.clone()),
+        ("junit", std::fs::read_to_string(&junit).unwrap()),
+        ("json", std::fs::read_to_string(&json).unwrap()),
+    ] {
+        // No part of it either: a cut through the secret would leave its first half.
+        assert!(!text.contains(&secret[..7]), "the secret is in the {what}");
+    }
+}

@@ -39,7 +39,7 @@ mod event;
 mod execute;
 mod fixtures;
 mod harness;
-pub mod outcome;
+mod outcome;
 mod plan;
 pub mod protocol;
 pub mod redact;

@@ -36,7 +36,16 @@ impl Redactor {
         let patterns = patterns
             .iter()
             .map(|p| {
-                Regex::new(p).map_err(|err| format!("prun.toml [redact] patterns: {p:?}: {err}"))
+                let regex = Regex::new(p)
+                    .map_err(|err| format!("prun.toml [redact] patterns: {p:?}: {err}"))?;
+                if regex.is_match("") {
+                    return Err(format!(
+                        "prun.toml [redact] patterns: {p:?} matches the empty string, so it would \
+                         redact between every two characters; write a pattern that needs at \
+                         least one character"
+                    ));
+                }
+                Ok(regex)
             })
             .collect::<Result<_, _>>()?;
         Ok(Redactor { values, patterns })
@@ -110,6 +119,15 @@ mod tests {
         assert_eq!(r.text("c-r-e-d sk-abcd1234 1"), "[REDACTED] [REDACTED] 1");
         let err = Redactor::new(std::iter::empty(), &[], &["(".to_owned()]).unwrap_err();
         assert!(err.contains("[redact] patterns"), "{err}");
+    }
+
+    #[test]
+    fn a_pattern_matching_nothing_at_all_is_refused() {
+        for pattern in ["", "a*", "(x)?", "^"] {
+            let err = Redactor::new(env(&[]), &[], &[pattern.to_owned()]).unwrap_err();
+            assert!(err.contains("[redact] patterns") && err.contains("empty string"), "{err}");
+        }
+        assert!(Redactor::new(env(&[]), &[], &["a+".to_owned()]).is_ok());
     }
 
     #[test]

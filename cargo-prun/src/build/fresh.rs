@@ -227,7 +227,10 @@ pub(crate) fn target_dir(flag: Option<&Path>, start: &Path) -> Option<PathBuf> {
 
 /// The test binaries of the last build with this key, if nothing it read has changed since.
 pub(crate) fn unchanged(key: &Key, target_dir: &Path) -> Option<Vec<TestBinary>> {
-    let bytes = std::fs::read(target_dir.join(DIR).join(format!("{}.json", key.hash))).ok()?;
+    let path = target_dir.join(DIR).join(format!("{}.json", key.hash));
+    let bytes = crate::private::read_state(&path)
+        .inspect_err(|err| eprintln!("warning: build stamp not read ({err}); asking cargo"))
+        .ok()??;
     let stamp: Stamp = serde_json::from_slice(&bytes).ok()?;
     let current =
         stamp.version == VERSION && stamp.inputs.iter().all(|(path, then)| seen(path) == *then);

@@ -486,8 +486,9 @@ impl ProcessExecutor {
             outcome,
             started_at: ran.started_at,
             duration: ran.duration,
-            stdout: output::kept(&printed.stdout),
-            stderr: output::kept(&printed.stderr),
+            // Whole: the report stage redacts, then keeps what a report holds of it.
+            stdout: String::from_utf8_lossy(&printed.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&printed.stderr).into_owned(),
             captured,
             will_retry: false,
             quarantined: test.quarantined,

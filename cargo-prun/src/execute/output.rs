@@ -133,26 +133,6 @@ impl Output {
     }
 }
 
-/// The most of one stream a report keeps: its start and its end, 1 MiB each. A test that prints
-/// 100 MiB must not make a 100 MiB report (or a terminal full of it).
-const KEPT: usize = 1 << 20;
-
-/// What a report keeps of a stream: all of it, or its first and last MiB with a line saying how
-/// much was left out between them. Invalid UTF-8 is replaced.
-pub(crate) fn kept(bytes: &[u8]) -> String {
-    if bytes.len() <= 2 * KEPT {
-        return String::from_utf8_lossy(bytes).into_owned();
-    }
-    let (head, tail) = (&bytes[..KEPT], &bytes[bytes.len() - KEPT..]);
-    let elided = bytes.len() - 2 * KEPT;
-    format!(
-        "{}\n[prun: {:.1} MiB of output left out here]\n{}",
-        String::from_utf8_lossy(head),
-        elided as f64 / f64::from(1 << 20),
-        String::from_utf8_lossy(tail)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,16 +170,5 @@ mod tests {
         assert_eq!(stream.find(b"\nEND 1\n"), Some(4));
         assert_eq!(stream.cut(4, 7), b"xxxx");
         assert_eq!(stream.bytes, b"rest");
-    }
-
-    #[test]
-    fn a_report_keeps_the_first_and_last_mebibyte() {
-        assert_eq!(kept(b"short \xff"), "short \u{fffd}");
-        let mut loud = vec![b'a'; 3 << 20];
-        loud.extend_from_slice(b"end");
-        let text = kept(&loud);
-        assert!(text.starts_with("aaa") && text.ends_with("aend"));
-        assert!(text.contains("\n[prun: 1.0 MiB of output left out here]\n"), "{}", &text[..40]);
-        assert!(text.len() < (2 << 20) + 100);
     }
 }

@@ -3,8 +3,7 @@
 //! one machine never hand out the same port; within a block, `prun::Port` checks each port free.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const FIRST_PORT: u16 = 20_000;
 const BLOCK: u16 = 100;
@@ -24,16 +23,22 @@ pub(crate) struct PortBand {
 impl PortBand {
     /// The first band no other run holds, trying from the one `run_id` hashes to.
     pub(crate) fn reserve(run_id: &str) -> PortBand {
-        PortBand::reserve_in(run_id, &lock_dir())
+        match crate::private::user_dir() {
+            Ok(dir) => PortBand::reserve_in(run_id, &dir),
+            Err(err) => {
+                eprintln!("warning: no port band for this run ({err}); each port is still checked");
+                PortBand { index: first_band(run_id), _lock: None }
+            }
+        }
     }
 
     fn reserve_in(run_id: &str, dir: &Path) -> PortBand {
-        let first = run_id.bytes().fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
-        let first = first % BANDS;
-        if std::fs::create_dir_all(dir).is_ok() {
+        let first = first_band(run_id);
+        if dir.is_dir() {
             for offset in 0..BANDS {
                 let index = (first + offset) % BANDS;
-                let Ok(file) = File::create(dir.join(format!("band-{index}.lock"))) else { break };
+                let path = dir.join(format!("ports-band-{index}.lock"));
+                let Ok(file) = crate::private::open(&path) else { continue };
                 if file.try_lock().is_ok() {
                     return PortBand { index, _lock: Some(file) };
                 }
@@ -50,10 +55,9 @@ impl PortBand {
     }
 }
 
-/// One directory per user, whatever `TMPDIR` each run has: `/tmp/prun-ports-UID`.
-fn lock_dir() -> PathBuf {
-    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
-    PathBuf::from("/tmp").join(format!("prun-ports-{uid}"))
+/// The band a run tries first: from its id, so runs at once start apart.
+fn first_band(run_id: &str) -> u16 {
+    run_id.bytes().fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % BANDS
 }
 
 #[cfg(test)]

@@ -15,8 +15,30 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use prun::outcome::Outcome;
+pub(crate) use prun::Outcome;
 use prun::time::millis;
+
+/// The most of one stream a report keeps: its start and its end, 1 MiB each. A test that prints
+/// 100 MiB must not make a 100 MiB report (or a terminal full of it).
+const KEPT: usize = 1 << 20;
+
+/// What a report keeps of a (redacted) stream longer than 2 MiB: its first and last MiB with a
+/// line saying how much was left out between them; `None` when it keeps all of it.
+pub(crate) fn kept(text: &str) -> Option<String> {
+    if text.len() <= 2 * KEPT {
+        return None;
+    }
+    let head_end = (0..=KEPT).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+    let tail_start =
+        (text.len() - KEPT..text.len()).find(|&at| text.is_char_boundary(at)).unwrap_or(text.len());
+    let elided = tail_start - head_end;
+    Some(format!(
+        "{}\n[prun: {:.1} MiB of output left out here]\n{}",
+        &text[..head_end],
+        elided as f64 / f64::from(1 << 20),
+        &text[tail_start..]
+    ))
+}
 
 /// One attempt of one test, finished.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,4 +222,19 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<
         let text = text.split(" at path ").next().unwrap_or_default();
         std::io::Error::new(err.kind(), text)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_keeps_the_first_and_last_mebibyte() {
+        assert_eq!(kept("short \u{fffd}"), None);
+        let loud = format!("{}end", "é".repeat(3 << 19));
+        let text = kept(&loud).unwrap();
+        assert!(text.starts_with("éé") && text.ends_with("éend"));
+        assert!(text.contains("\n[prun: 1.0 MiB of output left out here]\n"), "{}", &text[..40]);
+        assert!(text.len() < (2 << 20) + 100);
+    }
 }
