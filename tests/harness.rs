@@ -305,9 +305,15 @@ fn bad_flags_are_errors_naming_the_flag() {
     let out = run(&binary("passing"), &["--no-such-flag"], &[]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
-    let out = run(&binary("passing"), &[], &[("PRUN_TEST_THREADS", "lots")]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("PRUN_TEST_THREADS"), "{}", out.stderr);
+    // libtest's and nextest's variables are read too, by the same rule as under cargo prun.
+    for variable in ["PRUN_TEST_THREADS", "NEXTEST_TEST_THREADS", "RUST_TEST_THREADS"] {
+        let out = run(&binary("passing"), &[], &[(variable, "lots")]);
+        assert_eq!(out.code, 2, "{variable}");
+        assert!(out.stderr.contains(variable), "{}", out.stderr);
+    }
+    // A negative count is all cores but N, never fewer than one, as under cargo prun.
+    let out = run(&binary("passing"), &[], &[("PRUN_TEST_THREADS", "-64")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub(crate) struct Prun {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the tests: the same as no subcommand (`cargo nextest run` users type it).
+    Run(Box<Cli>),
     /// List the selected tests with what prun knows of them (category, groups, typical duration,
     /// flaky rate).
     List {
@@ -220,8 +222,9 @@ pub(crate) struct Cli {
     #[arg(long = "prun-profile", value_name = "NAME")]
     pub(crate) prun_profile: Option<String>,
 
-    /// Show test output as it is printed, not only for failures.
-    #[arg(long)]
+    /// Show test output as it is printed, not only for failures (`--nocapture` as libtest
+    /// spells it).
+    #[arg(long, alias = "nocapture")]
     pub(crate) no_capture: bool,
 
     /// Coloured output.
@@ -277,6 +280,18 @@ pub(crate) struct BuildArgs {
     pub(crate) target_dir: Option<PathBuf>,
     #[arg(long, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,
+    /// Require Cargo.lock to be up to date (passed to cargo).
+    #[arg(long)]
+    pub(crate) locked: bool,
+    /// Require Cargo.lock and the cache to be up to date (passed to cargo).
+    #[arg(long)]
+    pub(crate) frozen: bool,
+    /// Build without the network (passed to cargo).
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// Override a cargo config value, `KEY=VALUE` or a file (passed to cargo; repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub(crate) cargo_config: Vec<String>,
     /// Run cargo's build even when nothing the last build read has changed (prun otherwise
     /// runs the binaries of that build without starting cargo).
     #[arg(long)]
@@ -299,6 +314,9 @@ impl BuildArgs {
         flag("--all-features", self.all_features);
         flag("--no-default-features", self.no_default_features);
         flag("--release", self.release);
+        flag("--locked", self.locked);
+        flag("--frozen", self.frozen);
+        flag("--offline", self.offline);
         let mut pairs = |name: &str, values: &[String]| {
             for value in values {
                 args.push(name.to_owned());
@@ -309,6 +327,7 @@ impl BuildArgs {
         pairs("--exclude", &self.exclude);
         pairs("--test", &self.tests);
         pairs("--features", &self.features);
+        pairs("--config", &self.cargo_config);
         if let Some(profile) = &self.profile {
             args.extend(["--profile".to_owned(), profile.clone()]);
         }

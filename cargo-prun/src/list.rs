@@ -12,7 +12,7 @@ pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
         Ok(workspace) => workspace,
         Err(result) => return result,
     };
-    let threads = crate::prepare::threads(cli.test_threads, &workspace.config)?;
+    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();
     let plan = crate::plan_run(cli, &workspace, &history, threads)?;
     print(&workspace.binaries, &plan, &history, format)

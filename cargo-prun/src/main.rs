@@ -40,6 +40,7 @@ fn main() {
     let Cargo::Prun(prun) = Cargo::parse();
     let result = match prun.command {
         None => run(prun.run),
+        Some(Command::Run(cli)) => run(*cli),
         Some(Command::List { format, run }) => list::list(&run, format),
         Some(Command::Merge(args)) => merge::merge(&args),
         Some(Command::Timings { action }) => timings::timings(action),
@@ -84,7 +85,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         Ok(workspace) => workspace,
         Err(result) => return result,
     };
-    let threads = prepare::threads(cli.test_threads, &workspace.config)?;
+    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();
     if let plan::Order::Shuffle(seed) = cli.order {
         eprintln!(

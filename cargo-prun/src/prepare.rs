@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use prun::config::{Config, Threads};
+use prun::config::Config;
 
 use crate::build;
 use crate::cli::BuildArgs;
@@ -88,22 +88,6 @@ pub(crate) fn history_store(
         _ => build::target_dir(manifest_path, target_dir)?,
     };
     Ok(Store::new(target_dir.join("prun")))
-}
-
-/// `-j`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
-pub(crate) fn threads(flag: Option<i64>, config: &Config) -> Result<usize, String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match flag {
-        Some(0) => {
-            return Err("--test-threads must not be 0: use N, or -N for all cores but N".into());
-        }
-        Some(n) => Threads::Count(n),
-        None => match std::env::var("PRUN_TEST_THREADS") {
-            Ok(text) => text.parse().map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?,
-            Err(_) => config.threads.unwrap_or(Threads::Auto),
-        },
-    };
-    Ok(threads.resolve(cores))
 }
 
 /// What each test is expected to take: a timings file's durations (`--timings`), else the

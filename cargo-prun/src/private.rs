@@ -56,24 +56,21 @@ pub(crate) fn user_dir() -> io::Result<PathBuf> {
 /// none. Only a regular file is opened: a FIFO, a device or a dangling symlink in its place
 /// would hang or fail the read, and is an error to warn about instead.
 pub(crate) fn read_state(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(format!("{} is not a regular file", path.display())),
+    // Opened without blocking (a FIFO would wait for a writer), then checked for what it is.
+    let nonblock = nix::fcntl::OFlag::O_NONBLOCK.bits();
+    let mut file = match OpenOptions::new().read(true).custom_flags(nonblock).open(path) {
+        Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return match std::fs::symlink_metadata(path) {
-                Ok(_) => Err(format!("{} is a dangling symlink", path.display())),
-                Err(_) => Ok(None),
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    Err(format!("{} is a dangling symlink", path.display()))
+                }
+                // Gone, or replaced just now: there is none to read.
+                _ => Ok(None),
             };
         }
         Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
-    }
-    // Checked, then opened without blocking: a FIFO swapped in between fails instead of waiting.
-    let nonblock = nix::fcntl::OFlag::O_NONBLOCK.bits();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nonblock)
-        .open(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    };
     if !file.metadata().is_ok_and(|meta| meta.is_file()) {
         return Err(format!("{} is not a regular file", path.display()));
     }

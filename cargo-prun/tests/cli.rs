@@ -578,3 +578,25 @@ fn secrets_never_reach_a_report() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn nextest_and_cargo_habits_are_understood() {
+    // `cargo prun run` is `cargo prun`; cargo's lock-file flags go to cargo; libtest's spelling
+    // of --no-capture is taken.
+    let run = cargo_prun(&[
+        "run",
+        "-p",
+        "plain",
+        "--test",
+        "integration",
+        "--locked",
+        "--offline",
+        "--nocapture",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(last_line(&run.stdout).contains("passed"), "{}", run.stdout);
+    // --config reaches cargo, which refuses this one.
+    let run = cargo_prun(&["-p", "plain", "--config", "build.jobs=0"]);
+    assert_ne!(run.code, 0, "cargo saw --config: {}", run.stderr);
+    assert!(run.stderr.contains("jobs"), "{}", run.stderr);
+}

@@ -19,6 +19,8 @@ fn prun_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("PRUN_HISTORY_DIR")
         .env_remove("PRUN_TEST_THREADS")
+        .env_remove("NEXTEST_TEST_THREADS")
+        .env_remove("RUST_TEST_THREADS")
         .envs(env.iter().copied())
         .output()
         .expect("cargo-prun runs");

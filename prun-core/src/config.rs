@@ -133,6 +133,43 @@ impl Threads {
     }
 }
 
+/// Variables that set the thread count, in the order they win: prun's own, then nextest's and
+/// libtest's, so a script written for either keeps its meaning.
+pub const THREAD_VARIABLES: [&str; 3] =
+    ["PRUN_TEST_THREADS", "NEXTEST_TEST_THREADS", "RUST_TEST_THREADS"];
+
+/// How many tests run at once: the flag (`--test-threads`, `-j`), else the first of
+/// [`THREAD_VARIABLES`] that is set, else the config's `threads`, else all cores. Negative
+/// counts mean all cores but N everywhere. The one rule of the harness and `cargo prun`.
+pub fn resolve_threads(flag: Option<i64>, config: &Config) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    resolve_threads_with(flag, &|name| std::env::var(name).ok(), config, cores)
+}
+
+fn resolve_threads_with(
+    flag: Option<i64>,
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &Config,
+    cores: usize,
+) -> Result<usize, String> {
+    let threads = match flag {
+        Some(0) => {
+            return Err("--test-threads must not be 0: use N, or -N for all cores but N".into());
+        }
+        Some(n) => Threads::Count(n),
+        None => {
+            let set = THREAD_VARIABLES
+                .iter()
+                .find_map(|name| env(name).filter(|v| !v.is_empty()).map(|v| (name, v)));
+            match set {
+                Some((name, value)) => value.parse().map_err(|err| format!("{name}: {err}"))?,
+                None => config.threads.unwrap_or(Threads::Auto),
+            }
+        }
+    };
+    Ok(threads.resolve(cores))
+}
+
 impl std::str::FromStr for Threads {
     type Err = String;
     fn from_str(text: &str) -> Result<Threads, String> {
@@ -375,6 +412,34 @@ mod tests {
         assert_eq!(Threads::Count(-20).resolve(8), 1);
         assert!("0".parse::<Threads>().is_err());
         assert_eq!("auto".parse::<Threads>(), Ok(Threads::Auto));
+    }
+
+    #[test]
+    fn one_rule_for_the_thread_count() {
+        let config = Config::parse("threads = -1", None).unwrap();
+        let none = |_: &str| None;
+        assert_eq!(resolve_threads_with(None, &none, &config, 8), Ok(7));
+        assert_eq!(resolve_threads_with(Some(-2), &none, &config, 8), Ok(6));
+        assert_eq!(resolve_threads_with(Some(3), &none, &config, 8), Ok(3));
+        assert!(resolve_threads_with(Some(0), &none, &config, 8).is_err());
+        let rust = |name: &str| (name == "RUST_TEST_THREADS").then(|| "1".to_owned());
+        assert_eq!(resolve_threads_with(None, &rust, &config, 8), Ok(1));
+        let both = |name: &str| match name {
+            "NEXTEST_TEST_THREADS" => Some("-3".to_owned()),
+            "RUST_TEST_THREADS" => Some("1".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            resolve_threads_with(None, &both, &config, 8),
+            Ok(5),
+            "nextest's before libtest's"
+        );
+        let bad = |name: &str| (name == "PRUN_TEST_THREADS").then(|| "many".to_owned());
+        assert!(
+            resolve_threads_with(None, &bad, &config, 8)
+                .unwrap_err()
+                .starts_with("PRUN_TEST_THREADS")
+        );
     }
 
     #[test]

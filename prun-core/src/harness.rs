@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use crate::cli::Cli;
-use crate::config::{Config, Threads};
+use crate::config::Config;
 use crate::event::Attempt;
 use crate::event::Event;
 use crate::execute::InProcess;
@@ -60,7 +60,8 @@ fn run(cli: &Cli) -> Result<i32, String> {
     let cwd = std::env::current_dir()
         .map_err(|err| format!("cannot read the current directory: {err}"))?;
     let config = Config::discover(&cwd).map_err(|err| err.to_string())?;
-    let threads = threads(args.test_threads, &config)?;
+    let flag = args.test_threads.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let threads = crate::config::resolve_threads(flag, &config)?;
     let selection = Selection {
         filters: args.filter.iter().cloned().collect(),
         exact: args.exact,
@@ -155,19 +156,6 @@ fn redact(redactor: &Redactor, mut attempt: Attempt) -> Attempt {
         *error = redactor.text(error).into_owned();
     }
     attempt
-}
-
-/// `--test-threads`, else `PRUN_TEST_THREADS`, else the config's `threads`, else all cores.
-fn threads(flag: Option<usize>, config: &Config) -> Result<usize, String> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(n) = flag {
-        return if n == 0 { Err("--test-threads must be at least 1".into()) } else { Ok(n) };
-    }
-    if let Ok(text) = std::env::var("PRUN_TEST_THREADS") {
-        let threads: Threads = text.parse().map_err(|err| format!("PRUN_TEST_THREADS: {err}"))?;
-        return Ok(threads.resolve(cores));
-    }
-    Ok(config.threads.unwrap_or(Threads::Auto).resolve(cores))
 }
 
 /// A fresh id for a run of this binary. (Not `PRUN_RUN_ID`: a variable a test's own child

@@ -124,6 +124,8 @@ pub fn run(binary: &Binary, args: &[&str], env: &[(&str, &str)]) -> Run {
         .current_dir(&binary.package_dir)
         .env_remove("RUST_BACKTRACE")
         .env_remove("PRUN_TEST_THREADS")
+        .env_remove("NEXTEST_TEST_THREADS")
+        .env_remove("RUST_TEST_THREADS")
         .env_remove("PRUN_PROFILE")
         .env_remove("PRUN_CONFIG")
         .env("NO_COLOR", "1")

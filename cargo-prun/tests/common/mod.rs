@@ -39,7 +39,7 @@ pub fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
     let (subcommand, rest) = match args.first().copied() {
         Some("merge") => (args, &[][..]),
         Some("timings") => args.split_at(2.min(args.len())),
-        Some("list" | "bisect") => args.split_at(1),
+        Some("list" | "bisect" | "run") => args.split_at(1),
         _ => (&[][..], args),
     };
     let workspace = if subcommand.first() == Some(&"merge") { &[][..] } else { &workspace[..] };
@@ -53,6 +53,8 @@ pub fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
         .env("NO_COLOR", "1")
         .env_remove("RUST_BACKTRACE")
         .env_remove("PRUN_TEST_THREADS")
+        .env_remove("NEXTEST_TEST_THREADS")
+        .env_remove("RUST_TEST_THREADS")
         .env("PRUN_HISTORY_DIR", history.path())
         .envs(env.iter().copied())
         .output()
