@@ -14,7 +14,7 @@ pub fn pretty(duration: Duration) -> String {
         } else {
             format!("{secs:.1}s")
         }
-    } else if duration.as_secs() % 60 == 0 {
+    } else if duration.as_secs().is_multiple_of(60) {
         format!("{}m", duration.as_secs() / 60)
     } else {
         format!("{}m {}s", duration.as_secs() / 60, duration.as_secs() % 60)

@@ -278,12 +278,9 @@ impl Statuses {
     fn settle(&mut self) {
         let status = self.status.take().or(self.foreign_status.take());
         self.foreign_status = None;
-        if let Some((name, since)) = self.running.take() {
-            match status {
-                Some(result) => self.finished.push((name, (result, since.elapsed()))),
-                // No status (`ignored`): not run here.
-                None => {}
-            }
+        // No status (`ignored`): not run here.
+        if let (Some((name, since)), Some(result)) = (self.running.take(), status) {
+            self.finished.push((name, (result, since.elapsed())));
         }
     }
 

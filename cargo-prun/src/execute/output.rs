@@ -126,9 +126,12 @@ impl Output {
     pub(crate) fn take_all(&self, patience: Duration) -> Printed {
         let deadline = Instant::now() + patience;
         let mut streams = self.streams.lock();
-        while !(streams.out.closed && streams.err.closed)
-            && !self.grew.wait_until(&mut streams, deadline).timed_out()
-        {}
+        let ended = |streams: &Streams| streams.out.closed && streams.err.closed;
+        while !ended(&streams) {
+            if self.grew.wait_until(&mut streams, deadline).timed_out() {
+                break;
+            }
+        }
         Printed { stdout: streams.out.take(), stderr: streams.err.take() }
     }
 }
