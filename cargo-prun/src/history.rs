@@ -91,9 +91,17 @@ impl History {
         self.tests.entry(id).or_default().push(record);
     }
 
-    pub(crate) fn note_parallel_only(&mut self, found: &ParallelOnly) {
+    /// What the diagnosis found: the company of a parallel-only failure (where `bisect` starts),
+    /// or that a failure was flaky (this run's record of it counts as flaky).
+    pub(crate) fn note_diagnosis(&mut self, found: &ParallelOnly) {
         let test = self.tests.entry(format!("{} {}", found.binary, found.name)).or_default();
-        test.neighbours.clone_from(&found.neighbours);
+        if found.flaky {
+            if let Some(last) = test.runs.last_mut() {
+                last.outcome = Ended::Flaky;
+            }
+        } else {
+            test.neighbours.clone_from(&found.neighbours);
+        }
     }
 
     /// What this run's final attempt of a test adds to its history; none for a skipped test.

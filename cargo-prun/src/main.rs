@@ -282,7 +282,7 @@ fn learn(store: &history::Store, sink: &Sink, catalog: &[(String, String, bool)]
             history.add(id.clone(), record.clone());
         }
         for found in &sink.summary.parallel_only {
-            history.note_parallel_only(found);
+            history.note_diagnosis(found);
         }
         hints = history::hints(history, catalog);
     });

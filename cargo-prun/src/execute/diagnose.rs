@@ -1,7 +1,11 @@
-//! Parallel-only failures: when the schedule is over, each test that failed is run again alone
-//! (a fresh process, nothing beside it). One that passes then failed because of its company:
-//! it is reported with the tests that ran beside it or before it in its process, and bisection
-//! over those finds the ones that make it fail.
+//! Diagnosis, when the schedule is over, of each test that still failed after its retries and
+//! had company (tests beside it, or before it in its process): it runs again alone (a fresh
+//! process, nothing beside it). Failing alone, it is simply failed. Passing alone, it runs once
+//! more with the same company in the same arrangement (the tests that were before it in its
+//! process before it again; those beside it at the same moment, each in a process of its own):
+//! failing again, it is "fails only in parallel" (or "only when sharing a process"), reported
+//! with that company, and bisection over it finds the ones that make it fail; passing again,
+//! nothing points at its company, and it is diagnosed flaky.
 
 use std::collections::BTreeSet;
 
@@ -41,7 +45,9 @@ impl ProcessExecutor {
             // already failed alone.
             let (beside, before) = self.neighbours(span);
             if (!beside.is_empty() || !before.is_empty()) && !self.fails(&[], span.test) {
-                let found = self.parallel_only(span, &beside, &before, bisect);
+                let again = self.fails_with(&before, &beside, span.test);
+                let mut found = self.parallel_only(span, &beside, &before, bisect && again);
+                found.flaky = !again;
                 self.send(Event::ParallelOnly(found));
             }
         }
@@ -65,6 +71,7 @@ impl ProcessExecutor {
             shared_process: !before.is_empty(),
             neighbours: suspects.iter().map(|&t| self.id(t)).collect(),
             culprits,
+            flaky: false,
         }
     }
 
@@ -114,6 +121,18 @@ impl ProcessExecutor {
         Some(suspects)
     }
 
+    /// Replays the failure's arrangement: `before` and then `target` in one process, while each
+    /// test of `beside` runs at the same moment in a process of its own (on slots of their own,
+    /// so their ports differ as in the run). Whether `target` failed.
+    fn fails_with(&self, before: &[usize], beside: &[usize], target: usize) -> bool {
+        std::thread::scope(|scope| {
+            for (slot, &neighbour) in beside.iter().enumerate() {
+                scope.spawn(move || self.run_in_order(&[neighbour], slot + 1));
+            }
+            self.fails(before, target)
+        })
+    }
+
     /// Runs `before` and then `target`, one after another, and says whether `target` failed.
     /// Tests of other binaries run first, in processes of their own; those of the target's
     /// binary share its process, as they did in the run.
@@ -123,19 +142,18 @@ impl ProcessExecutor {
             before.iter().copied().filter(|&t| self.tests[t].binary != binary).collect();
         others.sort_by_key(|&t| self.tests[t].binary);
         for chunk in others.chunk_by(|&a, &b| self.tests[a].binary == self.tests[b].binary) {
-            self.run_in_order(chunk);
+            self.run_in_order(chunk, 0);
         }
         let mut sequence: Vec<usize> =
             before.iter().copied().filter(|&t| self.tests[t].binary == binary).collect();
         sequence.push(target);
-        self.run_in_order(&sequence).is_some_and(|passed| !passed)
+        self.run_in_order(&sequence, 0).is_some_and(|passed| !passed)
     }
 
     /// Runs tests of one binary one after another in one fresh process (in name order for a
-    /// plain binary, which is how libtest runs them). Whether the last one passed; `None` when
-    /// it did not get to run.
-    fn run_in_order(&self, tests: &[usize]) -> Option<bool> {
-        let slot = 0;
+    /// plain binary, which is how libtest runs them), as `slot`. Whether the last one passed;
+    /// `None` when it did not get to run.
+    fn run_in_order(&self, tests: &[usize], slot: usize) -> Option<bool> {
         let binary_index = self.tests[tests[0]].binary;
         let binary = &self.binaries[binary_index];
         let last = *tests.last()?;

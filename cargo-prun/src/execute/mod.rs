@@ -384,7 +384,8 @@ impl ProcessExecutor {
         finished
     }
 
-    /// A batch of a plain binary's tests in one process.
+    /// A batch of a plain binary's tests in one process. A test of it that fails and has
+    /// retries (that its job does not make) is retried at once, in a process of its own.
     fn run_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
         let tests: Vec<&PlannedTest> = members.iter().map(|&i| &self.tests[i]).collect();
         let started_at = self.started.elapsed();
@@ -400,38 +401,69 @@ impl ProcessExecutor {
         }
         let mut results = self.libtest_batch(&tests, slot);
         let mut at = started_at;
-        members
+        let first: Vec<Finished> = members
             .iter()
             .map(|&index| {
-                let test = &self.tests[index];
                 let (result, duration) = results
-                    .remove(&test.name)
+                    .remove(&self.tests[index].name)
                     .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO));
                 let ran =
                     Ran { slot, attempt: dispatch.attempt, started_at: at, duration, process };
                 at += duration;
-                let (outcome, printed) = match result {
-                    BatchResult::Passed => (Outcome::Passed, Printed::default()),
-                    BatchResult::Failed(output) if output.trim().is_empty() => {
-                        return self.output_from_alone(index, ran);
-                    }
-                    BatchResult::Failed(output) => {
-                        let printed = Printed { stdout: output.into_bytes(), stderr: Vec::new() };
-                        let reason = "the test failed".to_owned();
-                        (Outcome::Failed { reason }, printed)
-                    }
-                    BatchResult::Crashed(reason, stderr) => {
-                        let printed = Printed { stdout: Vec::new(), stderr: stderr.into_bytes() };
-                        (Outcome::Crashed { reason }, printed)
-                    }
-                    BatchResult::TimedOut(after) => {
-                        (Outcome::TimedOut { after }, Printed::default())
-                    }
-                    BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
-                };
-                self.report(index, ran, outcome, printed, String::new())
+                self.batch_finished(index, result, ran)
             })
-            .collect()
+            .collect();
+        // The pool retries a job that has retries of its own; a batch's tests are retried here.
+        if self.jobs[dispatch.job].job.retries > 0 {
+            return first;
+        }
+        let mut finished = Vec::with_capacity(first.len());
+        for mut last in first {
+            let Some(index) = last.test else { continue };
+            let retries = self.tests[index].job.retries;
+            while !last.passed && last.attempt <= retries && !self.stop.load(Ordering::SeqCst) {
+                last.will_retry = true;
+                let attempt = last.attempt + 1;
+                finished.push(last);
+                std::thread::sleep(self.retry.wait_before(attempt));
+                last = self.retry_alone(index, slot, attempt);
+            }
+            finished.push(last);
+        }
+        finished
+    }
+
+    /// One more attempt of a plain test, as a batch of one in a fresh process.
+    fn retry_alone(&self, index: usize, slot: usize, attempt: u32) -> Finished {
+        let started_at = self.started.elapsed();
+        let process = self.next_process();
+        let test = &self.tests[index];
+        let (result, duration) = self
+            .libtest_batch(&[test], slot)
+            .remove(&test.name)
+            .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO));
+        self.batch_finished(index, result, Ran { slot, attempt, started_at, duration, process })
+    }
+
+    /// How a test of a batch ended, as a report.
+    fn batch_finished(&self, index: usize, result: BatchResult, ran: Ran) -> Finished {
+        let (outcome, printed) = match result {
+            BatchResult::Passed => (Outcome::Passed, Printed::default()),
+            BatchResult::Failed(output) if output.trim().is_empty() => {
+                return self.output_from_alone(index, ran);
+            }
+            BatchResult::Failed(output) => {
+                let printed = Printed { stdout: output.into_bytes(), stderr: Vec::new() };
+                (Outcome::Failed { reason: "the test failed".to_owned() }, printed)
+            }
+            BatchResult::Crashed(reason, stderr) => {
+                let printed = Printed { stdout: Vec::new(), stderr: stderr.into_bytes() };
+                (Outcome::Crashed { reason }, printed)
+            }
+            BatchResult::TimedOut(after) => (Outcome::TimedOut { after }, Printed::default()),
+            BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
+        };
+        self.report(index, ran, outcome, printed, String::new())
     }
 
     /// libtest prints a failed test's output at the end of the run, so a batch whose process
@@ -551,12 +583,15 @@ impl Executor for ProcessExecutor {
             // that prints a million lines takes seconds longer with `--nocapture`).
             _ => self.run_batch(members, *slot, dispatch),
         };
-        (finished.iter().all(|f| f.passed), finished)
+        // Passed when every final attempt did (a batch's test may have been retried in it).
+        (finished.iter().filter(|f| !f.will_retry).all(|f| f.passed), finished)
     }
 
     fn finished(&self, _dispatch: Dispatch, report: Vec<Finished>, will_retry: bool) {
         for mut finished in report {
-            finished.will_retry = will_retry;
+            // A batch's test retried in the batch already says so.
+            finished.will_retry |= will_retry;
+            let will_retry = finished.will_retry;
             if !finished.passed && !will_retry && !finished.quarantined {
                 let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.max_fail.is_some_and(|max| failures >= max) {

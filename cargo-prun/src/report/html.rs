@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::document::Document;
-use super::{Finished, Outcome};
+use super::{Finished, Outcome, ParallelOnly};
 use prun::time::pretty as seconds;
 
 const STYLE: &str = r#"
@@ -141,9 +141,11 @@ pub(crate) fn render(document: &Document) -> String {
             page.push_str("</details>\n");
         }
     });
-    section(&mut page, "Fails only in parallel", document.parallel_only.len(), |page| {
+    let parallel_only: Vec<&ParallelOnly> =
+        document.parallel_only.iter().filter(|found| !found.flaky).collect();
+    section(&mut page, "Fails only in parallel", parallel_only.len(), |page| {
         page.push_str("<table><tr><th>test</th><th>why</th><th>beside it</th><th>culprits (--bisect)</th></tr>\n");
-        for found in &document.parallel_only {
+        for found in &parallel_only {
             let culprits = found.culprits.as_ref().map_or("not bisected".to_owned(), |c| {
                 if c.is_empty() { "not reproduced in sequence".to_owned() } else { c.join(", ") }
             });

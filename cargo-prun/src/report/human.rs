@@ -207,7 +207,17 @@ impl Reporter for Human {
                 self.paint("QUARANTINED", YELLOW)
             );
         }
-        for found in &summary.parallel_only {
+        for found in summary.parallel_only.iter().filter(|found| found.flaky) {
+            let word = self.paint("FLAKY", YELLOW);
+            let _ =
+                writeln!(self.out, "  {word} {} {}: {}", found.binary, found.name, found.reason());
+            let _ = writeln!(self.out, "    with: {}", list(&found.neighbours));
+            let _ = writeln!(
+                self.out,
+                "    retry it: --retries N (or retries in prun.toml) reports it FLAKY and passes the run"
+            );
+        }
+        for found in summary.parallel_only.iter().filter(|found| !found.flaky) {
             let word = self.paint("PARALLEL-ONLY", YELLOW);
             let _ =
                 writeln!(self.out, "  {word} {} {}: {}", found.binary, found.name, found.reason());

@@ -39,7 +39,7 @@ impl Reporter for Json {
     fn parallel_only(&mut self, found: &ParallelOnly) {
         let mut event = serde_json::to_value(found).expect("findings serialize");
         event["version"] = SCHEMA_VERSION.into();
-        event["type"] = "parallel-only".into();
+        event["type"] = if found.flaky { "diagnosed-flaky" } else { "parallel-only" }.into();
         event["reason"] = found.reason().into();
         self.line(event);
     }

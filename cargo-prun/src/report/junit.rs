@@ -77,8 +77,15 @@ fn case(finished: &Finished, earlier: &[Finished]) -> TestCase {
         };
         let mut rerun = TestRerun::new(kind);
         rerun.set_message(attempt.outcome.reason()).set_time(attempt.duration);
+        // What the failed attempt said: its panic message (prun tests), stdout and stderr.
+        if !attempt.captured.is_empty() {
+            rerun.set_description(attempt.captured.as_str());
+        }
         if !attempt.stdout.is_empty() {
             rerun.set_system_out(attempt.stdout.as_str());
+        }
+        if !attempt.stderr.is_empty() {
+            rerun.set_system_err(attempt.stderr.as_str());
         }
         rerun
     }));

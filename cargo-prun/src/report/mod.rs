@@ -103,11 +103,17 @@ pub(crate) struct ParallelOnly {
     /// What `--bisect` found: the tests that make it fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) culprits: Option<Vec<String>>,
+    /// It passed alone and passed again with the same tests beside it and before it: nothing
+    /// points at them, so it is flaky, not parallel-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) flaky: bool,
 }
 
 impl ParallelOnly {
     pub(crate) fn reason(&self) -> &'static str {
-        if self.shared_process {
+        if self.flaky {
+            "flaky: it failed, then passed alone and passed again with the same tests beside it"
+        } else if self.shared_process {
             "fails only when sharing a process with other tests: it passed when run alone"
         } else {
             "fails only in parallel: it passed when run alone"
