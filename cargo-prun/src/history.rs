@@ -108,8 +108,8 @@ impl History {
     pub(crate) fn record_of(finished: &Finished) -> Option<Record> {
         let outcome = match &finished.outcome {
             Outcome::Skipped { .. } => return None,
-            Outcome::Passed if finished.attempt > 1 => Ended::Flaky,
-            Outcome::Passed => Ended::Passed,
+            outcome if outcome.passed() && finished.attempt > 1 => Ended::Flaky,
+            outcome if outcome.passed() => Ended::Passed,
             _ => Ended::Failed,
         };
         let duration = match finished.outcome {

@@ -152,6 +152,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     );
     executor.keep_passing_output = cli.no_capture;
     executor.retry = config.retry.clone();
+    executor.leak_timeout = config.leak_timeout;
     let executor = Arc::new(executor);
     // Watched before the first test starts: a Ctrl-C must never find the default handler.
     let interrupted = on_interrupt(&executor)?;

@@ -137,3 +137,57 @@ fn a_secret_reaches_no_report_whatever_field_it_is_in() {
         assert!(!text.contains(&secret[..7]), "the secret is in the {what}");
     }
 }
+
+/// Runs the `stall` fixture with `HOSTILE_DIR` set; the child it left must be gone after.
+fn run_stall(
+    extra: &[&str],
+    config: Option<&str>,
+) -> (Run, std::collections::BTreeMap<String, Value>) {
+    let dir = tempfile::TempDir::with_prefix_in("stall-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let config_path = dir.path().join("prun.toml");
+    let mut env = vec![("HOSTILE_DIR", dir.path().as_os_str())];
+    if let Some(config) = config {
+        std::fs::write(&config_path, config).unwrap();
+        env.push(("PRUN_CONFIG", config_path.as_os_str()));
+    }
+    let mut args = vec!["-p", "hostile", "--test", "stall", "--message-format", "json"];
+    args.extend_from_slice(extra);
+    // Were the run to wait for the child's pipe, it would wait an hour: the test would hang.
+    let run = common::cargo_prun_with(&args, &env);
+    let pid: u32 = std::fs::read_to_string(dir.path().join("child.pid")).unwrap().parse().unwrap();
+    assert!(common::gone(pid), "the child holding the output was killed");
+    let outcomes = outcomes(&run);
+    (run, outcomes)
+}
+
+#[test]
+fn a_child_holding_a_batchs_output_does_not_stall_the_run() {
+    let (run, outcomes) = run_stall(&[], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(kind(&outcomes["b_passes"]), "passed");
+    assert!(run.stderr.contains("left a process holding its output open"), "{}", run.stderr);
+}
+
+#[test]
+fn a_test_of_its_own_that_leaves_a_child_is_reported_leak() {
+    let (run, outcomes) = run_stall(&["--isolate", "a_leaves"], None);
+    let leaked = &outcomes["a_leaves_a_child_holding_its_output"];
+    assert_eq!(kind(leaked), "leaked", "{leaked}");
+    assert_eq!(run.code, 0, "a leak passes with a warning:\n{}", run.stderr);
+    // Configured as nextest spells it, a leak fails the test.
+    let config = "leak-timeout = { period = \"200ms\", result = \"fail\" }\n";
+    let (run, outcomes) = run_stall(&["--isolate", "a_leaves"], Some(config));
+    let leaked = &outcomes["a_leaves_a_child_holding_its_output"];
+    assert_eq!(kind(leaked), "failed", "{leaked}");
+    assert!(leaked["outcome"]["reason"].as_str().unwrap().contains("200ms"), "{leaked}");
+    assert_eq!(run.code, 101);
+}
+
+#[test]
+fn a_test_that_closes_the_workers_stdout_costs_the_tests_after_it_nothing() {
+    let (run, outcomes) = run_hostile("stall_worker");
+    assert_eq!(kind(&outcomes["a_closes_its_stdout"]), "passed", "{}", run.stderr);
+    assert_eq!(kind(&outcomes["c_passes"]), "passed", "{}", run.stderr);
+    let b = printed(&outcomes["b_prints_and_fails"]);
+    assert!(b.contains("b: on stderr") && b.contains("b fails"), "{b:?}");
+}

@@ -35,6 +35,59 @@ pub struct Config {
     pub quarantine: Vec<String>,
     /// How retries wait.
     pub retry: RetryConfig,
+    /// How long a test's output may stay open after its process ended (a child it left holds
+    /// it), and whether that fails the test.
+    pub leak_timeout: LeakTimeout,
+}
+
+/// `leak-timeout = "100ms"`, or `leak-timeout = { period = "100ms", result = "fail" }`, as in
+/// nextest: a test process whose output is still held open this long after it exited leaked a
+/// child; the child's process group is killed and the test is reported LEAK (passing, with a
+/// warning) or, with `result = "fail"`, failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeakTimeout {
+    pub period: Duration,
+    pub fail: bool,
+}
+
+impl Default for LeakTimeout {
+    fn default() -> LeakTimeout {
+        LeakTimeout { period: Duration::from_millis(100), fail: false }
+    }
+}
+
+impl<'de> Deserialize<'de> for LeakTimeout {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<LeakTimeout, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        enum LeakResult {
+            Pass,
+            Fail,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(deserialize_with = "duration")]
+            period: Option<Duration>,
+            result: Option<LeakResult>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Spelled {
+            Period(String),
+            Table(Table),
+        }
+        let default = LeakTimeout::default();
+        match Spelled::deserialize(deserializer)? {
+            Spelled::Period(text) => crate::time::parse(&text)
+                .map(|period| LeakTimeout { period, fail: false })
+                .map_err(serde::de::Error::custom),
+            Spelled::Table(table) => Ok(LeakTimeout {
+                period: table.period.unwrap_or(default.period),
+                fail: matches!(table.result, Some(LeakResult::Fail)),
+            }),
+        }
+    }
 }
 
 /// `[retry]`: a retry waits `delay`, then `delay * backoff`, `delay * backoff^2`, ...
@@ -226,7 +279,7 @@ pub struct GroupConfig {
 
 /// The file's top level, and each `[profile.NAME]` table (whose own `profile` must be empty).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Settings {
     threads: Option<Threads>,
     #[serde(default)]
@@ -241,6 +294,7 @@ struct Settings {
     #[serde(default)]
     quarantine: Vec<String>,
     retry: Option<RetryConfig>,
+    leak_timeout: Option<LeakTimeout>,
     #[serde(default)]
     profile: BTreeMap<String, Settings>,
 }
@@ -321,6 +375,7 @@ impl Config {
             redact: file.redact.unwrap_or_default(),
             quarantine: file.quarantine,
             retry: file.retry.unwrap_or_default(),
+            leak_timeout: file.leak_timeout.unwrap_or_default(),
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
@@ -343,6 +398,7 @@ impl Config {
         if let Some(retry) = &profile.retry {
             self.retry = retry.clone();
         }
+        self.leak_timeout = profile.leak_timeout.unwrap_or(self.leak_timeout);
         if let Some(redact) = &profile.redact {
             self.redact.env.extend(redact.env.iter().cloned());
             self.redact.patterns.extend(redact.patterns.iter().cloned());
@@ -412,6 +468,17 @@ mod tests {
         assert_eq!(Threads::Count(-20).resolve(8), 1);
         assert!("0".parse::<Threads>().is_err());
         assert_eq!("auto".parse::<Threads>(), Ok(Threads::Auto));
+    }
+
+    #[test]
+    fn leak_timeout_is_spelled_as_in_nextest() {
+        assert_eq!(Config::parse("", None).unwrap().leak_timeout, LeakTimeout::default());
+        let short = Config::parse("leak-timeout = \"250ms\"", None).unwrap().leak_timeout;
+        assert_eq!(short, LeakTimeout { period: Duration::from_millis(250), fail: false });
+        let table = "leak-timeout = { period = \"1s\", result = \"fail\" }";
+        let failing = Config::parse(table, None).unwrap().leak_timeout;
+        assert_eq!(failing, LeakTimeout { period: Duration::from_secs(1), fail: true });
+        assert!(Config::parse("leak-timeout = { result = \"maybe\" }", None).is_err());
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub enum Outcome {
     Crashed {
         reason: String,
     },
+    /// It passed, but left a child holding its output open past the leak timeout (the child
+    /// was killed): a pass with a warning, as nextest's LEAK.
+    Leaked {
+        reason: String,
+    },
     /// Skipped: by [`skip`], or not run (the run stopped early); why.
     Skipped {
         reason: String,
@@ -33,7 +38,20 @@ pub enum Outcome {
 impl Outcome {
     /// Passing and skipping do not fail the run.
     pub fn passed(&self) -> bool {
-        matches!(self, Outcome::Passed | Outcome::Skipped { .. })
+        matches!(self, Outcome::Passed | Outcome::Skipped { .. } | Outcome::Leaked { .. })
+    }
+
+    /// The kind, as the JSON reports spell it (`kind`): `passed`, `failed`, `timed-out`,
+    /// `crashed`, `leaked`, `skipped`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::TimedOut { .. } => "timed-out",
+            Outcome::Crashed { .. } => "crashed",
+            Outcome::Leaked { .. } => "leaked",
+            Outcome::Skipped { .. } => "skipped",
+        }
     }
 
     /// Why, in one line (`passed` for a pass).
@@ -42,6 +60,7 @@ impl Outcome {
             Outcome::Passed => "passed".to_owned(),
             Outcome::Failed { reason }
             | Outcome::Crashed { reason }
+            | Outcome::Leaked { reason }
             | Outcome::Skipped { reason } => reason.clone(),
             Outcome::TimedOut { after } => {
                 format!("timed out after {}", crate::time::pretty(*after))
@@ -169,6 +188,8 @@ mod tests {
         ];
         for (result, outcome) in cases {
             assert_eq!(Outcome::from(&result), outcome);
+            let json = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(json["kind"], outcome.kind(), "one spelling of each kind");
         }
         assert_eq!(
             Outcome::TimedOut { after: Duration::from_millis(1500) }.reason(),

@@ -106,6 +106,7 @@ mod tests {
             Outcome::TimedOut { after: Duration::from_millis(2500) },
             Outcome::Crashed { reason: "killed by signal 11 (SIGSEGV)".into() },
             Outcome::Skipped { reason: "no server\nat \"127.0.0.1\"".into() },
+            Outcome::Leaked { reason: "a child held its output 100ms after it exited".into() },
         ];
         for (seq, outcome) in outcomes.into_iter().enumerate() {
             let response = Response {

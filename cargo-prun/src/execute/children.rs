@@ -49,6 +49,11 @@ impl Children {
     }
 }
 
+/// Kills the process group `pid` leads (the process and whatever it started), now.
+pub(crate) fn kill_group(pid: u32) {
+    signal(pid);
+}
+
 /// Kills the process group `pid` leads (the process and whatever it started).
 fn signal(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {

@@ -182,7 +182,7 @@ impl ProcessExecutor {
                 let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
                 let results = self.libtest_batch(&members, slot);
                 match results.get(&self.tests[last].name)?.0 {
-                    BatchResult::Passed => Some(true),
+                    BatchResult::Passed | BatchResult::Leaked(_) => Some(true),
                     BatchResult::NotRun(_) => None,
                     _ => Some(false),
                 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
+use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ pub(crate) enum BatchResult {
     TimedOut(Duration),
     /// The process ended before it got to the test, twice.
     NotRun(String),
+    /// It passed, and its process (it alone) left a child holding its output: why.
+    Leaked(String),
 }
 
 pub(crate) struct Batch<'a> {
@@ -42,6 +45,8 @@ pub(crate) struct Batch<'a> {
     pub(crate) children: &'a Children,
     /// Told each test's name as it starts (for the live progress line).
     pub(crate) on_start: &'a (dyn Fn(&str) + Sync),
+    /// How long the output may stay open after the process ended.
+    pub(crate) leak_timeout: Duration,
 }
 
 /// Runs every test of the batch; results by name, with how long each took.
@@ -101,25 +106,39 @@ fn run_process(
                 .collect();
         }
     };
-    batch.children.register(child.id());
-    let chunks = stream(child.stdout.take().expect("piped"));
+    let pid = child.id();
+    batch.children.register(pid);
+    let (send, events) = mpsc::channel();
+    stream(child.stdout.take().expect("piped"), send.clone());
     let stderr = collect(child.stderr.take().expect("piped"));
+    // The process's end is an event beside its output: a child it left holding stdout must
+    // not keep the batch waiting for the pipe to close.
+    std::thread::spawn(move || {
+        let _ = send.send(Piped::Exited(child.wait()));
+    });
 
     let mut reader = Statuses::new(names.iter().copied());
     let mut timed_out = None;
+    let mut exited: Option<(std::io::Result<ExitStatus>, Instant)> = None;
+    let mut leaked = false;
     loop {
-        let deadline = reader
-            .running
-            .as_ref()
-            .and_then(|(name, since)| Some(*since + (*timeouts.get(name.as_str())?)?));
-        let chunk = match deadline {
-            Some(deadline) => {
-                chunks.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            }
-            None => chunks.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        let deadline = match &exited {
+            // After the process ended, its output may stay open the leak timeout, no more.
+            Some((_, at)) if !leaked => Some(*at + batch.leak_timeout),
+            Some(_) => None,
+            None => reader
+                .running
+                .as_ref()
+                .and_then(|(name, since)| Some(*since + (*timeouts.get(name.as_str())?)?)),
         };
-        match chunk {
-            Ok(chunk) => {
+        let event = match deadline {
+            Some(deadline) => {
+                events.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(Piped::Out(chunk)) => {
                 let before = reader.running.as_ref().map(|(name, _)| name.clone());
                 reader.feed(&chunk);
                 if let Some((name, _)) = &reader.running
@@ -128,17 +147,22 @@ fn run_process(
                     (batch.on_start)(name);
                 }
             }
+            Ok(Piped::Exited(status)) => exited = Some((status, Instant::now())),
+            Err(RecvTimeoutError::Timeout) if exited.is_some() => {
+                // A child of a test holds the output: it goes with its process group.
+                leaked = true;
+                super::children::kill_group(pid);
+            }
             Err(RecvTimeoutError::Timeout) => {
                 let (name, _) = reader.running.take().expect("a deadline means a test runs");
-                let _ = child.kill();
+                super::children::kill_group(pid);
                 timed_out = Some(name);
-                break;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    let status = child.wait();
-    batch.children.unregister(child.id());
+    batch.children.unregister(pid);
+    let status = exited.map(|(status, _)| status);
     reader.finish();
     let stderr = stderr.join().unwrap_or_default();
     let failed: Vec<&str> = reader
@@ -159,13 +183,39 @@ fn run_process(
             *output = sections.remove(name.as_str()).unwrap_or_default();
         }
     }
-    if let (Some((name, since)), Ok(status)) = (reader.running, status) {
+    if let (Some((name, since)), Some(Ok(status))) = (reader.running.take(), status) {
         // The process ended in the middle of a test: that test is what ended it.
         let output = String::from_utf8_lossy(&stderr).into_owned();
         let why = status::describe(status, &stderr);
         results.push((name, (BatchResult::Crashed(why, output), since.elapsed())));
     }
+    if leaked {
+        let why = format!(
+            "a process it started held its output open {} after it ended; it was killed",
+            prun::time::pretty(batch.leak_timeout)
+        );
+        match results.as_mut_slice() {
+            // One test in the process: that test left it.
+            [(_, (result @ BatchResult::Passed, _))] => *result = BatchResult::Leaked(why),
+            many => {
+                let names: Vec<&str> = many.iter().map(|(name, _)| name.as_str()).collect();
+                eprintln!(
+                    "warning: {}: one of {} left a process holding its output open {}; it was \
+                     killed (run them with --isolate to tell which)",
+                    batch.binary.display(),
+                    names.join(", "),
+                    prun::time::pretty(batch.leak_timeout)
+                );
+            }
+        }
+    }
     results
+}
+
+/// What a batch process's reader threads report, in the order it happened.
+enum Piped {
+    Out(Vec<u8>),
+    Exited(std::io::Result<ExitStatus>),
 }
 
 /// Reads libtest's pretty output as it arrives, as the sequence libtest runs.
@@ -383,18 +433,16 @@ fn sections(stdout: &str, failed: &[&str]) -> BTreeMap<String, String> {
     found
 }
 
-/// The bytes of `stream` as they arrive.
-fn stream(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (send, receive) = mpsc::channel();
+/// Sends the bytes of `stream` as they arrive.
+fn stream(mut stream: impl Read + Send + 'static, send: mpsc::Sender<Piped>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 || send.send(buf[..n].to_vec()).is_err() {
+            if n == 0 || send.send(Piped::Out(buf[..n].to_vec())).is_err() {
                 break;
             }
         }
     });
-    receive
 }
 
 /// All of `stream`, once it ends.

@@ -18,6 +18,8 @@ pub(crate) enum LibtestResult {
     /// The process died another way than libtest's failure exit.
     Crashed(String, Printed),
     TimedOut(Duration, Printed),
+    /// It passed, and left a child holding its output past the leak timeout: why.
+    Leaked(String, Printed),
 }
 
 pub(crate) struct LibtestRun<'a> {
@@ -29,6 +31,8 @@ pub(crate) struct LibtestRun<'a> {
     pub(crate) extra_args: &'a [String],
     pub(crate) timeout: Option<Duration>,
     pub(crate) children: &'a Children,
+    /// How long the output may stay open after the process ended.
+    pub(crate) leak_timeout: Duration,
 }
 
 /// A libtest binary run as the test processes are: in its package's directory, with the run's
@@ -73,6 +77,8 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
     let output =
         Output::capture(child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
     let status = wait(&mut child, test.timeout);
+    // Output still open after the process ended: a child it left holds it, and goes with it.
+    let leaked = matches!(status, Ok(Some(_))) && !output.ended_within(test.leak_timeout);
     test.children.unregister(child.id());
     let status = match status {
         Ok(Some(status)) => status,
@@ -90,6 +96,13 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
                 "the binary ran no test of this name".to_owned(),
                 printed,
             );
+        }
+        if leaked {
+            let why = format!(
+                "a process it started held its output open {} after it ended; it was killed",
+                prun::time::pretty(test.leak_timeout)
+            );
+            return LibtestResult::Leaked(why, printed);
         }
         return LibtestResult::Passed(printed);
     }

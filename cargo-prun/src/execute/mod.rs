@@ -65,6 +65,8 @@ pub(crate) struct ProcessExecutor {
     failed_alone: Mutex<std::collections::HashSet<usize>>,
     /// How retries wait before they start.
     pub(crate) retry: prun::config::RetryConfig,
+    /// How long a test's output may stay open after its process ended, and whether a leak fails.
+    pub(crate) leak_timeout: prun::config::LeakTimeout,
     /// The run's loopback ports, held for as long as it runs.
     ports: ports::PortBand,
 }
@@ -116,6 +118,7 @@ impl ProcessExecutor {
             failed: Mutex::default(),
             failed_alone: Mutex::default(),
             retry: prun::config::RetryConfig::default(),
+            leak_timeout: prun::config::LeakTimeout::default(),
             ports,
         }
     }
@@ -295,6 +298,7 @@ impl ProcessExecutor {
             extra_args: &self.harness_args,
             children: &self.children,
             on_start: &on_start,
+            leak_timeout: self.leak_timeout.period,
         };
         libtest_batch::run(&batch)
     }
@@ -311,6 +315,7 @@ impl ProcessExecutor {
             extra_args: &self.harness_args,
             timeout: test.timeout,
             children: &self.children,
+            leak_timeout: self.leak_timeout.period,
         };
         match libtest_process::run(&run) {
             LibtestResult::Passed(printed) => (Outcome::Passed, printed, String::new()),
@@ -322,6 +327,9 @@ impl ProcessExecutor {
             }
             LibtestResult::TimedOut(after, printed) => {
                 (Outcome::TimedOut { after }, printed, String::new())
+            }
+            LibtestResult::Leaked(reason, printed) => {
+                (self.leak_outcome(reason), printed, String::new())
             }
         }
     }
@@ -445,6 +453,16 @@ impl ProcessExecutor {
         self.batch_finished(index, result, Ran { slot, attempt, started_at, duration, process })
     }
 
+    /// A passing test that leaked: LEAK, or a failure when the config says so.
+    fn leak_outcome(&self, reason: String) -> Outcome {
+        if self.leak_timeout.fail {
+            let reason = format!("leaked: {reason} (leak-timeout result = \"fail\")");
+            Outcome::Failed { reason }
+        } else {
+            Outcome::Leaked { reason }
+        }
+    }
+
     /// How a test of a batch ended, as a report.
     fn batch_finished(&self, index: usize, result: BatchResult, ran: Ran) -> Finished {
         let (outcome, printed) = match result {
@@ -462,6 +480,7 @@ impl ProcessExecutor {
             }
             BatchResult::TimedOut(after) => (Outcome::TimedOut { after }, Printed::default()),
             BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
+            BatchResult::Leaked(reason) => (self.leak_outcome(reason), Printed::default()),
         };
         self.report(index, ran, outcome, printed, String::new())
     }

@@ -97,18 +97,27 @@ impl Output {
 
     /// Everything up to `marker` on both streams (the marker's line is dropped); what follows
     /// stays for the next test. A stream that has ended is not waited for (a test may close its
-    /// stdout); after `patience` it takes what there is.
+    /// stdout); after `patience` with no new output it takes what there is.
     pub(crate) fn take_until(&self, marker: &str, patience: Duration) -> Printed {
-        let deadline = Instant::now() + patience;
         let line = format!("\n{marker}\n");
         let mut streams = self.streams.lock();
         let (mut out_at, mut err_at) = (None, None);
+        let size = |streams: &Streams| streams.out.bytes.len() + streams.err.bytes.len();
+        let mut seen = size(&streams);
+        let mut deadline = Instant::now() + patience;
         loop {
             out_at = out_at.or_else(|| streams.out.find(line.as_bytes()));
             err_at = err_at.or_else(|| streams.err.find(line.as_bytes()));
             let out_done = out_at.is_some() || streams.out.closed;
             let err_done = err_at.is_some() || streams.err.closed;
-            if (out_done && err_done) || self.grew.wait_until(&mut streams, deadline).timed_out() {
+            let mut give_up = false;
+            if !(out_done && err_done) && self.grew.wait_until(&mut streams, deadline).timed_out() {
+                // Output still arriving is a reader catching up: wait on while it grows.
+                give_up = size(&streams) == seen;
+                seen = size(&streams);
+                deadline = Instant::now() + patience;
+            }
+            if (out_done && err_done) || give_up {
                 let stdout = match out_at {
                     Some(at) => streams.out.cut(at, line.len()),
                     None => streams.out.take(),
@@ -118,6 +127,20 @@ impl Output {
                     None => streams.err.take(),
                 };
                 return Printed { stdout, stderr };
+            }
+        }
+    }
+
+    /// Whether both streams end within `patience` (a process's children may hold them open).
+    pub(crate) fn ended_within(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        let mut streams = self.streams.lock();
+        loop {
+            if streams.out.closed && streams.err.closed {
+                return true;
+            }
+            if self.grew.wait_until(&mut streams, deadline).timed_out() {
+                return streams.out.closed && streams.err.closed;
             }
         }
     }

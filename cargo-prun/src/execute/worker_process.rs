@@ -31,8 +31,9 @@ pub(crate) struct WorkerProcess {
     output: Arc<Output>,
     seq: u64,
     children: Arc<Children>,
-    /// How long to wait for a test's end marks after its response (they were written before it;
-    /// this covers a reader thread that lags behind).
+    /// How long to wait, with no new output, for a test's end marks after its response (they
+    /// were written before it, so only a reader thread that lags behind, or a test that pointed
+    /// its stdout elsewhere, makes this wait at all).
     patience: Duration,
 }
 
@@ -81,7 +82,7 @@ impl WorkerProcess {
             output,
             seq: 0,
             children: launch.children.clone(),
-            patience: Duration::from_secs(10),
+            patience: Duration::from_secs(1),
         })
     }
 

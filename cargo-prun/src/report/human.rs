@@ -87,6 +87,7 @@ impl Human {
             (Outcome::Failed { .. }, _) => ("FAIL", RED),
             (Outcome::TimedOut { .. }, _) => ("TIMEOUT", RED),
             (Outcome::Crashed { .. }, _) => ("CRASH", RED),
+            (Outcome::Leaked { .. }, _) => ("LEAK", YELLOW),
             (Outcome::Skipped { .. }, _) => ("SKIP", YELLOW),
         };
         self.paint(&format!("{word:>7}"), color)

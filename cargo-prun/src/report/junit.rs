@@ -53,6 +53,8 @@ impl Junit {
 fn case(finished: &Finished, earlier: &[Finished]) -> TestCase {
     let mut status = match &finished.outcome {
         Outcome::Passed => TestCaseStatus::success(),
+        // A pass with a warning: the warning goes in the test's system-err.
+        Outcome::Leaked { .. } => TestCaseStatus::success(),
         Outcome::Skipped { reason } => {
             let mut status = TestCaseStatus::skipped();
             status.set_message(reason.as_str());
@@ -95,8 +97,14 @@ fn case(finished: &Finished, earlier: &[Finished]) -> TestCase {
     if !finished.stdout.is_empty() {
         case.set_system_out(finished.stdout.as_str());
     }
-    if !finished.stderr.is_empty() {
-        case.set_system_err(finished.stderr.as_str());
+    match &finished.outcome {
+        Outcome::Leaked { reason } => {
+            case.set_system_err(format!("prun: LEAK: {reason}\n{}", finished.stderr));
+        }
+        _ if !finished.stderr.is_empty() => {
+            case.set_system_err(finished.stderr.as_str());
+        }
+        _ => {}
     }
     case
 }

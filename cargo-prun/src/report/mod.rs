@@ -81,11 +81,7 @@ impl Finished {
         match &self.outcome {
             _ if self.will_retry => "retry",
             Outcome::Passed if self.attempt > 1 => "flaky",
-            Outcome::Passed => "passed",
-            Outcome::Failed { .. } => "failed",
-            Outcome::TimedOut { .. } => "timed-out",
-            Outcome::Crashed { .. } => "crashed",
-            Outcome::Skipped { .. } => "skipped",
+            outcome => outcome.kind(),
         }
     }
 }

@@ -43,9 +43,10 @@ pub(crate) fn finished(redactor: &Redactor, mut finished: Finished) -> Finished 
     }
     finished.groups.iter_mut().for_each(|group| redact(redactor, group));
     match &mut finished.outcome {
-        Outcome::Failed { reason } | Outcome::Crashed { reason } | Outcome::Skipped { reason } => {
-            redact(redactor, reason);
-        }
+        Outcome::Failed { reason }
+        | Outcome::Crashed { reason }
+        | Outcome::Leaked { reason }
+        | Outcome::Skipped { reason } => redact(redactor, reason),
         Outcome::Passed | Outcome::TimedOut { .. } => {}
     }
     finished
