@@ -17,8 +17,12 @@ use crate::report::write_atomically;
 pub(crate) enum Kind {
     /// A prun harness: long-lived worker processes take its tests over the protocol.
     Prun,
-    /// A libtest binary (plain `#[test]`): one process per test.
+    /// A libtest binary (plain `#[test]`): batches of its tests in a process, one after another.
     Libtest,
+    /// A libtest-like harness that takes one filter only (libtest-mimic's, under
+    /// datatest-stable, ui_test and many custom harnesses): one test per process, as nextest
+    /// runs every test.
+    OneFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -51,12 +55,7 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     };
-    // A plain binary is listed twice (all its tests, then the ignored ones): both at once.
-    let (listed, ignored) = std::thread::scope(|scope| {
-        let ignored = scope.spawn(|| list(&["--ignored"]));
-        (list(&[]), ignored.join().unwrap_or_else(|_| Err("listing panicked".to_owned())))
-    });
-    let listed = listed?;
+    let listed = list(&[])?;
     if let Some(first) = listed.lines().next().filter(|line| line.starts_with("{\"prun_catalog\""))
     {
         let catalog: Catalog = serde_json::from_str(first).map_err(|err| {
@@ -72,6 +71,34 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
         }
         return Ok(Binary { binary, kind: Kind::Prun, tests: catalog.tests });
     }
+    // A `harness = false` target whose `main` ignores its arguments ran just now as a program:
+    // it is not run again to list its ignored tests, and it is not dropped without a word.
+    if let Some(line) = listed.lines().find(|line| !line.is_empty() && !listing_line(line)) {
+        return Err(format!(
+            "{}: asked for its tests with `--list --format terse`, it printed {line:?} where a \
+             test harness prints `NAME: test` lines, so its `main` does not take libtest's \
+             arguments and prun cannot run its tests. Leave it out (select the targets to run \
+             with --test NAME, or its package's with -p/--exclude), or make it a harness \
+             (`prun::main!()`, or libtest-mimic)",
+            binary.id
+        ));
+    }
+    // Its ignored tests, and whether it takes several filters at once (libtest does;
+    // libtest-mimic's harnesses take one, and fail on two): both at once.
+    let probe = || {
+        Command::new(&binary.path)
+            .args(["--list", "--format", "terse", "--exact", "--", "prun-probe-1", "prun-probe-2"])
+            .env(HANDSHAKE_ENV, "1")
+            .env("LD_LIBRARY_PATH", dylib_path)
+            .current_dir(&binary.package_dir)
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    let (ignored, many_filters) = std::thread::scope(|scope| {
+        let ignored = scope.spawn(|| list(&["--ignored"]));
+        let many_filters = probe();
+        (ignored.join().unwrap_or_else(|_| Err("listing panicked".to_owned())), many_filters)
+    });
     let ignored: Vec<String> = names(&ignored?);
     let tests = names(&listed)
         .into_iter()
@@ -87,12 +114,18 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
             isolate: false,
         })
         .collect();
-    Ok(Binary { binary, kind: Kind::Libtest, tests })
+    let kind = if many_filters { Kind::Libtest } else { Kind::OneFilter };
+    Ok(Binary { binary, kind, tests })
+}
+
+/// A line of libtest's `--list --format terse`: `NAME: test` or `NAME: benchmark`.
+fn listing_line(line: &str) -> bool {
+    line.ends_with(": test") || line.ends_with(": benchmark")
 }
 
 /// What binaries said when they were last listed, kept in `target/prun/catalogs.json` and good
 /// while a binary's file is unchanged (same size and modification time): an unchanged binary
-/// is not started again to be listed. Only a cache: unreadable, it is rebuilt.
+/// is not started again to be listed (`catalogs-v2.json`). Only a cache: unreadable, it is rebuilt.
 pub(crate) struct CatalogCache {
     path: PathBuf,
     entries: HashMap<PathBuf, Cached>,
@@ -117,7 +150,8 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
 
 impl CatalogCache {
     pub(crate) fn load(dir: &Path) -> CatalogCache {
-        let path = dir.join("catalogs.json");
+        // v2: binaries are probed for how many filters they take; older caches did not.
+        let path = dir.join("catalogs-v2.json");
         let entries = match crate::private::read_state(&path) {
             Ok(bytes) => bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
             Err(err) => {

@@ -34,7 +34,11 @@ pub(crate) fn print(
         if format == MessageFormat::Json {
             let line = serde_json::json!({
                 "binary": binary.binary.id,
-                "kind": match binary.kind { Kind::Prun => "prun", Kind::Libtest => "libtest" },
+                "kind": match binary.kind {
+                    Kind::Prun => "prun",
+                    Kind::Libtest => "libtest",
+                    Kind::OneFilter => "one-filter",
+                },
                 "name": test.name,
                 "category": test.meta.category,
                 "groups": test.meta.groups,

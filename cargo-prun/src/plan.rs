@@ -292,6 +292,8 @@ fn jobs(
     let long = |test: &PlannedTest| learned && test.expected >= LONG;
     let batchable = |test: &PlannedTest| match binaries[test.binary].kind {
         Kind::Libtest => !isolated(test) && !long(test),
+        // It takes one filter: a process per test.
+        Kind::OneFilter => false,
         Kind::Prun => {
             !long(test)
                 && test.meta.category == "unit"
@@ -322,7 +324,7 @@ fn jobs(
     for (binary, members) in batched {
         // A plain binary's batch is a process start; a prun binary's, only a round trip.
         let most = match binaries[binary].kind {
-            Kind::Libtest => threads.max(1) * 3,
+            Kind::Libtest | Kind::OneFilter => threads.max(1) * 3,
             Kind::Prun => threads.max(1) * 8,
         };
         let mut count = (members.len() / 8).clamp(1, most);

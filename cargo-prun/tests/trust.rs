@@ -191,3 +191,36 @@ fn a_test_that_closes_the_workers_stdout_costs_the_tests_after_it_nothing() {
     let b = printed(&outcomes["b_prints_and_fails"]);
     assert!(b.contains("b: on stderr") && b.contains("b fails"), "{b:?}");
 }
+
+#[test]
+fn a_harness_that_takes_one_filter_runs_with_the_right_verdicts_and_odd_names() {
+    let (run, outcomes) = run_hostile("mimic");
+    let long = format!("long {}", "x".repeat(3000));
+    for name in ["passes with spaces", "ünïcødé passes", "-leading-dash passes", long.as_str()]
+    {
+        let event = outcomes.get(name).unwrap_or_else(|| panic!("{name:.40} ran:\n{}", run.stderr));
+        assert_eq!(kind(event), "passed", "{name:.40}: {event}");
+    }
+    assert_eq!(kind(&outcomes["fails on purpose"]), "failed");
+    assert!(printed(&outcomes["fails on purpose"]).contains("this one fails"));
+    assert_eq!(run.code, 101);
+    let diagnosed = common::parallel_only(&run);
+    assert!(diagnosed.is_empty(), "it failed alone, nothing else to say: {diagnosed:?}");
+    let listed =
+        common::cargo_prun(&["list", "-p", "hostile", "--test", "mimic", "--format", "json"]);
+    assert!(listed.stdout.contains("\"one-filter\""), "{}", listed.stdout);
+}
+
+#[test]
+fn a_target_whose_main_ignores_its_arguments_is_an_error_naming_it_and_runs_once() {
+    let dir = tempfile::TempDir::with_prefix_in("args-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let run = common::cargo_prun_with(
+        &["-p", "hostile", "--test", "ignores_args", "--always-build"],
+        &[("HOSTILE_DIR", dir.path().as_os_str())],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("hostile::ignores_args"), "{}", run.stderr);
+    assert!(run.stderr.contains("--test NAME"), "how to leave it out: {}", run.stderr);
+    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+    assert_eq!(runs.lines().count(), 1, "listing ran it once, not twice");
+}

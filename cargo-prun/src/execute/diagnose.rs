@@ -178,6 +178,14 @@ impl ProcessExecutor {
                 outcome
             }
             Kind::Prun => Some(self.run_alone(&self.tests[last], slot).0.passed()),
+            // One process per test, in order; the last one's verdict.
+            Kind::OneFilter => {
+                let mut passed = None;
+                for &index in tests {
+                    passed = Some(self.run_alone(&self.tests[index], slot).0.passed());
+                }
+                passed
+            }
             Kind::Libtest => {
                 let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
                 let results = self.libtest_batch(&members, slot);

@@ -87,15 +87,13 @@ fn run_process(
     names: &VecDeque<&str>,
     timeouts: &BTreeMap<&str, Option<Duration>>,
 ) -> Vec<(String, (BatchResult, Duration))> {
-    let mut args: Vec<&str> = if batch.whole_binary && names.len() == batch.tests.len() {
+    let named: Vec<&str> = if batch.whole_binary && names.len() == batch.tests.len() {
         Vec::new()
     } else {
         names.iter().copied().collect()
     };
-    if batch.include_ignored {
-        args.push("--include-ignored");
-    }
-    let mut command = command(batch.binary, batch.cwd, batch.env, &args, batch.extra_args);
+    let flags: &[&str] = if batch.include_ignored { &["--include-ignored"] } else { &[] };
+    let mut command = command(batch.binary, batch.cwd, batch.env, &named, flags, batch.extra_args);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {

@@ -36,19 +36,23 @@ pub(crate) struct LibtestRun<'a> {
 }
 
 /// A libtest binary run as the test processes are: in its package's directory, with the run's
-/// environment, one test at a time, `args` first and the user's `-- HARNESS_ARGS` last.
+/// environment, one test at a time: `flags`, the user's `-- HARNESS_ARGS`, then `--` and the
+/// test names (so that a name starting with `-` is never read as a flag).
 pub(crate) fn command(
     binary: &Path,
     cwd: &Path,
     env: &[(String, String)],
-    args: &[&str],
+    names: &[&str],
+    flags: &[&str],
     extra_args: &[String],
 ) -> Command {
     let mut command = Command::new(binary);
     command
-        .args(args)
+        .args(flags)
         .args(["--exact", "--test-threads=1"])
         .args(extra_args)
+        .arg("--")
+        .args(names)
         .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -59,11 +63,12 @@ pub(crate) fn command(
 }
 
 pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
-    let mut args = vec![test.name, "--nocapture"];
+    let mut flags = vec!["--nocapture"];
     if test.ignored {
-        args.push("--ignored");
+        flags.push("--ignored");
     }
-    let mut command = command(test.binary, test.cwd, test.env, &args, test.extra_args);
+    let mut command =
+        command(test.binary, test.cwd, test.env, &[test.name], &flags, test.extra_args);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
