@@ -258,7 +258,7 @@ mod tests {
         std::fs::write(&path, "a rebuilt binary").unwrap();
         assert!(cache.get(&built).is_none());
         // A cache file that cannot be read is an empty cache.
-        std::fs::write(dir.path().join("catalogs.json"), "garbage").unwrap();
+        std::fs::write(dir.path().join("catalogs-v2.json"), "garbage").unwrap();
         assert!(CatalogCache::load(dir.path()).entries.is_empty());
     }
 }

@@ -178,8 +178,24 @@ fn run(cli: Cli) -> Result<i32, String> {
     };
     let summary = Summary { skipped: plan.ignored.len(), repeating, ..Summary::default() };
     let mut sink = Sink { reporters, redactor, summary, records: Vec::new() };
-    for event in finished {
-        sink.event(event);
+    // Every event, and a SLOW notice for each test past another slow-timeout period.
+    let mut slow = report::slow::SlowWatch::new(config.slow_timeout.period);
+    loop {
+        let wait = slow.next().map(|at| at.saturating_duration_since(Instant::now()));
+        let event = match wait {
+            Some(wait) => finished.recv_timeout(wait),
+            None => finished.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(event) => {
+                slow.see(&event, Instant::now());
+                sink.event(event);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                slow.due(Instant::now()).into_iter().for_each(|event| sink.event(event));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
     if config.doctests == Some(Doctests::Run)
@@ -240,6 +256,11 @@ impl Sink {
             report::Event::Started { binary, name, worker } => {
                 for reporter in &mut self.reporters {
                     reporter.test_started(&binary, &name, worker);
+                }
+            }
+            report::Event::Slow { binary, name, running } => {
+                for reporter in &mut self.reporters {
+                    reporter.slow(&binary, &name, running);
                 }
             }
             report::Event::Finished(finished) => self.finished(finished),

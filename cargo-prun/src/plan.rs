@@ -222,7 +222,8 @@ pub(crate) fn plan(
             timeout: test
                 .timeout_ms
                 .map(Duration::from_millis)
-                .or(settings.and_then(|s| s.timeout)),
+                .or(settings.and_then(|s| s.timeout))
+                .or(config.slow_timeout.terminate()),
             job: Job {
                 slots: test.threads,
                 groups: group_ids,
@@ -255,7 +256,8 @@ pub(crate) fn plan(
         .map(|c| config.categories.get(c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
     let learned = tests.iter().any(|test| test.known.is_some());
-    let mut jobs = jobs(binaries, &tests, selection, threads, learned);
+    let terminate = config.slow_timeout.terminate();
+    let mut jobs = jobs(binaries, &tests, selection, threads, learned, terminate);
     if let Order::Shuffle(seed) = options.order {
         fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
     }
@@ -276,12 +278,16 @@ pub(crate) fn plan(
 /// With history (`learned`), a plain test expected to take longer than a batch should is a job
 /// of its own, and the batches are dealt longest test first to the lightest batch, so that
 /// they come out of about equal length.
+///
+/// `terminate` is the timeout every test without one of its own has (`slow-timeout`'s
+/// `terminate-after`): it does not set a test apart, the worker batch enforces it.
 fn jobs(
     binaries: &[Binary],
     tests: &[PlannedTest],
     selection: &Selection,
     threads: usize,
     learned: bool,
+    terminate: Option<Duration>,
 ) -> Vec<PlannedJob> {
     let isolated = |test: &PlannedTest| {
         let id = format!("{} {}", binaries[test.binary].binary.id, test.name);
@@ -300,7 +306,7 @@ fn jobs(
                 && test.job.groups.is_empty()
                 && test.job.slots == 1
                 && test.job.retries == 0
-                && test.timeout.is_none()
+                && test.timeout == terminate
                 && !isolated(test)
         }
     };

@@ -224,3 +224,58 @@ fn a_target_whose_main_ignores_its_arguments_is_an_error_naming_it_and_runs_once
     let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
     assert_eq!(runs.lines().count(), 1, "listing ran it once, not twice");
 }
+
+#[test]
+fn terminate_after_bounds_a_test_that_stops_itself() {
+    let dir = tempfile::TempDir::with_prefix_in("slow-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let config = dir.path().join("prun.toml");
+    std::fs::write(&config, "slow-timeout = { period = \"300ms\", terminate-after = 2 }\n")
+        .unwrap();
+    let run = common::cargo_prun_with(
+        &["-p", "hostile", "--test", "slow", "--skip", "b_waits", "--message-format", "json"],
+        &[("PRUN_CONFIG", config.as_os_str())],
+    );
+    let outcomes = outcomes(&run);
+    let stopped = &outcomes["a_stops_itself"];
+    assert_eq!(kind(stopped), "timed-out", "{stopped}");
+    assert_eq!(stopped["outcome"]["after_ms"], 600, "period x terminate-after");
+    assert_eq!(kind(&outcomes["c_passes"]), "passed");
+    assert_eq!(run.code, 101);
+}
+
+#[test]
+fn a_test_running_past_the_slow_period_is_reported_slow_while_it_runs() {
+    use std::io::BufRead;
+    let dir = tempfile::TempDir::with_prefix_in("slow-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let config = dir.path().join("prun.toml");
+    std::fs::write(&config, "slow-timeout = \"200ms\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(["--manifest-path", prun_e2e::fixtures_dir().join("Cargo.toml").to_str().unwrap()])
+        .args(["-p", "hostile", "--test", "slow", "b_waits_for_release"])
+        .env("CARGO_TARGET_DIR", prun_e2e::fixtures_target_dir())
+        .env("TMPDIR", prun_e2e::fixtures_tmp_dir())
+        .env("NO_COLOR", "1")
+        .env("PRUN_CONFIG", &config)
+        .env("HOSTILE_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        // The test is still running: it goes on only once released, which happens here.
+        if line.contains("SLOW") && line.contains("b_waits_for_release") {
+            std::fs::write(dir.path().join("release"), "").unwrap();
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    let all = lines.join("\n");
+    assert!(status.success(), "{all}");
+    let slow = lines.iter().position(|l| l.contains("SLOW")).expect("a SLOW line");
+    let pass = lines.iter().position(|l| l.contains("PASS")).expect("a PASS line");
+    assert!(slow < pass, "reported slow while it ran:\n{all}");
+    assert!(lines[slow].contains("[>  0.200s]"), "{}", lines[slow]);
+}

@@ -38,6 +38,62 @@ pub struct Config {
     /// How long a test's output may stay open after its process ended (a child it left holds
     /// it), and whether that fails the test.
     pub leak_timeout: LeakTimeout,
+    /// When a test is called slow, and whether it is stopped after some periods.
+    pub slow_timeout: SlowTimeout,
+}
+
+/// `slow-timeout = "60s"`, or `slow-timeout = { period = "60s", terminate-after = 3 }`, as in
+/// nextest: a test still running after each `period` is reported SLOW; with `terminate-after`,
+/// a test with no timeout of its own is stopped after that many periods (off by default, so a
+/// hang is only ever cut short when the config says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowTimeout {
+    pub period: Duration,
+    pub terminate_after: Option<NonZeroU32>,
+}
+
+impl Default for SlowTimeout {
+    fn default() -> SlowTimeout {
+        SlowTimeout { period: Duration::from_secs(60), terminate_after: None }
+    }
+}
+
+impl SlowTimeout {
+    /// The timeout of a test that has none of its own: `period * terminate-after`.
+    pub fn terminate(&self) -> Option<Duration> {
+        self.terminate_after.map(|n| self.period * n.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for SlowTimeout {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SlowTimeout, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct Table {
+            #[serde(deserialize_with = "duration")]
+            period: Option<Duration>,
+            terminate_after: Option<NonZeroU32>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Spelled {
+            Period(String),
+            Table(Table),
+        }
+        let default = SlowTimeout::default();
+        match Spelled::deserialize(deserializer)? {
+            Spelled::Period(text) => match crate::time::parse(&text) {
+                Ok(period) if !period.is_zero() => {
+                    Ok(SlowTimeout { period, terminate_after: None })
+                }
+                _ => Err(serde::de::Error::custom(format!("{text:?} is not a duration above 0"))),
+            },
+            Spelled::Table(table) => Ok(SlowTimeout {
+                period: table.period.unwrap_or(default.period),
+                terminate_after: table.terminate_after,
+            }),
+        }
+    }
 }
 
 /// `leak-timeout = "100ms"`, or `leak-timeout = { period = "100ms", result = "fail" }`, as in
@@ -295,6 +351,7 @@ struct Settings {
     quarantine: Vec<String>,
     retry: Option<RetryConfig>,
     leak_timeout: Option<LeakTimeout>,
+    slow_timeout: Option<SlowTimeout>,
     #[serde(default)]
     profile: BTreeMap<String, Settings>,
 }
@@ -376,6 +433,7 @@ impl Config {
             quarantine: file.quarantine,
             retry: file.retry.unwrap_or_default(),
             leak_timeout: file.leak_timeout.unwrap_or_default(),
+            slow_timeout: file.slow_timeout.unwrap_or_default(),
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
@@ -399,6 +457,7 @@ impl Config {
             self.retry = retry.clone();
         }
         self.leak_timeout = profile.leak_timeout.unwrap_or(self.leak_timeout);
+        self.slow_timeout = profile.slow_timeout.unwrap_or(self.slow_timeout);
         if let Some(redact) = &profile.redact {
             self.redact.env.extend(redact.env.iter().cloned());
             self.redact.patterns.extend(redact.patterns.iter().cloned());
@@ -479,6 +538,18 @@ mod tests {
         let failing = Config::parse(table, None).unwrap().leak_timeout;
         assert_eq!(failing, LeakTimeout { period: Duration::from_secs(1), fail: true });
         assert!(Config::parse("leak-timeout = { result = \"maybe\" }", None).is_err());
+    }
+
+    #[test]
+    fn slow_timeout_is_spelled_as_in_nextest() {
+        let config = Config::parse("", None).unwrap();
+        assert_eq!(config.slow_timeout.period, Duration::from_secs(60));
+        assert_eq!(config.slow_timeout.terminate(), None, "a hang is not cut short unless asked");
+        let table = "slow-timeout = { period = \"30s\", terminate-after = 4 }";
+        let config = Config::parse(table, None).unwrap();
+        assert_eq!(config.slow_timeout.terminate(), Some(Duration::from_secs(120)));
+        assert!(Config::parse("slow-timeout = { terminate-after = 0 }", None).is_err());
+        assert!(Config::parse("slow-timeout = \"0s\"", None).is_err());
     }
 
     #[test]

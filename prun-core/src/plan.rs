@@ -117,7 +117,10 @@ pub(crate) fn plan(
         planned.push(PlannedTest {
             def,
             name: name.into(),
-            timeout: def.timeout.or(settings.and_then(|s| s.timeout)),
+            timeout: def
+                .timeout
+                .or(settings.and_then(|s| s.timeout))
+                .or(config.slow_timeout.terminate()),
             job: Job {
                 slots: def.threads,
                 groups: group_ids,

@@ -239,11 +239,26 @@ impl ProcessExecutor {
             };
             let names: Vec<(&str, usize)> =
                 remaining.iter().map(|&i| (self.tests[i].name.as_str(), i)).collect();
-            let results = worker.run_many(&names, dispatch.attempt, |result| {
+            // The worker runs them in order: each starts when the one before it answered.
+            let started = |index: usize| {
+                let (binary, name) =
+                    (self.binaries[binary].binary.id.clone(), self.tests[index].name.clone());
+                self.send(Event::Started { binary, name, worker: slot });
+            };
+            started(first);
+            // Batched tests have no timeout of their own; the config's terminate-after holds.
+            let timeout = self.tests[first].timeout;
+            let mut answered = 0;
+            let results = worker.run_many(&names, dispatch.attempt, timeout, |result| {
                 if !matches!(result, WorkerResult::Finished(r, _) if r.outcome.passed()) {
                     failed_here.set(failed_here.get() + 1);
                 }
-                !over_the_limit()
+                answered += 1;
+                let go_on = !over_the_limit();
+                if go_on && let Some(&next) = remaining.get(answered) {
+                    started(next);
+                }
+                go_on
             });
             let mut alive = true;
             let done = results.len();

@@ -155,10 +155,12 @@ impl WorkerProcess {
     /// finish (the worker is then gone): the results so far, that one last.
     /// After each result `keep_going` says whether to send more; the tests already sent still
     /// finish and are returned.
+    /// `timeout` bounds each test, from the moment the one before it answered.
     pub(crate) fn run_many(
         &mut self,
         tests: &[(&str, usize)],
         attempt: u32,
+        timeout: Option<Duration>,
         mut keep_going: impl FnMut(&WorkerResult) -> bool,
     ) -> Vec<WorkerResult> {
         const WINDOW: usize = 32;
@@ -177,11 +179,18 @@ impl WorkerProcess {
                 in_flight.push_back(request);
                 sent += 1;
             }
-            let _ = self.responses.get_ref().set_read_timeout(None);
+            let _ = self.responses.get_ref().set_read_timeout(timeout);
             let mut reply = String::new();
-            if !matches!(self.responses.read_line(&mut reply), Ok(n) if n > 0) {
-                results.push(self.died());
-                return results;
+            match self.responses.read_line(&mut reply) {
+                Ok(n) if n > 0 => {}
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    results.push(self.timed_out(timeout.unwrap_or_default()));
+                    return results;
+                }
+                _ => {
+                    results.push(self.died());
+                    return results;
+                }
             }
             let request = in_flight.pop_front().expect("a reply answers a request in flight");
             let result = self.answer(&request, &reply);

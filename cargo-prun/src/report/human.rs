@@ -16,7 +16,10 @@ pub(crate) struct Human {
     show_output: bool,
     /// The live line at the bottom of a terminal; `None` when not drawing one.
     progress: Option<ProgressBar>,
-    running: HashMap<(String, String), Instant>,
+    /// What each worker slot runs now, and since when (a slot runs one test at a time).
+    running: HashMap<usize, (String, Instant)>,
+    /// Tests to run (from `started`), for `done/total` in the progress line.
+    total: usize,
     passed: usize,
     failed: usize,
     /// Why tests skipped themselves, and how many did (shown once each in the summary).
@@ -50,6 +53,7 @@ impl Human {
             show_output,
             progress,
             running: HashMap::new(),
+            total: 0,
             passed: 0,
             failed: 0,
             skip_reasons: Vec::new(),
@@ -67,11 +71,9 @@ impl Human {
     fn update_progress(&self) {
         if let Some(bar) = &self.progress {
             let now = Instant::now();
-            let running = self
-                .running
-                .iter()
-                .map(|((binary, name), at)| (format!("{binary} {name}"), now - *at));
-            bar.set_message(progress_message(self.passed, self.failed, running.collect()));
+            let running = self.running.values().map(|(test, at)| (test.clone(), now - *at));
+            let done = (self.passed + self.failed, self.total);
+            bar.set_message(progress_message(done, self.passed, self.failed, running.collect()));
         }
     }
 
@@ -108,7 +110,18 @@ impl Human {
 }
 
 impl Reporter for Human {
+    fn test_started(&mut self, binary: &str, name: &str, worker: usize) {
+        self.running.insert(worker, (format!("{binary} {name}"), Instant::now()));
+        self.update_progress();
+    }
+
+    fn slow(&mut self, binary: &str, name: &str, running: Duration) {
+        let word = self.paint("   SLOW", YELLOW);
+        self.line(&format!("{word} [> {:>6.3}s] {binary} {name}", running.as_secs_f64()));
+    }
+
     fn started(&mut self, tests: usize, binaries: usize, skipped: usize) {
+        self.total = tests;
         let s = if tests == 1 { "" } else { "s" };
         let binaries_word = if binaries == 1 { "binary" } else { "binaries" };
         let skipped = if skipped > 0 { format!(" ({skipped} skipped)") } else { String::new() };
@@ -141,7 +154,10 @@ impl Reporter for Human {
         if finished.quarantined && !finished.passed && !finished.will_retry {
             line.push_str(" [quarantined: does not fail the run]");
         }
-        self.running.remove(&(finished.binary.clone(), finished.name.clone()));
+        let test = format!("{} {}", finished.binary, finished.name);
+        if self.running.get(&finished.worker).is_some_and(|(running, _)| *running == test) {
+            self.running.remove(&finished.worker);
+        }
         if let Outcome::Skipped { reason } = &finished.outcome
             && !finished.will_retry
         {
@@ -308,9 +324,15 @@ impl Finished {
 }
 
 /// `12 passed, 1 failed, 2 running: slowest shop::api sync (4.2s), shop::api load (1.0s)`.
-fn progress_message(passed: usize, failed: usize, mut running: Vec<(String, Duration)>) -> String {
+fn progress_message(
+    (done, total): (usize, usize),
+    passed: usize,
+    failed: usize,
+    mut running: Vec<(String, Duration)>,
+) -> String {
     running.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut message = format!("{passed} passed, {failed} failed, {} running", running.len());
+    let mut message =
+        format!("{done}/{total}: {passed} passed, {failed} failed, {} running", running.len());
     if !running.is_empty() {
         let slowest: Vec<String> = running
             .iter()
@@ -334,9 +356,12 @@ mod tests {
             ("a middling".to_owned(), Duration::from_millis(1000)),
         ];
         assert_eq!(
-            progress_message(12, 1, running),
-            "12 passed, 1 failed, 3 running: slowest a slow (4.2s), a middling (1.0s)"
+            progress_message((13, 20), 12, 1, running),
+            "13/20: 12 passed, 1 failed, 3 running: slowest a slow (4.2s), a middling (1.0s)"
         );
-        assert_eq!(progress_message(3, 0, Vec::new()), "3 passed, 0 failed, 0 running");
+        assert_eq!(
+            progress_message((3, 3), 3, 0, Vec::new()),
+            "3/3: 3 passed, 0 failed, 0 running"
+        );
     }
 }

@@ -36,6 +36,17 @@ impl Reporter for Json {
         self.line(event);
     }
 
+    fn slow(&mut self, binary: &str, name: &str, running: std::time::Duration) {
+        let running_ms = u64::try_from(running.as_millis()).unwrap_or(u64::MAX);
+        self.line(serde_json::json!({
+            "version": SCHEMA_VERSION,
+            "type": "test-slow",
+            "binary": binary,
+            "name": name,
+            "running_ms": running_ms,
+        }));
+    }
+
     fn parallel_only(&mut self, found: &ParallelOnly) {
         let mut event = serde_json::to_value(found).expect("findings serialize");
         event["version"] = SCHEMA_VERSION.into();

@@ -6,6 +6,7 @@ pub(crate) mod human;
 pub(crate) mod json;
 pub(crate) mod junit;
 pub(crate) mod redact;
+pub(crate) mod slow;
 pub(crate) mod trace;
 
 use std::collections::BTreeMap;
@@ -186,6 +187,12 @@ impl Summary {
 /// What the executor reports as the run goes.
 #[derive(Debug)]
 pub(crate) enum Event {
+    /// A test has been running this long: one each `slow-timeout` period.
+    Slow {
+        binary: String,
+        name: String,
+        running: Duration,
+    },
     Started {
         binary: String,
         name: String,
@@ -201,6 +208,8 @@ pub(crate) trait Reporter {
     fn started(&mut self, tests: usize, binaries: usize, skipped: usize);
     /// A test started (only the live progress line cares).
     fn test_started(&mut self, _binary: &str, _name: &str, _worker: usize) {}
+    /// A test has been running `running` (each `slow-timeout` period, as nextest's SLOW).
+    fn slow(&mut self, _binary: &str, _name: &str, _running: Duration) {}
     fn finished(&mut self, finished: &Finished);
     fn parallel_only(&mut self, _found: &ParallelOnly) {}
     fn done(&mut self, summary: &Summary);

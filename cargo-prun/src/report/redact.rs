@@ -25,6 +25,11 @@ pub(crate) fn event(redactor: &Redactor, event: Event) -> Event {
             redact(redactor, &mut name);
             Event::Started { binary, name, worker }
         }
+        Event::Slow { mut binary, mut name, running } => {
+            redact(redactor, &mut binary);
+            redact(redactor, &mut name);
+            Event::Slow { binary, name, running }
+        }
         Event::Finished(finished) => Event::Finished(self::finished(redactor, finished)),
         Event::ParallelOnly(found) => Event::ParallelOnly(parallel_only(redactor, found)),
     }
