@@ -12,7 +12,8 @@ use std::time::Instant;
 use crate::cli::BisectArgs;
 use crate::execute::ProcessExecutor;
 use crate::plan::{self, Plan, Selection};
-use crate::{RunDir, exit, prepare};
+use crate::run_dir::RunDir;
+use crate::{exit, prepare};
 
 pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
     let workspace = match prepare::prepare(&args.build, None) {

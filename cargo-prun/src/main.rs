@@ -13,11 +13,13 @@ mod exit;
 mod history;
 mod list;
 mod merge;
+mod os;
 mod partition;
 mod plan;
 mod prepare;
 mod private;
 mod report;
+mod run_dir;
 mod timings;
 
 use std::io::IsTerminal;
@@ -109,7 +111,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         &config.redact.patterns,
     )?;
     // Sockets and test temp dirs go in a directory only this user can read (0700).
-    let run_dir = RunDir::new()?;
+    let run_dir = run_dir::RunDir::new()?;
     let junit = cli.outputs.junit.clone().or_else(|| {
         let path = config.reports.junit.as_ref()?;
         let base = config.source.as_ref().and_then(|s| s.parent()).unwrap_or(&root);
@@ -330,50 +332,6 @@ impl Rounds {
     }
 }
 
-/// The run's private directory (0700): worker sockets, and `tmp/` for the tests' temp dirs.
-pub(crate) struct RunDir {
-    dir: tempfile::TempDir,
-    /// The run's id: `PRUN_RUN_ID`, and part of every worker namespace.
-    pub(crate) id: String,
-}
-
-impl RunDir {
-    pub(crate) fn new() -> Result<RunDir, String> {
-        // 0700 whatever the umask: sockets and the tests' temp dirs live here.
-        let dir = tempfile::Builder::new()
-            .prefix("prun-run-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-            .map_err(|err| format!("cannot create the run directory: {err}"))?;
-        private_dir(&dir.path().join("tmp"))?;
-        // `PRUN_RUN_ID` names the run when a script sets it; else the directory's random name.
-        let given = std::env::var("PRUN_RUN_ID")
-            .ok()
-            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
-        let name = dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("run");
-        let id = given.unwrap_or_else(|| {
-            name.trim_start_matches("prun-run-")
-                .to_ascii_lowercase()
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .collect()
-        });
-        Ok(RunDir { dir, id })
-    }
-
-    pub(crate) fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// Keeps the directory when failed tests left their temp dirs in it.
-    fn keep_if_used(self) {
-        if has_entries(&self.dir.path().join("tmp")) {
-            let kept = self.dir.keep();
-            eprintln!("note: temp dirs of failed tests are kept in {}", kept.join("tmp").display());
-        }
-    }
-}
-
 /// Watches for SIGINT and SIGTERM during the run: the first one stops the run (every test
 /// process is killed, the reports of what finished are written), and sets the exit code.
 struct Interrupts {
@@ -453,14 +411,4 @@ fn reporters(
         reporters.push(Box::new(document));
     }
     Ok(reporters)
-}
-
-fn private_dir(dir: &std::path::Path) -> Result<(), String> {
-    let mut builder = std::fs::DirBuilder::new();
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))
-}
-
-fn has_entries(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }

@@ -93,8 +93,8 @@ fn run_process(
         names.iter().copied().collect()
     };
     let flags: &[&str] = if batch.include_ignored { &["--include-ignored"] } else { &[] };
-    let mut command = command(batch.binary, batch.cwd, batch.env, &named, flags, batch.extra_args);
-    let mut child = match command.spawn() {
+    let command = command(batch.binary, batch.cwd, batch.env, &named, flags, batch.extra_args);
+    let mut child = match crate::os::spawn(command) {
         Ok(child) => child,
         Err(err) => {
             let why = format!("cannot start the test binary: {err}");

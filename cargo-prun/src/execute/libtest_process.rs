@@ -67,9 +67,8 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
     if test.ignored {
         flags.push("--ignored");
     }
-    let mut command =
-        command(test.binary, test.cwd, test.env, &[test.name], &flags, test.extra_args);
-    let mut child = match command.spawn() {
+    let command = command(test.binary, test.cwd, test.env, &[test.name], &flags, test.extra_args);
+    let mut child = match crate::os::spawn(command) {
         Ok(child) => child,
         Err(err) => {
             return LibtestResult::Failed(

@@ -53,7 +53,8 @@ impl WorkerProcess {
         let _ = std::fs::remove_file(launch.socket);
         let listener = UnixListener::bind(launch.socket)
             .map_err(|err| format!("cannot listen on {}: {err}", launch.socket.display()))?;
-        let mut child = Command::new(launch.binary)
+        let mut command = Command::new(launch.binary);
+        command
             .current_dir(launch.cwd)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .arg(protocol::WORKER_FLAG)
@@ -61,8 +62,8 @@ impl WorkerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        let mut child = crate::os::spawn(command)
             .map_err(|err| format!("cannot start {}: {err}", launch.binary.display()))?;
         launch.children.register(child.id());
         let output = Output::capture(
