@@ -357,3 +357,26 @@ fn the_harness_redacts_secrets_from_what_it_captured() {
     assert!(section.contains("rejected: [REDACTED]"), "{section}");
     assert!(!section.contains(token), "{section}");
 }
+
+/// What every runner says of a test whose category nobody declared.
+const UNDECLARED: &str = "test `nightly_sync` (undeclared/tests/undeclared_category.rs:6) has \
+                          category \"nightly\", which is neither built in (unit, integration, \
+                          slow) nor declared under [categories] in a prun.toml (none was found)";
+
+#[test]
+fn an_undeclared_category_is_the_same_error_under_cargo_test_and_nextest() {
+    let out = run(&binary("undeclared_category"), &[], &[]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains(UNDECLARED), "{}", out.stderr);
+    let out = Command::new(env!("CARGO"))
+        .args(["nextest", "run", "--no-fail-fast", "-p", "undeclared"])
+        .current_dir(fixtures_dir())
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("cargo nextest runs");
+    let printed =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{printed}");
+    assert!(printed.contains(UNDECLARED), "{printed}");
+}

@@ -24,7 +24,8 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
     let options = plan::Options { retries: Some(0), order: plan::Order::Declared };
     let selection = Selection { include_ignored: true, ..Selection::default() };
     let plan =
-        plan::plan(&workspace.binaries, &selection, options, &workspace.config, 1, &HashMap::new());
+        plan::plan(&workspace.binaries, &selection, options, &workspace.config, 1, &HashMap::new())
+            .map_err(|err| err.to_string())?;
     let target = find(&plan, &workspace.binaries, &args.test)?;
     let target_id = plan.tests[target].id(&workspace.binaries);
     let candidates: Vec<usize> = if !args.with.is_empty() {

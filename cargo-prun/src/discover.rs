@@ -112,6 +112,7 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
             threads: 1,
             ignore_reason: None,
             isolate: false,
+            at: None,
         })
         .collect();
     let kind = if many_filters { Kind::Libtest } else { Kind::OneFilter };

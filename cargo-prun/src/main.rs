@@ -79,7 +79,8 @@ pub(crate) fn plan_run(
     };
     let options = plan::Options { retries: cli.retries, order: cli.order };
     let known = prepare::known_durations(history, cli.timings.as_deref())?;
-    Ok(plan::plan(&workspace.binaries, &selection, options, config, threads, &known))
+    plan::plan(&workspace.binaries, &selection, options, config, threads, &known)
+        .map_err(|err| err.to_string())
 }
 
 fn run(cli: Cli) -> Result<i32, String> {

@@ -10,9 +10,6 @@ use prun::scheduler::{Job, Limits};
 use crate::discover::{Binary, Kind};
 use crate::partition::Partition;
 
-/// The categories prun knows, most urgent first; others rank with `unit`.
-const CATEGORIES: [&str; 3] = ["slow", "integration", "unit"];
-
 #[derive(Debug, Default)]
 pub(crate) struct Selection {
     pub(crate) filters: Vec<String>,
@@ -166,10 +163,7 @@ pub(crate) fn plan(
     config: &Config,
     threads: usize,
     known: &HashMap<String, Duration>,
-) -> Plan {
-    let mut categories: Vec<String> = CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
-    categories
-        .extend(config.categories.keys().filter(|c| !CATEGORIES.contains(&c.as_str())).cloned());
+) -> Result<Plan, prun::config::UnknownCategory> {
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
     let (mut selected, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
     for (index, binary) in binaries.iter().enumerate() {
@@ -207,8 +201,8 @@ pub(crate) fn plan(
             filtered_out += 1;
             continue;
         }
-        let category =
-            categories.iter().position(|c| *c == test.category).unwrap_or(CATEGORIES.len() - 1);
+        // The harness's own rule: a category must be built in or in the config.
+        let category = config.category_index(&test.category, &test.name, test.at.clone())?;
         let settings = config.categories.get(&test.category);
         let mut group_ids = Vec::new();
         for group in &test.groups {
@@ -241,9 +235,7 @@ pub(crate) fn plan(
     }
     // Slow first, then integration, then the rest; binary and declaration order within one.
     if options.order == Order::Priority {
-        tests.sort_by_key(|test| {
-            CATEGORIES.iter().position(|c| *c == test.meta.category).unwrap_or(CATEGORIES.len() - 1)
-        });
+        tests.sort_by_key(|test| prun::config::category_rank(&test.meta.category));
     }
     let mut group_capacity = vec![1; groups.len()];
     for (name, id) in &groups {
@@ -251,9 +243,10 @@ pub(crate) fn plan(
             group_capacity[*id] = group.capacity.get();
         }
     }
-    let category_max_slots = categories
+    let category_max_slots = config
+        .category_names()
         .iter()
-        .map(|c| config.categories.get(c).and_then(|s| s.max_threads).map(|n| n.get()))
+        .map(|c| config.categories.get(*c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
     let learned = tests.iter().any(|test| test.known.is_some());
     let terminate = config.slow_timeout.terminate();
@@ -266,7 +259,7 @@ pub(crate) fn plan(
     if options.order == Order::Priority && learned {
         longest_first(&mut jobs, &tests, &limits);
     }
-    Plan { tests, jobs, limits, ignored, filtered_out, all_selected }
+    Ok(Plan { tests, jobs, limits, ignored, filtered_out, all_selected })
 }
 
 /// A prun test with something of its own (a category that goes first, a group, a timeout,
@@ -426,6 +419,7 @@ mod tests {
             ignore: false,
             ignore_reason: None,
             isolate: false,
+            at: None,
         }
     }
 
@@ -454,6 +448,21 @@ mod tests {
     fn plan_of(binaries: &[Binary], known: &HashMap<String, Duration>, threads: usize) -> Plan {
         let config = Config::default();
         plan(binaries, &Selection::default(), Options::default(), &config, threads, known)
+            .expect("built-in categories")
+    }
+
+    #[test]
+    fn a_prun_test_of_a_category_nobody_declared_is_an_error_naming_it() {
+        let mut odd = test("odd", &[]);
+        odd.category = "fast".to_owned();
+        odd.at = Some("tests/api.rs:7".to_owned());
+        let binaries = [binary("api", Kind::Prun, vec![odd])];
+        let config = Config::default();
+        let err =
+            plan(&binaries, &Selection::default(), Options::default(), &config, 2, &known(&[]))
+                .err()
+                .expect("an unknown category is an error");
+        assert!(err.to_string().starts_with("test `odd` (tests/api.rs:7) has category \"fast\""));
     }
 
     #[test]

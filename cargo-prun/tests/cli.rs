@@ -634,3 +634,13 @@ fn kill_9_of_cargo_prun_takes_its_tests_along_and_the_next_run_sweeps_up() {
     assert!(status.success());
     assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
 }
+
+#[test]
+fn an_undeclared_category_is_the_harnesss_own_error() {
+    let run = cargo_prun(&["-p", "undeclared"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let expected = "test `nightly_sync` (undeclared/tests/undeclared_category.rs:6) has category \
+                    \"nightly\", which is neither built in (unit, integration, slow) nor \
+                    declared under [categories] in a prun.toml (none was found)";
+    assert!(run.stderr.contains(expected), "{}", run.stderr);
+}

@@ -242,6 +242,71 @@ impl Threads {
     }
 }
 
+/// The categories prun knows without config, most urgent first.
+pub const BUILTIN_CATEGORIES: [&str; 3] = ["slow", "integration", "unit"];
+
+/// A test names a category that is neither built in nor in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCategory {
+    /// The test, and where it is declared (`file:line`, when known).
+    pub test: String,
+    pub at: Option<String>,
+    pub category: String,
+    pub config: Option<PathBuf>,
+}
+
+impl fmt::Display for UnknownCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.at.as_ref().map_or(String::new(), |at| format!(" ({at})"));
+        let config = match &self.config {
+            Some(path) => format!("declared under [categories] in {}", path.display()),
+            None => "declared under [categories] in a prun.toml (none was found)".to_owned(),
+        };
+        write!(
+            f,
+            "test `{}`{at} has category {:?}, which is neither built in (unit, integration, \
+             slow) nor {config}",
+            self.test, self.category
+        )
+    }
+}
+
+impl std::error::Error for UnknownCategory {}
+
+impl Config {
+    /// Every category a test may name, most urgent first: the built-in ones, then the config's
+    /// own. The one list of the harness and `cargo prun`.
+    pub fn category_names(&self) -> Vec<&str> {
+        let own = self.categories.keys().map(String::as_str);
+        BUILTIN_CATEGORIES
+            .iter()
+            .copied()
+            .chain(own.filter(|c| !BUILTIN_CATEGORIES.contains(c)))
+            .collect()
+    }
+
+    /// The index of `category` in [`Config::category_names`]; a category the list lacks is an
+    /// error naming the test and where it is declared.
+    pub fn category_index(
+        &self,
+        category: &str,
+        test: &str,
+        at: Option<String>,
+    ) -> Result<usize, UnknownCategory> {
+        self.category_names().iter().position(|c| *c == category).ok_or_else(|| UnknownCategory {
+            test: test.to_owned(),
+            at,
+            category: category.to_owned(),
+            config: self.source.clone(),
+        })
+    }
+}
+
+/// `slow` first, then `integration`, then `unit` and any category of the config's own.
+pub fn category_rank(category: &str) -> usize {
+    BUILTIN_CATEGORIES.iter().position(|c| *c == category).unwrap_or(BUILTIN_CATEGORIES.len() - 1)
+}
+
 /// Variables that set the thread count, in the order they win: prun's own, then nextest's and
 /// libtest's, so a script written for either keeps its meaning.
 pub const THREAD_VARIABLES: [&str; 3] =
@@ -550,6 +615,23 @@ mod tests {
         assert_eq!(config.slow_timeout.terminate(), Some(Duration::from_secs(120)));
         assert!(Config::parse("slow-timeout = { terminate-after = 0 }", None).is_err());
         assert!(Config::parse("slow-timeout = \"0s\"", None).is_err());
+    }
+
+    #[test]
+    fn a_category_must_be_built_in_or_declared() {
+        let config = Config::parse("[categories.nightly]\nretries = 1", None).unwrap();
+        assert_eq!(config.category_names(), ["slow", "integration", "unit", "nightly"]);
+        assert_eq!(config.category_index("nightly", "t", None), Ok(3));
+        let err =
+            config.category_index("fast", "api::t", Some("tests/api.rs:4".into())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test `api::t` (tests/api.rs:4) has category \"fast\", which is neither built in \
+             (unit, integration, slow) nor declared under [categories] in a prun.toml (none was \
+             found)"
+        );
+        assert!(category_rank("slow") < category_rank("integration"));
+        assert_eq!(category_rank("nightly"), category_rank("unit"));
     }
 
     #[test]

@@ -9,9 +9,6 @@ use crate::config::Config;
 use crate::registry::TestDef;
 use crate::scheduler::{Job, Limits};
 
-/// The categories prun knows without config, most urgent first.
-pub(crate) const BUILTIN_CATEGORIES: [&str; 3] = ["slow", "integration", "unit"];
-
 /// Which tests the command line asked for.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Selection {
@@ -88,10 +85,6 @@ pub(crate) fn plan(
     threads: usize,
 ) -> Result<Plan, String> {
     let (selected, filtered_out) = selection.apply(tests);
-    let mut categories: Vec<&str> = BUILTIN_CATEGORIES.to_vec();
-    categories.extend(
-        config.categories.keys().map(String::as_str).filter(|c| !BUILTIN_CATEGORIES.contains(c)),
-    );
     let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
 
     let mut planned = Vec::new();
@@ -101,13 +94,9 @@ pub(crate) fn plan(
             ignored.push((name, def.ignore_reason));
             continue;
         }
-        let category = categories.iter().position(|c| *c == def.category).ok_or_else(|| {
-            format!(
-                "test `{name}` has category {:?}, which is not declared under [categories] in {}",
-                def.category,
-                config.source.as_ref().map_or("prun.toml".into(), |p| p.display().to_string())
-            )
-        })?;
+        let at = Some(format!("{}:{}", def.file, def.line));
+        let category =
+            config.category_index(def.category, &name, at).map_err(|err| err.to_string())?;
         let settings = config.categories.get(def.category);
         let mut group_ids = Vec::with_capacity(def.groups.len());
         for group in def.groups {
@@ -130,7 +119,7 @@ pub(crate) fn plan(
         });
     }
     // Most urgent category first; declaration order within one (the sort is stable).
-    planned.sort_by_key(|test| rank(test.def.category));
+    planned.sort_by_key(|test| crate::config::category_rank(test.def.category));
 
     let mut group_capacity = vec![1; groups.len()];
     for (name, id) in &groups {
@@ -138,7 +127,8 @@ pub(crate) fn plan(
             group_capacity[*id] = group.capacity.get();
         }
     }
-    let category_max_slots = categories
+    let category_max_slots = config
+        .category_names()
         .iter()
         .map(|c| config.categories.get(*c).and_then(|s| s.max_threads).map(|n| n.get()))
         .collect();
@@ -149,9 +139,4 @@ pub(crate) fn plan(
         filtered_out,
         limits: Limits { threads, group_capacity, category_max_slots },
     })
-}
-
-/// `slow` first, then `integration`, then `unit` and any category of the config's own.
-fn rank(category: &str) -> usize {
-    BUILTIN_CATEGORIES.iter().position(|c| *c == category).unwrap_or(BUILTIN_CATEGORIES.len() - 1)
 }

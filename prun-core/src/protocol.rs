@@ -49,6 +49,9 @@ pub struct CatalogTest {
     pub ignore: bool,
     pub ignore_reason: Option<String>,
     pub isolate: bool,
+    /// Where the test is declared, `file:line` (prun tests), for errors that name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// Run one attempt of one test.

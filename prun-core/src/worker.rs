@@ -27,6 +27,7 @@ pub(crate) fn print_catalog() -> i32 {
             ignore: def.ignore,
             ignore_reason: def.ignore_reason.map(str::to_owned),
             isolate: def.isolate,
+            at: Some(format!("{}:{}", def.file, def.line)),
         })
         .collect();
     let catalog = Catalog { prun_catalog: VERSION, tests };
