@@ -458,10 +458,9 @@ mod tests {
         odd.at = Some("tests/api.rs:7".to_owned());
         let binaries = [binary("api", Kind::Prun, vec![odd])];
         let config = Config::default();
-        let err =
-            plan(&binaries, &Selection::default(), Options::default(), &config, 2, &known(&[]))
-                .err()
-                .expect("an unknown category is an error");
+        let options = Options::default();
+        let planned = plan(&binaries, &Selection::default(), options, &config, 2, &known(&[]));
+        let Err(err) = planned else { panic!("an unknown category is an error") };
         assert!(err.to_string().starts_with("test `odd` (tests/api.rs:7) has category \"fast\""));
     }
 
