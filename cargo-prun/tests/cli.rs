@@ -604,34 +604,11 @@ fn nextest_and_cargo_habits_are_understood() {
 #[test]
 fn kill_9_of_cargo_prun_takes_its_tests_along_and_the_next_run_sweeps_up() {
     let dir = tempfile_dir("kill-9");
-    let (mut child, test_pid) = run_until_a_test_waits(&dir, &[]);
-    // The waiting test's TMPDIR is in the run's directory.
-    let environ = std::fs::read(format!("/proc/{test_pid}/environ")).unwrap();
-    let tmpdir = environ
-        .split(|&b| b == 0)
-        .find_map(|var| var.strip_prefix(b"TMPDIR="))
-        .map(|dir| std::path::PathBuf::from(String::from_utf8_lossy(dir).into_owned()))
-        .unwrap();
-    let run_dir = tmpdir.parent().unwrap().to_owned();
-    send(&child, nix::sys::signal::Signal::SIGKILL);
-    child.wait().unwrap();
-    // Waits on the process itself (its parent-death signal), giving up after a minute.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !gone(test_pid) {
-        assert!(std::time::Instant::now() < deadline, "the test outlived a kill -9 of cargo prun");
-        std::thread::yield_now();
-    }
-    assert!(run_dir.exists(), "a killed run cannot remove its directory");
+    let (test_gone, run_dir, left) = common::kill_9_mid_run(&dir);
+    assert!(test_gone, "the test outlived a kill -9 of cargo prun (its parent-death signal)");
+    assert!(left, "a killed run cannot remove its directory");
     // The next run, with the same temp dir, removes it.
-    let status = Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
-        .arg("prun")
-        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
-        .args(["-p", "faults", "--test", "waits", "finishes_first"])
-        .env("CARGO_TARGET_DIR", fixtures_target_dir())
-        .env("NO_COLOR", "1")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(common::quick_run_in_the_usual_temp_dir());
     assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
 }
 

@@ -10,8 +10,8 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use common::{
-    Run, cargo_prun, cargo_prun_with, gone, junit_cases, outcomes, run_until_a_test_waits, send,
-    tempfile_dir,
+    Run, cargo_prun, cargo_prun_with, gone, junit_cases, kill_9_mid_run, kind, outcomes, printed,
+    quick_run_in_the_usual_temp_dir, run_hostile, run_until_a_test_waits, send, tempfile_dir,
 };
 use serde_json::Value;
 
@@ -115,6 +115,11 @@ fn bad_inputs(dir: &Path) -> Vec<(&'static str, Vec<String>, Option<&'static str
         ("a test target that is not a test binary", s(&["-p", "not-a-harness"]), None),
         ("a filter that matches nothing", s(&["-p", "plain", "no_test_has_this_name"]), None),
         ("a corrupt history file", s(&["-p", "shared-db"]), None),
+        (
+            "a `[redact]` pattern that matches the empty string",
+            s(&["-p", "plain"]),
+            Some("[redact]\npatterns = [\"a*\"]\n"),
+        ),
     ]
 }
 
@@ -222,6 +227,8 @@ fn the_readme_table_is_what_the_hardening_suite_reports() {
         rows.push([format!("{name} in the middle of a run"), format!("exit {code}"), kept]);
     }
 
+    rows.extend(trust_rows(&dir));
+
     // Two runs at once in one workspace.
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| cargo_prun(&["-p", "shared-db", "-j", "2"]));
@@ -242,6 +249,195 @@ fn the_readme_table_is_what_the_hardening_suite_reports() {
     }
     check_readme(&table);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Tests that try to fake, hide or stall a verdict, or to leak or plant something: the
+/// `hostile` fixture's targets, each run as a user would.
+fn trust_rows(dir: &Path) -> Vec<[String; 3]> {
+    let mut rows = Vec::new();
+    let mut row = |case: &str, reports: String, kept: String| {
+        rows.push([case.to_owned(), reports, kept]);
+    };
+    let verdicts = |outcomes: &BTreeMap<String, Value>| {
+        let verdicts: Vec<String> =
+            outcomes.iter().map(|(name, event)| format!("{name} {}", kind(event))).collect();
+        verdicts.join(", ")
+    };
+
+    let (_, tests) = run_hostile("forge_libtest");
+    row(
+        "a plain test prints `ok` where libtest's status goes, then fails; another prints `test OTHER ... ok` and a closing `test result: ok.` line",
+        outcome_text(&tests["a_prints_ok_then_fails"]),
+        format!("every verdict libtest's own: {}", verdicts(&tests)),
+    );
+
+    let (_, tests) = run_hostile("forge_worker");
+    let a = printed(&tests["a_prints_end_marks"]);
+    let b = printed(&tests["b_prints_its_own"]);
+    row(
+        "a prun test prints prun's end marks (old and guessed)",
+        outcome_text(&tests["a_prints_end_marks"]),
+        format!(
+            "its output stays its own: {}; the next test's output is its own: {}",
+            a.contains("a: after the marks"),
+            b.contains("b: own output") && !b.contains("a: after")
+        ),
+    );
+    row(
+        "a prun test writes a forged response to its worker's socket",
+        outcome_text(&tests["c_writes_to_the_socket"]),
+        format!(
+            "the forged pass is no one's (b_prints_its_own {}); the next test runs in a fresh worker: {}",
+            kind(&tests["b_prints_its_own"]),
+            kind(&tests["d_runs_after_the_forger"])
+        ),
+    );
+
+    let (_, tests) = run_hostile("stall_worker");
+    let b = printed(&tests["b_prints_and_fails"]);
+    row(
+        "a prun test closes its worker's stdout",
+        outcome_text(&tests["a_closes_its_stdout"]),
+        format!("the tests after it ran, with their own output: {}", b.contains("b: on stderr")),
+    );
+
+    for (case, extra) in [
+        ("a plain test leaves `sleep 3600` holding its output (in a batch)", &[][..]),
+        ("the same test in a process of its own (`--isolate`)", &["--isolate", "a_leaves"][..]),
+    ] {
+        let hostile = dir.join("stall");
+        std::fs::create_dir_all(&hostile).unwrap();
+        let args = [&["-p", "hostile", "--test", "stall", "--message-format", "json"][..], extra];
+        let run = cargo_prun_with(&args.concat(), &[("HOSTILE_DIR", hostile.as_os_str())]);
+        let pid: u32 = std::fs::read_to_string(hostile.join("child.pid")).unwrap().parse().unwrap();
+        let tests = outcomes(&run);
+        let warned = run.stderr.contains("left a process holding its output open");
+        row(
+            case,
+            format!(
+                "{}; exit {}",
+                outcome_text(&tests["a_leaves_a_child_holding_its_output"]),
+                run.code
+            ),
+            format!(
+                "the child killed after the leak timeout (100ms): {}; {}",
+                gone(pid),
+                if extra.is_empty() {
+                    format!(
+                        "a warning naming the batch's tests (which one is unknowable): {warned}"
+                    )
+                } else {
+                    "the test itself reported LEAK, a pass with a warning".to_owned()
+                }
+            ),
+        );
+    }
+
+    let config = dir.join("slow.toml");
+    std::fs::write(&config, "slow-timeout = { period = \"300ms\", terminate-after = 2 }\n")
+        .unwrap();
+    let args = ["-p", "hostile", "--test", "slow", "--skip", "b_waits", "--message-format", "json"];
+    let run = cargo_prun_with(&args, &[("PRUN_CONFIG", config.as_os_str())]);
+    let tests = outcomes(&run);
+    row(
+        "a test stops itself (SIGSTOP); `slow-timeout = { period = \"300ms\", terminate-after = 2 }`",
+        outcome_text(&tests["a_stops_itself"]),
+        format!("every other test ran: c_passes {}", kind(&tests["c_passes"])),
+    );
+
+    let (_, tests) = run_hostile("mimic");
+    let passed = tests.values().filter(|event| kind(event) == "passed").count();
+    row(
+        "a libtest-mimic harness (one filter only) with names that have spaces, unicode, a leading `-`, 3,000 characters",
+        format!("{passed} passed; `fails on purpose` {}", kind(&tests["fails on purpose"])),
+        "one process per test, each under its own name".to_owned(),
+    );
+
+    let args_dir = dir.join("ignores-args");
+    std::fs::create_dir_all(&args_dir).unwrap();
+    let run = cargo_prun_with(
+        &["-p", "hostile", "--test", "ignores_args", "--always-build"],
+        &[("HOSTILE_DIR", args_dir.as_os_str())],
+    );
+    let runs = std::fs::read_to_string(args_dir.join("runs")).unwrap_or_default();
+    let error = run.stderr.lines().find(|l| l.starts_with("error")).unwrap_or_default();
+    row(
+        "a `harness = false` target whose `main` ignores its arguments",
+        format!("exit {}: {}", run.code, error.split(" where ").next().unwrap_or_default()),
+        format!(
+            "it ran {} time(s), to be listed; the error says how to leave it out",
+            runs.lines().count()
+        ),
+    );
+
+    let secret = "hunter2-correct-horse";
+    let (junit, json) = (dir.join("secrets.xml"), dir.join("secrets.json"));
+    let args = ["-p", "hostile", "--test", "secrets", "--no-fail-fast", "--junit"];
+    let args = [&args[..], &[junit.to_str().unwrap(), "--json", json.to_str().unwrap()]].concat();
+    let run = cargo_prun_with(&args, &[("HOSTILE_DB_PASSWORD", secret.as_ref())]);
+    let everywhere = [
+        run.stdout.clone(),
+        run.stderr.clone(),
+        std::fs::read_to_string(&junit).unwrap(),
+        std::fs::read_to_string(&json).unwrap(),
+    ];
+    row(
+        "a secret (`*PASSWORD*` variable) in a skip reason, a panic message, and across the 1 MiB cut of long output",
+        run.stdout
+            .lines()
+            .find_map(|line| line.split_once("(cannot log in"))
+            .map_or(String::new(), |(_, rest)| {
+                format!("skipped: `cannot log in{}`", rest.trim_end_matches(')'))
+            }),
+        format!(
+            "no part of it in the terminal, JSON or JUnit: {}",
+            everywhere.iter().all(|text| !text.contains(&secret[..7]))
+        ),
+    );
+
+    let history = dir.join("fifo-history");
+    std::fs::create_dir_all(&history).unwrap();
+    nix::unistd::mkfifo(&history.join("history.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let run = cargo_prun_with(
+        &["-p", "plain", "--test", "integration"],
+        &[("PRUN_HISTORY_DIR", history.as_os_str())],
+    );
+    row(
+        "a FIFO in place of the history file",
+        format!("exit {}: {}", run.code, first_problem(&run, dir)),
+        "the run, in full".to_owned(),
+    );
+
+    let runtime = dir.join("runtime");
+    let locks = runtime.join("prun");
+    std::fs::create_dir_all(&locks).unwrap();
+    std::fs::set_permissions(&locks, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    for band in 0..25 {
+        std::os::unix::fs::symlink(&victim, locks.join(format!("ports-band-{band}.lock"))).unwrap();
+    }
+    let run = cargo_prun_with(
+        &["-p", "plain", "--test", "integration"],
+        &[("XDG_RUNTIME_DIR", runtime.as_os_str())],
+    );
+    row(
+        "a symlink planted at every port-band lock file",
+        format!("exit {}", run.code),
+        format!(
+            "the link's target untouched: {}",
+            std::fs::read_to_string(&victim).unwrap() == "keep me"
+        ),
+    );
+
+    let (test_gone, run_dir, left) = kill_9_mid_run(dir);
+    let swept = quick_run_in_the_usual_temp_dir() && !run_dir.exists();
+    row(
+        "`kill -9` of `cargo prun` in the middle of a run",
+        format!("test processes gone (parent-death signal): {test_gone}"),
+        format!("its run directory left: {left}; removed by the next run: {swept}"),
+    );
+    rows
 }
 
 /// The README's table, between its markers, must be `table`; `PRUN_UPDATE_README=1` writes it.

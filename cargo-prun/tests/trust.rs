@@ -3,32 +3,8 @@
 
 mod common;
 
-use common::{Run, cargo_prun, outcomes};
+use common::{Run, kind, outcomes, printed, run_hostile};
 use serde_json::Value;
-
-fn run_hostile(test: &str) -> (Run, std::collections::BTreeMap<String, Value>) {
-    let run = cargo_prun(&[
-        "-p",
-        "hostile",
-        "--test",
-        test,
-        "-j",
-        "1",
-        "--no-fail-fast",
-        "--message-format",
-        "json",
-    ]);
-    let outcomes = outcomes(&run);
-    (run, outcomes)
-}
-
-fn kind(event: &Value) -> &str {
-    event["outcome"]["kind"].as_str().unwrap()
-}
-
-fn printed(event: &Value) -> String {
-    ["stdout", "stderr", "captured"].map(|field| event[field].as_str().unwrap_or("")).concat()
-}
 
 #[test]
 fn libtest_lines_printed_by_a_test_change_no_verdict() {

@@ -121,13 +121,23 @@ impl ProcessExecutor {
         Some(suspects)
     }
 
-    /// Replays the failure's arrangement: `before` and then `target` in one process, while each
-    /// test of `beside` runs at the same moment in a process of its own (on slots of their own,
-    /// so their ports differ as in the run). Whether `target` failed.
+    /// Replays the failure's arrangement; whether `target` failed again. First the tests that
+    /// ran before it in its process, before it again (state left behind); if that does not
+    /// reproduce it, also those that ran beside it, at the same moment: each binary's in one
+    /// process of its own, on a slot of its own (so their ports differ, as in the run).
     fn fails_with(&self, before: &[usize], beside: &[usize], target: usize) -> bool {
+        if !before.is_empty() && self.fails(before, target) {
+            return true;
+        }
+        if beside.is_empty() {
+            return false;
+        }
+        let mut beside = beside.to_vec();
+        beside.sort_by_key(|&t| self.tests[t].binary);
         std::thread::scope(|scope| {
-            for (slot, &neighbour) in beside.iter().enumerate() {
-                scope.spawn(move || self.run_in_order(&[neighbour], slot + 1));
+            let binaries = beside.chunk_by(|&a, &b| self.tests[a].binary == self.tests[b].binary);
+            for (slot, group) in binaries.enumerate() {
+                scope.spawn(move || self.run_in_order(group, slot + 1));
             }
             self.fails(before, target)
         })

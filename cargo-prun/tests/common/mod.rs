@@ -144,3 +144,58 @@ pub fn gone(pid: u32) -> bool {
         }
     }
 }
+
+/// Runs one target of the `hostile` fixture on one thread, every test to its end, with the
+/// JSON stream: the run and the final attempt of each test by name.
+pub fn run_hostile(test: &str) -> (Run, std::collections::BTreeMap<String, Value>) {
+    let args = ["-p", "hostile", "--test", test, "-j", "1", "--no-fail-fast"];
+    let run = cargo_prun(&[&args[..], &["--message-format", "json"]].concat());
+    let outcomes = outcomes(&run);
+    (run, outcomes)
+}
+
+/// An event's outcome kind: `passed`, `failed`, `crashed`, ...
+pub fn kind(event: &Value) -> &str {
+    event["outcome"]["kind"].as_str().unwrap_or_default()
+}
+
+/// All a test said: stdout, stderr, and its captured panic and log lines.
+pub fn printed(event: &Value) -> String {
+    ["stdout", "stderr", "captured"].map(|field| event[field].as_str().unwrap_or("")).concat()
+}
+
+/// Starts a run on a test that waits, kills `cargo prun` with SIGKILL, and waits (a minute at
+/// most) for the test process to go. Whether it went, the run's directory, and whether that
+/// directory was there after the kill (a killed run cannot remove it).
+pub fn kill_9_mid_run(dir: &std::path::Path) -> (bool, std::path::PathBuf, bool) {
+    let (mut child, test_pid) = run_until_a_test_waits(dir, &[]);
+    // The waiting test's TMPDIR is in the run's directory.
+    let environ = std::fs::read(format!("/proc/{test_pid}/environ")).unwrap();
+    let tmpdir = environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(b"TMPDIR="))
+        .map(|dir| std::path::PathBuf::from(String::from_utf8_lossy(dir).into_owned()))
+        .unwrap();
+    let run_dir = tmpdir.parent().unwrap().to_owned();
+    send(&child, nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gone(test_pid) && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    (gone(test_pid), run_dir.clone(), run_dir.exists())
+}
+
+/// A run of one quick test with the temp dir `run_until_a_test_waits` gives its runs: whether
+/// it passed.
+pub fn quick_run_in_the_usual_temp_dir() -> bool {
+    Command::new(env!("CARGO_BIN_EXE_cargo-prun"))
+        .arg("prun")
+        .args(["--manifest-path", fixtures_dir().join("Cargo.toml").to_str().unwrap()])
+        .args(["-p", "faults", "--test", "waits", "finishes_first"])
+        .env("CARGO_TARGET_DIR", fixtures_target_dir())
+        .env("NO_COLOR", "1")
+        .status()
+        .unwrap()
+        .success()
+}
