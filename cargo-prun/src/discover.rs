@@ -73,7 +73,7 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
     }
     // A `harness = false` target whose `main` ignores its arguments ran just now as a program:
     // it is not run again to list its ignored tests, and it is not dropped without a word.
-    if let Some(line) = listed.lines().find(|line| !line.is_empty() && !listing_line(line)) {
+    if let Err(line) = listing(&listed) {
         return Err(format!(
             "{}: asked for its tests with `--list --format terse`, it printed {line:?} where a \
              test harness prints `NAME: test` lines, so its `main` does not take libtest's \
@@ -99,8 +99,9 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
         let many_filters = probe();
         (ignored.join().unwrap_or_else(|_| Err("listing panicked".to_owned())), many_filters)
     });
-    let ignored: Vec<String> = names(&ignored?);
-    let tests = names(&listed)
+    let ignored: Vec<String> = listing(&ignored?).unwrap_or_default();
+    let tests = listing(&listed)
+        .unwrap_or_default()
         .into_iter()
         .map(|name| CatalogTest {
             ignore: ignored.contains(&name),
@@ -119,9 +120,28 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
     Ok(Binary { binary, kind, tests })
 }
 
-/// A line of libtest's `--list --format terse`: `NAME: test` or `NAME: benchmark`.
-fn listing_line(line: &str) -> bool {
-    line.ends_with(": test") || line.ends_with(": benchmark")
+/// The test names in libtest's `--list --format terse` (`NAME: test`; benchmarks are not
+/// run). A name may hold a newline (custom harnesses allow any name): its lines are joined up to
+/// the one that ends the entry. `Err` holds the first line that belongs to no entry.
+fn listing(listed: &str) -> Result<Vec<String>, &str> {
+    let mut names = Vec::new();
+    let mut pending: Option<(String, &str)> = None;
+    for line in listed.lines() {
+        let (joined, first) = match pending.take() {
+            Some((name, first)) => (format!("{name}\n{line}"), first),
+            None if line.is_empty() => continue,
+            None => (line.to_owned(), line),
+        };
+        if let Some(name) = joined.strip_suffix(": test") {
+            names.push(name.to_owned());
+        } else if !joined.ends_with(": benchmark") {
+            pending = Some((joined, first));
+        }
+    }
+    match pending {
+        Some((_, first)) => Err(first),
+        None => Ok(names),
+    }
 }
 
 /// What binaries said when they were last listed, kept in `target/prun/catalogs.json` and good
@@ -228,14 +248,17 @@ pub(crate) fn discover_all(
     Ok(binaries)
 }
 
-/// Test names from libtest's `--list --format terse` (benchmarks are not run).
-fn names(listed: &str) -> Vec<String> {
-    listed.lines().filter_map(|line| line.strip_suffix(": test")).map(str::to_owned).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_is_read_entry_by_entry_and_a_name_may_hold_a_newline() {
+        let listed = "a: test\nbench_x: benchmark\ntwo\nlines: test\n\nb c: test\n";
+        assert_eq!(listing(listed), Ok(vec!["a".into(), "two\nlines".into(), "b c".into()]));
+        assert_eq!(listing("hello from a program\n"), Err("hello from a program"));
+        assert_eq!(listing(""), Ok(Vec::new()));
+    }
 
     #[test]
     fn a_cached_catalog_is_used_while_its_binary_is_unchanged() {

@@ -345,10 +345,25 @@ fn trust_rows(dir: &Path) -> Vec<[String; 3]> {
         format!("every other test ran: c_passes {}", kind(&tests["c_passes"])),
     );
 
+    for (case, target) in [
+        ("a plain test prints 40 MiB on one line, then fails", "loud"),
+        ("a prun test prints 40 MiB on one line, then fails", "loud_worker"),
+    ] {
+        let (_, tests) = run_hostile(target);
+        let event = &tests["prints_forty_mebibytes_on_one_line_then_fails"];
+        let said = printed(event);
+        let elided = said.lines().find(|l| l.starts_with("[prun: ")).unwrap_or("all of it");
+        row(
+            case,
+            outcome_text(event),
+            format!("read once, in linear time; first and last MiB kept: `{elided}`"),
+        );
+    }
+
     let (_, tests) = run_hostile("mimic");
     let passed = tests.values().filter(|event| kind(event) == "passed").count();
     row(
-        "a libtest-mimic harness (one filter only) with names that have spaces, unicode, a leading `-`, 3,000 characters",
+        "a libtest-mimic harness (one filter only) with names that have spaces, unicode, a leading `-`, a newline, 3,000 characters",
         format!("{passed} passed; `fails on purpose` {}", kind(&tests["fails on purpose"])),
         "one process per test, each under its own name".to_owned(),
     );

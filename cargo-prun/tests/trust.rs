@@ -255,3 +255,16 @@ fn a_test_running_past_the_slow_period_is_reported_slow_while_it_runs() {
     assert!(slow < pass, "reported slow while it ran:\n{all}");
     assert!(lines[slow].contains("[>  0.200s]"), "{}", lines[slow]);
 }
+
+#[test]
+fn forty_mebibytes_on_one_line_are_read_once_and_kept_in_part() {
+    for target in ["loud", "loud_worker"] {
+        let (run, outcomes) = run_hostile(target);
+        let event = &outcomes["prints_forty_mebibytes_on_one_line_then_fails"];
+        assert_eq!(kind(event), "failed", "{target}: {}", run.stderr);
+        let said = printed(event);
+        assert!(said.contains("MiB of output left out here"), "{target}: first and last MiB kept");
+        assert!(said.len() < 3 << 20, "{target}: {} bytes", said.len());
+        assert!(said.contains("failed after a long line"), "{target}: its panic is kept");
+    }
+}

@@ -263,8 +263,28 @@ impl Statuses {
 
     fn feed(&mut self, chunk: &[u8]) {
         self.all.push_str(&String::from_utf8_lossy(chunk));
-        while let Some(end) = self.all[self.scanned.max(self.read)..].find('\n') {
-            let end = self.scanned.max(self.read) + end;
+        loop {
+            // A due test whose name spans lines: its start line is matched whole.
+            if let Some(due) = self.order.get(self.next).filter(|name| name.contains('\n')) {
+                match start_line(&self.all[self.read..], due) {
+                    Some(Ok(len)) => {
+                        let due = due.clone();
+                        self.start(&due);
+                        self.read += len;
+                        self.scanned = self.read;
+                        continue;
+                    }
+                    // Maybe its start line, not all here yet.
+                    Some(Err(())) => {
+                        self.scanned = self.read;
+                        return;
+                    }
+                    None => {}
+                }
+            }
+            let from = self.scanned.max(self.read);
+            let Some(end) = self.all[from..].find('\n') else { break };
+            let end = from + end;
             let line = self.all[self.read..end].to_owned();
             self.read = end + 1;
             self.scanned = self.read;
@@ -383,6 +403,20 @@ fn closing_summary(stdout: &str) -> Option<(usize, Vec<&str>)> {
         }
     }
     Some((counted, failed))
+}
+
+/// Whether `text` starts with libtest's start line for `name` (`test NAME ... `, or with
+/// ` - should panic`): `Ok(its length)`; `Err(())` when `text` is a start of it, cut short.
+fn start_line(text: &str, name: &str) -> Option<Result<usize, ()>> {
+    for line in [format!("test {name} ... "), format!("test {name} - should panic ... ")] {
+        if text.starts_with(&line) {
+            return Some(Ok(line.len()));
+        }
+        if line.starts_with(text) {
+            return Some(Err(()));
+        }
+    }
+    None
 }
 
 /// `ok`, `FAILED`: a status on a line of its own (`ignored` says no result).
@@ -558,6 +592,24 @@ mod tests {
             [("a", &BatchResult::Failed(String::new())), ("b", &BatchResult::Passed)]
         );
         assert_eq!(closing_summary("\ntest result: ok."), None, "a child's line counts nothing");
+    }
+
+    #[test]
+    fn a_name_with_a_newline_is_read_whole() {
+        let mut reader = Statuses::new(["a", "b\nc", "d"]);
+        reader.feed(b"test a ... ok\ntest b\n");
+        let running = reader.running.as_ref().map(|(name, _)| name.as_str());
+        assert_eq!(running, Some("a"), "not all of b's start line is here yet");
+        reader.feed(b"c ... FAILED\ntest d ... ok\n");
+        reader.finish();
+        assert_eq!(
+            finished(&reader),
+            [
+                ("a", &BatchResult::Passed),
+                ("b\nc", &BatchResult::Failed(String::new())),
+                ("d", &BatchResult::Passed)
+            ]
+        );
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Human {
 
 impl Reporter for Human {
     fn test_started(&mut self, binary: &str, name: &str, worker: usize) {
-        self.running.insert(worker, (format!("{binary} {name}"), Instant::now()));
+        self.running.insert(worker, (format!("{binary} {}", shown(name)), Instant::now()));
         self.update_progress();
     }
 
@@ -138,7 +138,7 @@ impl Reporter for Human {
             "{status} [{:>8.3}s] {} {}",
             finished.duration.as_secs_f64(),
             finished.binary,
-            finished.name
+            shown(&finished.name)
         );
         match (&finished.outcome, finished.will_retry) {
             (Outcome::Passed, _) if finished.attempt > 1 => {
@@ -154,7 +154,7 @@ impl Reporter for Human {
         if finished.quarantined && !finished.passed && !finished.will_retry {
             line.push_str(" [quarantined: does not fail the run]");
         }
-        let test = format!("{} {}", finished.binary, finished.name);
+        let test = format!("{} {}", finished.binary, shown(&finished.name));
         if self.running.get(&finished.worker).is_some_and(|(running, _)| *running == test) {
             self.running.remove(&finished.worker);
         }
@@ -178,7 +178,7 @@ impl Reporter for Human {
 
     fn parallel_only(&mut self, found: &ParallelOnly) {
         let word = self.paint("  ALONE", YELLOW);
-        self.line(&format!("{word} {} {}: {}", found.binary, found.name, found.reason()));
+        self.line(&format!("{word} {} {}: {}", found.binary, shown(&found.name), found.reason()));
     }
 
     fn done(&mut self, summary: &Summary) {
@@ -187,7 +187,12 @@ impl Reporter for Human {
         }
         for failure in &summary.failures {
             let title = self.paint(
-                &format!("--- {}: {} {}", failure.outcome_word(), failure.binary, failure.name),
+                &format!(
+                    "--- {}: {} {}",
+                    failure.outcome_word(),
+                    failure.binary,
+                    shown(&failure.name)
+                ),
                 RED,
             );
             let _ = writeln!(self.out, "\n{title} ({})", failure.outcome.reason());
@@ -202,6 +207,7 @@ impl Reporter for Human {
             summary.passed + summary.failed
         );
         for (binary, name, attempts) in &summary.flaky {
+            let name = shown(name);
             let _ = writeln!(
                 self.out,
                 "  {} {binary} {name} (passed on attempt {attempts})",
@@ -214,10 +220,11 @@ impl Reporter for Human {
                 "  {} {} {}",
                 self.status(failure),
                 failure.binary,
-                failure.name
+                shown(&failure.name)
             );
         }
         for (binary, name) in &summary.quarantined {
+            let name = shown(name);
             let _ = writeln!(
                 self.out,
                 "  {} {binary} {name} (failed; quarantined in prun.toml, so the run does not fail)",
@@ -226,8 +233,13 @@ impl Reporter for Human {
         }
         for found in summary.parallel_only.iter().filter(|found| found.flaky) {
             let word = self.paint("FLAKY", YELLOW);
-            let _ =
-                writeln!(self.out, "  {word} {} {}: {}", found.binary, found.name, found.reason());
+            let _ = writeln!(
+                self.out,
+                "  {word} {} {}: {}",
+                found.binary,
+                shown(&found.name),
+                found.reason()
+            );
             let _ = writeln!(self.out, "    with: {}", list(&found.neighbours));
             let _ = writeln!(
                 self.out,
@@ -236,8 +248,13 @@ impl Reporter for Human {
         }
         for found in summary.parallel_only.iter().filter(|found| !found.flaky) {
             let word = self.paint("PARALLEL-ONLY", YELLOW);
-            let _ =
-                writeln!(self.out, "  {word} {} {}: {}", found.binary, found.name, found.reason());
+            let _ = writeln!(
+                self.out,
+                "  {word} {} {}: {}",
+                found.binary,
+                shown(&found.name),
+                found.reason()
+            );
             if !found.neighbours.is_empty() {
                 let _ = writeln!(self.out, "    beside it: {}", list(&found.neighbours));
             }
@@ -320,6 +337,16 @@ impl Finished {
             Outcome::Crashed { .. } => "CRASH",
             _ => "FAIL",
         }
+    }
+}
+
+/// A test's name as a line can hold it: one with a newline or another control character is
+/// shown escaped (`a\nb`); JSON and JUnit keep it as it is.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(name.escape_debug().to_string())
+    } else {
+        std::borrow::Cow::Borrowed(name)
     }
 }
 
