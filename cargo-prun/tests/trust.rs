@@ -268,3 +268,28 @@ fn forty_mebibytes_on_one_line_are_read_once_and_kept_in_part() {
         assert!(said.contains("failed after a long line"), "{target}: its panic is kept");
     }
 }
+
+/// The stalling tests cost the run a bounded multiple of the same run without them. Were prun
+/// to wait on them, the run would take an hour (the leaked child sleeps 3600 s); the bound is
+/// wide (20 times, plus 2 s for a loaded machine) so that no ordinary noise can trip it.
+#[test]
+fn a_stalling_test_costs_a_bounded_ratio_of_the_run_without_it() {
+    let dir = tempfile::TempDir::with_prefix_in("ratio-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let env = [("HOSTILE_DIR", dir.path().as_os_str())];
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let run = common::cargo_prun_with(args, &env);
+        (started.elapsed(), run)
+    };
+    for (test, benign) in [("stall", "b_passes"), ("stall_worker", "c_passes")] {
+        let args = ["-p", "hostile", "--test", test, "-j", "1"];
+        let (without, _) = timed(&[&args[..], &[benign]].concat());
+        let (with, run) = timed(&args);
+        let bound = without * 20 + std::time::Duration::from_secs(2);
+        assert!(
+            with < bound,
+            "{test}: {with:?} with the staller, {without:?} without\n{}",
+            run.stderr
+        );
+    }
+}
