@@ -156,7 +156,7 @@ edition = "2021"
 publish = false
 
 [dev-dependencies]
-prun = {{ path = "{ROOT / 'prun-core'}" }}
+prun-core = {{ path = "{ROOT / 'prun-core'}" }}
 serial_test = "3"
 {targets}"""
         )

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! prun = "0.1"
+//! prun-core = "0.1"   # the library is `prun`
 //!
 //! [[test]]
 //! name = "api"
@@ -94,7 +94,7 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "an `async fn` test needs prun's `tokio` feature",
         label = "async test",
-        note = "enable it: prun = {{ version = \"0.1\", features = [\"tokio\"] }}"
+        note = "enable it: prun-core = {{ version = \"0.1\", features = [\"tokio\"] }}"
     )]
     pub trait AsyncTestsNeedTheTokioFeature {}
 
