@@ -104,10 +104,11 @@ impl History {
         }
     }
 
-    /// What this run's final attempt of a test adds to its history; none for a skipped test.
+    /// What this run's final attempt of a test adds to its history; none for a test that was
+    /// skipped or not run.
     pub(crate) fn record_of(finished: &Finished) -> Option<Record> {
         let outcome = match &finished.outcome {
-            Outcome::Skipped { .. } => return None,
+            Outcome::Skipped { .. } | Outcome::NotRun { .. } => return None,
             outcome if outcome.passed() && finished.attempt > 1 => Ended::Flaky,
             outcome if outcome.passed() => Ended::Passed,
             _ => Ended::Failed,

@@ -157,7 +157,16 @@ fn fail_fast_stops_starting_tests() {
     let run = cargo_prun(&["-p", "faults", "--test", "faults", "-j", "1", "--skip", "hangs"]);
     assert_eq!(run.code, 101);
     let summary = last_line(&run.stdout);
-    assert!(summary.contains(" 1 failed") && summary.contains("skipped"), "{summary}");
+    assert!(summary.contains(" 1 failed") && !summary.contains("skipped"), "{summary}");
+    // One line says what did not run and why; no SKIP line a test, no count with skipped.
+    assert!(
+        run.stdout.contains(
+            " tests not run: stopped after the first failure (--no-fail-fast runs them all)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("SKIP"), "{}", run.stdout);
     let run = cargo_prun(&[
         "-p",
         "faults",
@@ -171,6 +180,11 @@ fn fail_fast_stops_starting_tests() {
         "hangs",
     ]);
     assert!(last_line(&run.stdout).contains(" 2 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("not run: stopped after 2 failures (--max-fail 2)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

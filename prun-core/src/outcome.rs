@@ -29,8 +29,12 @@ pub enum Outcome {
     Leaked {
         reason: String,
     },
-    /// Skipped: by [`skip`], or not run (the run stopped early); why.
+    /// Skipped by [`skip`] (or ignored): why.
     Skipped {
+        reason: String,
+    },
+    /// Not run: the run stopped before it (fail-fast, an interrupt); why.
+    NotRun {
         reason: String,
     },
 }
@@ -38,7 +42,13 @@ pub enum Outcome {
 impl Outcome {
     /// Passing and skipping do not fail the run.
     pub fn passed(&self) -> bool {
-        matches!(self, Outcome::Passed | Outcome::Skipped { .. } | Outcome::Leaked { .. })
+        matches!(
+            self,
+            Outcome::Passed
+                | Outcome::Skipped { .. }
+                | Outcome::Leaked { .. }
+                | Outcome::NotRun { .. }
+        )
     }
 
     /// The kind, as the JSON reports spell it (`kind`): `passed`, `failed`, `timed-out`,
@@ -51,6 +61,7 @@ impl Outcome {
             Outcome::Crashed { .. } => "crashed",
             Outcome::Leaked { .. } => "leaked",
             Outcome::Skipped { .. } => "skipped",
+            Outcome::NotRun { .. } => "not-run",
         }
     }
 
@@ -61,7 +72,8 @@ impl Outcome {
             Outcome::Failed { reason }
             | Outcome::Crashed { reason }
             | Outcome::Leaked { reason }
-            | Outcome::Skipped { reason } => reason.clone(),
+            | Outcome::Skipped { reason }
+            | Outcome::NotRun { reason } => reason.clone(),
             Outcome::TimedOut { after } => {
                 format!("timed out after {}", crate::time::pretty(*after))
             }

@@ -123,6 +123,16 @@ impl ProcessExecutor {
         }
     }
 
+    /// Why a test did not run once the run stopped starting tests (fail-fast).
+    fn stopped(&self) -> String {
+        match self.max_fail {
+            Some(1) | None => {
+                "stopped after the first failure (--no-fail-fast runs them all)".into()
+            }
+            Some(n) => format!("stopped after {n} failures (--max-fail {n})"),
+        }
+    }
+
     fn next_process(&self) -> u64 {
         self.processes.fetch_add(1, Ordering::Relaxed)
     }
@@ -227,7 +237,7 @@ impl ProcessExecutor {
                 }
             };
             if self.stop.load(Ordering::SeqCst) {
-                settle(&mut finished, Outcome::Skipped { reason: "the run stopped early".into() });
+                settle(&mut finished, Outcome::NotRun { reason: self.stopped() });
                 break;
             }
             let (mut worker, process) = match self.checkout_worker(binary, slot) {
@@ -389,8 +399,8 @@ impl ProcessExecutor {
         let binary = &self.binaries[test.binary].binary.id;
         self.send(Event::Started { binary: binary.clone(), name: test.name.clone(), worker: slot });
         let (outcome, printed, captured, process) = if self.stop.load(Ordering::SeqCst) {
-            let reason = "the run stopped early".into();
-            (Outcome::Skipped { reason }, Printed::default(), String::new(), u64::MAX)
+            let reason = self.stopped();
+            (Outcome::NotRun { reason }, Printed::default(), String::new(), u64::MAX)
         } else {
             match self.binaries[test.binary].kind {
                 Kind::Prun if !test.meta.isolate => self.run_in_worker(test, index, slot, dispatch),
@@ -416,7 +426,7 @@ impl ProcessExecutor {
         if self.stop.load(Ordering::SeqCst) {
             let (attempt, duration) = (dispatch.attempt, Duration::ZERO);
             let ran = Ran { slot, attempt, started_at, duration, process };
-            let skipped = || Outcome::Skipped { reason: "the run stopped early".into() };
+            let skipped = || Outcome::NotRun { reason: self.stopped() };
             return members
                 .iter()
                 .map(|&t| self.report(t, ran, skipped(), Printed::default(), String::new()))
@@ -531,7 +541,7 @@ impl ProcessExecutor {
     ) -> Finished {
         let test = &self.tests[index];
         let outcome = if self.children.interrupted() && !outcome.passed() {
-            Outcome::Skipped { reason: "interrupted".into() }
+            Outcome::NotRun { reason: "interrupted".into() }
         } else {
             outcome
         };

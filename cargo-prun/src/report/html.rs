@@ -29,7 +29,8 @@ const SCRIPT: &str = r#"
 (function () {
   const run = JSON.parse(document.getElementById('run-data').textContent);
   const colors = { passed: '#2da44e', flaky: '#d4a72c', retry: '#d4a72c', failed: '#cf222e',
-    'timed-out': '#8250df', crashed: '#6e7781', skipped: '#afb8c1' };
+    'timed-out': '#8250df', crashed: '#6e7781', skipped: '#afb8c1',
+    'not-run': '#d0d7de', leaked: '#bf8700' };
   const lanes = [];
   const laneOf = {};
   for (const a of run) {
@@ -117,7 +118,9 @@ pub(crate) fn render(document: &Document) -> String {
 
     let failures: Vec<&&Finished> = finals
         .iter()
-        .filter(|f| !f.passed && !matches!(f.outcome, Outcome::Skipped { .. }))
+        .filter(|f| {
+            !f.passed && !matches!(f.outcome, Outcome::Skipped { .. } | Outcome::NotRun { .. })
+        })
         .collect();
     section(&mut page, "Failures", failures.len(), |page| {
         for failure in &failures {

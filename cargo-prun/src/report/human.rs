@@ -22,6 +22,8 @@ pub(crate) struct Human {
     total: usize,
     passed: usize,
     failed: usize,
+    /// Why tests were not run (the run stopped), shown once in the summary.
+    not_run_reason: Option<String>,
     /// Why tests skipped themselves, and how many did (shown once each in the summary).
     skip_reasons: Vec<(String, usize)>,
 }
@@ -57,6 +59,7 @@ impl Human {
             passed: 0,
             failed: 0,
             skip_reasons: Vec::new(),
+            not_run_reason: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl Human {
             (Outcome::Crashed { .. }, _) => ("CRASH", RED),
             (Outcome::Leaked { .. }, _) => ("LEAK", YELLOW),
             (Outcome::Skipped { .. }, _) => ("SKIP", YELLOW),
+            (Outcome::NotRun { .. }, _) => ("NOT RUN", YELLOW),
         };
         self.paint(&format!("{word:>7}"), color)
     }
@@ -133,6 +137,15 @@ impl Reporter for Human {
     }
 
     fn finished(&mut self, finished: &Finished) {
+        if let Outcome::NotRun { reason } = &finished.outcome {
+            // Said once, in the summary: not a line per test.
+            self.not_run_reason.get_or_insert_with(|| reason.clone());
+            self.running.retain(|_, (test, _)| {
+                *test != format!("{} {}", finished.binary, shown(&finished.name))
+            });
+            self.update_progress();
+            return;
+        }
         let status = self.status(finished);
         let mut line = format!(
             "{status} [{:>8.3}s] {} {}",
@@ -300,6 +313,11 @@ impl Reporter for Human {
             let tests = if *count == 1 { "test" } else { "tests" };
             let _ =
                 writeln!(self.out, "  {} {count} {tests}: {reason}", self.paint("SKIPPED", YELLOW));
+        }
+        if summary.not_run > 0 {
+            let tests = if summary.not_run == 1 { "test" } else { "tests" };
+            let why = self.not_run_reason.as_deref().unwrap_or("the run stopped early");
+            let _ = writeln!(self.out, "  {} {tests} not run: {why}", summary.not_run);
         }
         if summary.interrupted {
             let _ =

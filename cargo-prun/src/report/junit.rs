@@ -55,7 +55,7 @@ fn case(finished: &Finished, earlier: &[Finished]) -> TestCase {
         Outcome::Passed => TestCaseStatus::success(),
         // A pass with a warning: the warning goes in the test's system-err.
         Outcome::Leaked { .. } => TestCaseStatus::success(),
-        Outcome::Skipped { reason } => {
+        Outcome::Skipped { reason } | Outcome::NotRun { reason } => {
             let mut status = TestCaseStatus::skipped();
             status.set_message(reason.as_str());
             status

@@ -123,8 +123,11 @@ impl ParallelOnly {
 pub(crate) struct Summary {
     pub(crate) passed: usize,
     pub(crate) failed: usize,
-    /// Ignored, or not run because the run stopped early.
+    /// Ignored, or skipped by the test itself.
     pub(crate) skipped: usize,
+    /// Not run: the run stopped before them (fail-fast, an interrupt).
+    #[serde(default)]
+    pub(crate) not_run: usize,
     /// Binary and name, and the attempts it took.
     pub(crate) flaky: Vec<(String, String, u32)>,
     /// Quarantined tests that failed (they do not count in `failed`).
@@ -163,6 +166,7 @@ impl Summary {
         }
         match &finished.outcome {
             Outcome::Skipped { .. } => self.skipped += 1,
+            Outcome::NotRun { .. } => self.not_run += 1,
             _ if !finished.passed && finished.quarantined => {
                 self.quarantined.push((finished.binary.clone(), finished.name.clone()));
             }

@@ -51,7 +51,8 @@ pub(crate) fn finished(redactor: &Redactor, mut finished: Finished) -> Finished 
         Outcome::Failed { reason }
         | Outcome::Crashed { reason }
         | Outcome::Leaked { reason }
-        | Outcome::Skipped { reason } => redact(redactor, reason),
+        | Outcome::Skipped { reason }
+        | Outcome::NotRun { reason } => redact(redactor, reason),
         Outcome::Passed | Outcome::TimedOut { .. } => {}
     }
     finished
