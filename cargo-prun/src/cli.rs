@@ -198,8 +198,12 @@ pub(crate) struct Cli {
 
     /// After the run, bisect each test that failed only in parallel to the tests that make it
     /// fail.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_rerun_alone")]
     pub(crate) bisect: bool,
+    /// Do not rerun failed tests alone after the run (which tells failures that happen only
+    /// beside other tests from the rest).
+    #[arg(long)]
+    pub(crate) no_rerun_alone: bool,
 
     /// Run a failed test again up to N times (over the attribute and prun.toml).
     #[arg(long, value_name = "N")]

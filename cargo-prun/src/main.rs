@@ -161,6 +161,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     let interrupted = on_interrupt(&executor)?;
     let rounds = Rounds { repeat: cli.repeat, until: cli.stress.map(|d| started + d) };
     let bisect = cli.bisect;
+    let rerun_alone_off = cli.no_rerun_alone;
     let scheduling = {
         let executor = executor.clone();
         std::thread::spawn(move || {
@@ -174,7 +175,7 @@ fn run(cli: Cli) -> Result<i32, String> {
                     break;
                 }
             }
-            if !repeating {
+            if !repeating && !rerun_alone_off {
                 executor.diagnose(bisect);
             }
         })
@@ -259,6 +260,11 @@ impl Sink {
             report::Event::Started { binary, name, worker } => {
                 for reporter in &mut self.reporters {
                     reporter.test_started(&binary, &name, worker);
+                }
+            }
+            report::Event::Rerunning { tests } => {
+                for reporter in &mut self.reporters {
+                    reporter.rerunning(tests);
                 }
             }
             report::Event::Slow { binary, name, running } => {

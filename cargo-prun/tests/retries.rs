@@ -122,3 +122,14 @@ fn a_quarantined_test_is_retried_and_reported_and_never_fails_the_run() {
     assert_eq!(summary["quarantined"][0][1], "d_fails_always", "{summary}");
     assert_eq!(run.code, 0, "a quarantined failure does not fail the run:\n{}", run.stderr);
 }
+
+#[test]
+fn the_rerun_alone_phase_says_what_it_does_and_can_be_turned_off() {
+    let (run, _, _markers) = run_flaky(&[]);
+    let rerunning = events(&run).find(|e| e["type"] == "rerunning").expect("announced");
+    assert!(rerunning["tests"].as_u64().unwrap() >= 3, "{rerunning}");
+    let (run, outcomes, _markers) = run_flaky(&["--no-rerun-alone"]);
+    assert!(events(&run).all(|e| e["type"] != "rerunning"), "not run");
+    assert!(diagnoses(&run).is_empty(), "{:?}", diagnoses(&run));
+    assert_eq!(outcomes["b_fails_after_a_pollutes"]["outcome"]["kind"], "failed");
+}

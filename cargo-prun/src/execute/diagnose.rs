@@ -37,14 +37,25 @@ impl ProcessExecutor {
                 failed.len()
             );
         }
-        for span in failed.iter().take(MOST_RERUNS) {
+        // Those with company: one that had nothing beside it and nothing before it in its process
+        // already failed alone.
+        let with_company: Vec<(&Span, Vec<usize>, Vec<usize>)> = failed
+            .iter()
+            .take(MOST_RERUNS)
+            .map(|span| {
+                let (beside, before) = self.neighbours(span);
+                (span, beside, before)
+            })
+            .filter(|(_, beside, before)| !beside.is_empty() || !before.is_empty())
+            .collect();
+        if !with_company.is_empty() {
+            self.send(Event::Rerunning { tests: with_company.len() });
+        }
+        for (span, beside, before) in with_company {
             if self.children.interrupted() {
                 return;
             }
-            // A test that failed with nothing beside it and nothing before it in its process
-            // already failed alone.
-            let (beside, before) = self.neighbours(span);
-            if (!beside.is_empty() || !before.is_empty()) && !self.fails(&[], span.test) {
+            if !self.fails(&[], span.test) {
                 let again = self.fails_with(&before, &beside, span.test);
                 let mut found = self.parallel_only(span, &beside, &before, bisect && again);
                 found.flaky = !again;

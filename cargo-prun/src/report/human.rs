@@ -111,6 +111,17 @@ impl Human {
         self.section("stdout", &finished.stdout);
         self.section("stderr", &finished.stderr);
     }
+
+    /// A failure's title and what it printed: where it happens (a long CI log shows it there),
+    /// and again in the summary, as nextest does.
+    fn failure(&mut self, failure: &Finished) {
+        let title = self.paint(
+            &format!("--- {}: {} {}", failure.outcome_word(), failure.binary, shown(&failure.name)),
+            RED,
+        );
+        self.line(&format!("\n{title} ({})", failure.outcome.reason()));
+        self.output(failure);
+    }
 }
 
 impl Reporter for Human {
@@ -187,6 +198,18 @@ impl Reporter for Human {
         if self.show_output && finished.passed {
             self.output(finished);
         }
+        if !finished.passed && !finished.will_retry {
+            self.failure(finished);
+        }
+    }
+
+    fn rerunning(&mut self, tests: usize) {
+        let tests =
+            if tests == 1 { "1 failed test".to_owned() } else { format!("{tests} failed tests") };
+        self.line(&format!(
+            "\n{} {tests} alone, to tell failures that happen only beside other tests from the rest (--no-rerun-alone skips this)",
+            self.paint("Rerunning", BOLD)
+        ));
     }
 
     fn parallel_only(&mut self, found: &ParallelOnly) {
@@ -198,18 +221,11 @@ impl Reporter for Human {
         if let Some(bar) = self.progress.take() {
             bar.finish_and_clear();
         }
+        if !summary.failures.is_empty() {
+            self.line(&format!("\n{}", self.paint("Failures, again:", BOLD)));
+        }
         for failure in &summary.failures {
-            let title = self.paint(
-                &format!(
-                    "--- {}: {} {}",
-                    failure.outcome_word(),
-                    failure.binary,
-                    shown(&failure.name)
-                ),
-                RED,
-            );
-            let _ = writeln!(self.out, "\n{title} ({})", failure.outcome.reason());
-            self.output(failure);
+            self.failure(failure);
         }
         let _ = writeln!(self.out, "------------");
         let _ = writeln!(

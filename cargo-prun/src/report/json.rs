@@ -47,6 +47,12 @@ impl Reporter for Json {
         }));
     }
 
+    fn rerunning(&mut self, tests: usize) {
+        self.line(
+            serde_json::json!({ "version": SCHEMA_VERSION, "type": "rerunning", "tests": tests }),
+        );
+    }
+
     fn parallel_only(&mut self, found: &ParallelOnly) {
         let mut event = serde_json::to_value(found).expect("findings serialize");
         event["version"] = SCHEMA_VERSION.into();

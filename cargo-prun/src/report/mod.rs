@@ -191,6 +191,11 @@ impl Summary {
 /// What the executor reports as the run goes.
 #[derive(Debug)]
 pub(crate) enum Event {
+    /// The schedule is over and this many failed tests run again alone, to tell failures that
+    /// happen only beside other tests from the rest.
+    Rerunning {
+        tests: usize,
+    },
     /// A test has been running this long: one each `slow-timeout` period.
     Slow {
         binary: String,
@@ -216,6 +221,8 @@ pub(crate) trait Reporter {
     fn slow(&mut self, _binary: &str, _name: &str, _running: Duration) {}
     fn finished(&mut self, finished: &Finished);
     fn parallel_only(&mut self, _found: &ParallelOnly) {}
+    /// Failed tests run again alone now (see [`Event::Rerunning`]).
+    fn rerunning(&mut self, _tests: usize) {}
     fn done(&mut self, summary: &Summary);
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn event(redactor: &Redactor, event: Event) -> Event {
             Event::Slow { binary, name, running }
         }
         Event::Finished(finished) => Event::Finished(self::finished(redactor, finished)),
+        Event::Rerunning { tests } => Event::Rerunning { tests },
         Event::ParallelOnly(found) => Event::ParallelOnly(parallel_only(redactor, found)),
     }
 }

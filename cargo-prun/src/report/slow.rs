@@ -32,7 +32,7 @@ impl SlowWatch {
                     self.running.remove(&finished.worker);
                 }
             }
-            Event::Slow { .. } | Event::ParallelOnly(_) => {}
+            Event::Slow { .. } | Event::ParallelOnly(_) | Event::Rerunning { .. } => {}
         }
     }
 
