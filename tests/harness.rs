@@ -380,3 +380,11 @@ fn an_undeclared_category_is_the_same_error_under_cargo_test_and_nextest() {
     assert!(!out.status.success(), "{printed}");
     assert!(printed.contains(UNDECLARED), "{printed}");
 }
+
+#[test]
+fn cargo_term_color_is_honoured_by_the_harness_too() {
+    let out = run(&binary("passing"), &[], &[("CARGO_TERM_COLOR", "always")]);
+    assert!(out.stdout.contains('\u{1b}'), "coloured: {:?}", out.stdout);
+    let out = run(&binary("passing"), &[], &[]);
+    assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
+}

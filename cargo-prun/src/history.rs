@@ -134,13 +134,11 @@ pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Ve
         let Some(test) = history.get(id).filter(|t| t.runs.len() >= 2) else { continue };
         let Some(typical) = test.typical() else { continue };
         let suggest = if typical >= Duration::from_secs(1) { "slow" } else { "integration" };
+        // A plain `#[test]` gets no hint: it has no attribute to change, and the history
+        // already starts a long one first.
         let hint = match (prun, category.as_str()) {
             (true, "unit") if typical >= Duration::from_millis(100) => format!(
                 "{id} is a unit test that typically takes {}: #[prun::test(category = \"{suggest}\")] lets it start early",
-                prun::time::pretty(typical)
-            ),
-            (false, _) if typical >= Duration::from_secs(1) => format!(
-                "{id} has no category and typically takes {}: #[prun::test(category = \"slow\")] lets it start first",
                 prun::time::pretty(typical)
             ),
             _ => continue,
@@ -294,13 +292,14 @@ mod tests {
             ("p once".to_owned(), "unit".to_owned(), true),
         ];
         let hints = hints(&history, &catalog);
-        assert_eq!(hints.len(), 3, "{hints:#?}");
+        assert_eq!(hints.len(), 2, "{hints:#?}");
         assert!(
             hints
                 .iter()
                 .any(|h| h.starts_with("p slow_unit is a unit test") && h.contains("\"slow\""))
         );
-        assert!(hints.iter().any(|h| h.starts_with("l slow_plain has no category")));
+        // A plain test has no attribute to change: no hint for it.
+        assert!(!hints.iter().any(|h| h.starts_with("l slow_plain")), "{hints:#?}");
         assert!(hints.iter().any(|h| h.starts_with("p once") && h.contains("\"integration\"")));
     }
 

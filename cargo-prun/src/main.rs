@@ -388,11 +388,12 @@ fn reporters(
     } else {
         (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
     };
-    let color = match cli.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none(),
+    let choice = match cli.color {
+        Color::Always => prun::color::Choice::Always,
+        Color::Never => prun::color::Choice::Never,
+        Color::Auto => prun::color::Choice::Auto,
     };
+    let color = prun::color::enabled(choice, is_terminal);
     // The live progress line goes to a terminal only, drawn on stderr.
     let progress = !json && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     reporters.push(Box::new(report::human::Human::new(out, color, cli.no_capture, progress)));

@@ -59,7 +59,7 @@ fn build(build_args: &BuildArgs, root: &std::path::Path) -> Result<Vec<build::Te
         let target_dir = build::fresh::target_dir(build_args.target_dir.as_deref(), root);
         if let Some(binaries) = target_dir.and_then(|dir| build::fresh::unchanged(key, &dir)) {
             eprintln!(
-                "   Unchanged nothing the test build read has changed: cargo not run \
+                "   Unchanged: nothing the test build read has changed, so cargo was not run \
                  (--always-build runs it)"
             );
             return Ok(binaries);

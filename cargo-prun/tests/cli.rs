@@ -635,3 +635,12 @@ fn an_undeclared_category_is_the_harnesss_own_error() {
                     declared under [categories] in a prun.toml (none was found)";
     assert!(run.stderr.contains(expected), "{}", run.stderr);
 }
+
+#[test]
+fn cargo_term_color_is_honoured_over_no_color() {
+    let always = [("CARGO_TERM_COLOR", OsStr::new("always"))];
+    let run = cargo_prun_with(&["-p", "plain", "--test", "integration"], &always);
+    assert!(run.stdout.contains("\u{1b}[32m"), "coloured: {:?}", run.stdout);
+    let run = cargo_prun(&["-p", "plain", "--test", "integration"]);
+    assert!(!run.stdout.contains('\u{1b}'), "NO_COLOR, no terminal: {:?}", run.stdout);
+}

@@ -33,6 +33,7 @@
 
 mod capture;
 mod cli;
+pub mod color;
 pub mod config;
 mod ctx;
 mod event;

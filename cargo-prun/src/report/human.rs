@@ -228,12 +228,13 @@ impl Reporter for Human {
             self.failure(failure);
         }
         let _ = writeln!(self.out, "------------");
+        let ran = summary.passed + summary.failed;
         let _ = writeln!(
             self.out,
-            "{} [{:>8.3}s] {} tests run",
+            "{} [{:>8.3}s] {ran} {} run",
             self.paint("Summary", BOLD),
             summary.duration.as_secs_f64(),
-            summary.passed + summary.failed
+            if ran == 1 { "test" } else { "tests" }
         );
         for (binary, name, attempts) in &summary.flaky {
             let name = shown(name);

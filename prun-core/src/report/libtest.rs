@@ -50,11 +50,14 @@ impl Printer {
             Some(path) => (Box::new(File::create(path)?), false),
             None => (Box::new(io::stdout()), io::stdout().is_terminal()),
         };
-        let color = match args.color.unwrap_or_default() {
-            ColorSetting::Always => true,
-            ColorSetting::Never => false,
-            ColorSetting::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none(),
-        };
+        let color = crate::color::enabled(
+            match args.color.unwrap_or_default() {
+                ColorSetting::Always => crate::color::Choice::Always,
+                ColorSetting::Never => crate::color::Choice::Never,
+                ColorSetting::Auto => crate::color::Choice::Auto,
+            },
+            is_terminal,
+        );
         Ok(Printer {
             out,
             format,
