@@ -138,8 +138,8 @@ pub(crate) struct Cli {
     #[arg(short = 'j', long = "test-threads", allow_negative_numbers = true, value_name = "N")]
     pub(crate) test_threads: Option<i64>,
 
-    /// Run every test, whatever fails.
-    #[arg(long, conflicts_with = "max_fail")]
+    /// Run every test, whatever fails (`--nff` as nextest spells it short).
+    #[arg(long, alias = "nff", conflicts_with = "max_fail")]
     pub(crate) no_fail_fast: bool,
 
     /// Stop starting tests after N failures [default: 1, unless --no-fail-fast]. A batch of
@@ -162,6 +162,38 @@ pub(crate) struct Cli {
     /// Run ignored tests too.
     #[arg(long)]
     pub(crate) include_ignored: bool,
+
+    /// nextest's spelling of the two above: `default`, `only` (--ignored) or `all`
+    /// (--include-ignored).
+    #[arg(long, value_enum, value_name = "WHICH", conflicts_with_all = ["ignored", "include_ignored"])]
+    pub(crate) run_ignored: Option<RunIgnored>,
+
+    /// What a run that selects no test does: `fail` (exit 4), `warn` or `pass` (exit 0).
+    #[arg(long, value_enum, default_value_t = NoTests::Fail, value_name = "WHAT")]
+    pub(crate) no_tests: NoTests,
+
+    /// Which finished tests get a line as they finish: none, fail, retry, slow, pass (the
+    /// default), skip or all (each level shows those before it too).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub(crate) status_level: Option<StatusLevel>,
+
+    /// Which tests the summary lists again at the end: none, fail (the default), flaky, or all.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub(crate) final_status_level: Option<StatusLevel>,
+
+    /// Where a failing test's output is shown: immediate, final, immediate-final (the
+    /// default) or never.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub(crate) failure_output: Option<TestOutput>,
+
+    /// Where a passing test's output is shown: never (the default), immediate, final or
+    /// immediate-final.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub(crate) success_output: Option<TestOutput>,
+
+    /// No live progress line, even on a terminal.
+    #[arg(long)]
+    pub(crate) hide_progress_bar: bool,
 
     /// Run only tests of this category (repeatable).
     #[arg(long = "category", value_name = "NAME")]
@@ -342,6 +374,56 @@ impl BuildArgs {
             args.extend(["--manifest-path".to_owned(), path.display().to_string()]);
         }
         args
+    }
+}
+
+/// `--run-ignored`, as nextest takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RunIgnored {
+    Default,
+    Only,
+    All,
+}
+
+/// `--no-tests`, as nextest takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum NoTests {
+    Fail,
+    Warn,
+    Pass,
+}
+
+/// `--status-level` and `--final-status-level`, as nextest takes them: each shows what the
+/// levels before it show, and more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub(crate) enum StatusLevel {
+    None,
+    Fail,
+    Retry,
+    Flaky,
+    Slow,
+    Leak,
+    Pass,
+    Skip,
+    All,
+}
+
+/// `--failure-output` and `--success-output`, as nextest takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TestOutput {
+    Immediate,
+    Final,
+    ImmediateFinal,
+    Never,
+}
+
+impl TestOutput {
+    pub(crate) fn immediate(self) -> bool {
+        matches!(self, TestOutput::Immediate | TestOutput::ImmediateFinal)
+    }
+
+    pub(crate) fn at_the_end(self) -> bool {
+        matches!(self, TestOutput::Final | TestOutput::ImmediateFinal)
     }
 }
 

@@ -69,8 +69,8 @@ pub(crate) fn plan_run(
         filters: cli.filters.clone(),
         exact: cli.exact,
         skip: cli.skip.clone(),
-        ignored_only: cli.ignored,
-        include_ignored: cli.include_ignored,
+        ignored_only: cli.ignored || cli.run_ignored == Some(cli::RunIgnored::Only),
+        include_ignored: cli.include_ignored || cli.run_ignored == Some(cli::RunIgnored::All),
         categories: cli.categories.clone(),
         groups: cli.groups.clone(),
         isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
@@ -99,9 +99,19 @@ fn run(cli: Cli) -> Result<i32, String> {
     if cli.list {
         return list::print(&workspace.binaries, &plan, &history, cli.message_format);
     }
-    if plan.tests.is_empty() && plan.filtered_out > 0 {
-        eprintln!("error: no test matches the filters ({} tests filtered out)", plan.filtered_out);
-        return Ok(exit::NO_TESTS);
+    if plan.tests.is_empty() {
+        let why = match plan.filtered_out {
+            0 => "no test to run".to_owned(),
+            n => format!("no test matches the filters ({n} tests filtered out)"),
+        };
+        match cli.no_tests {
+            cli::NoTests::Fail => {
+                eprintln!("error: {why} (--no-tests=warn or pass lets such a run pass)");
+                return Ok(exit::NO_TESTS);
+            }
+            cli::NoTests::Warn => eprintln!("warning: {why}"),
+            cli::NoTests::Pass => {}
+        }
     }
     let Workspace { root, config, binaries, dylib_path, history: store } = workspace;
 
@@ -153,7 +163,8 @@ fn run(cli: Cli) -> Result<i32, String> {
         max_fail,
         started,
     );
-    executor.keep_passing_output = cli.no_capture;
+    let success_output = cli.success_output.unwrap_or(cli::TestOutput::Never);
+    executor.keep_passing_output = cli.no_capture || success_output != cli::TestOutput::Never;
     executor.retry = config.retry.clone();
     executor.leak_timeout = config.leak_timeout;
     let executor = Arc::new(executor);
@@ -395,8 +406,21 @@ fn reporters(
     };
     let color = prun::color::enabled(choice, is_terminal);
     // The live progress line goes to a terminal only, drawn on stderr.
-    let progress = !json && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    reporters.push(Box::new(report::human::Human::new(out, color, cli.no_capture, progress)));
+    let progress = !json
+        && !cli.hide_progress_bar
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("CI").is_none();
+    let shown = report::human::Shown {
+        status_level: cli.status_level.unwrap_or(cli::StatusLevel::Pass),
+        final_status_level: cli.final_status_level.unwrap_or(cli::StatusLevel::Flaky),
+        failure_output: cli.failure_output.unwrap_or(cli::TestOutput::ImmediateFinal),
+        success_output: match cli.success_output {
+            Some(when) => when,
+            None if cli.no_capture => cli::TestOutput::Immediate,
+            None => cli::TestOutput::Never,
+        },
+    };
+    reporters.push(Box::new(report::human::Human::new(out, color, shown, progress)));
     if json {
         reporters.push(Box::new(report::json::Json::new(Box::new(std::io::stdout()))));
     }

@@ -644,3 +644,46 @@ fn cargo_term_color_is_honoured_over_no_color() {
     let run = cargo_prun(&["-p", "plain", "--test", "integration"]);
     assert!(!run.stdout.contains('\u{1b}'), "NO_COLOR, no terminal: {:?}", run.stdout);
 }
+
+#[test]
+fn nextests_output_and_selection_flags_work() {
+    // --nff is --no-fail-fast.
+    let run = cargo_prun(&["-p", "plain", "--nff", "-j", "1"]);
+    assert!(last_line(&run.stdout).starts_with("3 passed, 2 failed"), "{}", run.stdout);
+    // --status-level fail: a line for each failure, none for passes.
+    let run = cargo_prun(&["-p", "plain", "--nff", "-j", "1", "--status-level", "fail"]);
+    assert!(run.stdout.contains("FAIL [") && !run.stdout.contains("PASS ["), "{}", run.stdout);
+    // --failure-output final: the failure's output once, at the end; never: not at all.
+    let run = cargo_prun(&["-p", "plain", "--nff", "-j", "1", "--failure-output", "final"]);
+    assert_eq!(run.stdout.matches("--- FAIL: plain tests::fails").count(), 1, "{}", run.stdout);
+    assert!(run.stdout.contains("\nFailures:\n"), "{}", run.stdout);
+    let run = cargo_prun(&["-p", "plain", "--nff", "-j", "1", "--failure-output", "never"]);
+    assert!(!run.stdout.contains("--- FAIL:"), "{}", run.stdout);
+    // --final-status-level none: the summary lists no test again.
+    let run = cargo_prun(&["-p", "plain", "--nff", "-j", "1", "--final-status-level", "none"]);
+    let summary = run.stdout.split("Summary [").nth(1).unwrap();
+    assert!(!summary.contains("FAIL"), "{summary}");
+    // --success-output final: passing tests are shown at the end too.
+    let args = ["-p", "plain", "--test", "integration", "--success-output", "final"];
+    let run = cargo_prun(&[&args[..], &["--hide-progress-bar"]].concat());
+    assert!(
+        run.stdout.contains("--- PASS: plain::integration integration_passes"),
+        "{}",
+        run.stdout
+    );
+    // --run-ignored only runs the ignored test alone; all runs it with the rest.
+    let run = cargo_prun(&["-p", "plain", "--test", "integration", "--run-ignored", "all"]);
+    let all = last_line(&run.stdout).to_owned();
+    let run = cargo_prun(&["-p", "plain", "--run-ignored", "only", "--nff"]);
+    assert!(!run.stdout.contains("tests::doubles"), "only ignored tests: {}", run.stdout);
+    assert!(!all.contains("skipped"), "{all}");
+    // --no-tests: a selection of nothing fails (4) by default; warn and pass let it pass.
+    let nothing = ["-p", "plain", "no_test_has_this_name"];
+    assert_eq!(cargo_prun(&nothing).code, 4);
+    let run = cargo_prun(&[&nothing[..], &["--no-tests", "warn"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning: no test matches the filters"), "{}", run.stderr);
+    let run = cargo_prun(&[&nothing[..], &["--no-tests", "pass"]].concat());
+    assert_eq!(run.code, 0);
+    assert!(!run.stderr.contains("no test matches"), "{}", run.stderr);
+}

@@ -400,7 +400,7 @@ fn trust_rows(dir: &Path) -> Vec<[String; 3]> {
         "a secret (`*PASSWORD*` variable) in a skip reason, a panic message, and across the 1 MiB cut of long output",
         run.stdout
             .lines()
-            .find_map(|line| line.split_once("(cannot log in"))
+            .find_map(|line| line.split_once("cannot log in"))
             .map_or(String::new(), |(_, rest)| {
                 format!("skipped: `cannot log in{}`", rest.trim_end_matches(')'))
             }),

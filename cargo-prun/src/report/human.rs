@@ -8,12 +8,41 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Finished, Outcome, ParallelOnly, Reporter, Summary};
+use crate::cli::{StatusLevel, TestOutput};
+
+/// What the human output shows, and when: nextest's `--status-level`, `--final-status-level`,
+/// `--failure-output` and `--success-output`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shown {
+    pub(crate) status_level: StatusLevel,
+    pub(crate) final_status_level: StatusLevel,
+    pub(crate) failure_output: TestOutput,
+    pub(crate) success_output: TestOutput,
+}
+
+impl Shown {
+    /// The level of a finished attempt's line: it is shown when the status level reaches it.
+    fn level(finished: &Finished) -> StatusLevel {
+        match &finished.outcome {
+            _ if finished.will_retry => StatusLevel::Retry,
+            Outcome::Passed if finished.attempt > 1 => StatusLevel::Flaky,
+            Outcome::Passed => StatusLevel::Pass,
+            Outcome::Leaked { .. } => StatusLevel::Leak,
+            Outcome::Skipped { .. } | Outcome::NotRun { .. } => StatusLevel::Skip,
+            Outcome::Failed { .. } | Outcome::TimedOut { .. } | Outcome::Crashed { .. } => {
+                StatusLevel::Fail
+            }
+        }
+    }
+}
 
 pub(crate) struct Human {
     out: Box<dyn Write + Send>,
     color: bool,
-    /// Show passing tests' output too (`--no-capture`).
-    show_output: bool,
+    /// What is shown, and when (`--status-level`, `--failure-output`, ...).
+    shown: Shown,
+    /// Passing tests whose output is shown at the end (`--success-output final`).
+    passing_output: Vec<Finished>,
     /// The live line at the bottom of a terminal; `None` when not drawing one.
     progress: Option<ProgressBar>,
     /// What each worker slot runs now, and since when (a slot runs one test at a time).
@@ -38,7 +67,7 @@ impl Human {
     pub(crate) fn new(
         out: Box<dyn Write + Send>,
         color: bool,
-        show_output: bool,
+        shown: Shown,
         progress: bool,
     ) -> Human {
         let progress = progress.then(|| {
@@ -52,7 +81,8 @@ impl Human {
         Human {
             out,
             color,
-            show_output,
+            shown,
+            passing_output: Vec::new(),
             progress,
             running: HashMap::new(),
             total: 0,
@@ -131,6 +161,9 @@ impl Reporter for Human {
     }
 
     fn slow(&mut self, binary: &str, name: &str, running: Duration) {
+        if self.shown.status_level < StatusLevel::Slow {
+            return;
+        }
         let word = self.paint("   SLOW", YELLOW);
         self.line(&format!("{word} [> {:>6.3}s] {binary} {name}", running.as_secs_f64()));
     }
@@ -193,12 +226,19 @@ impl Reporter for Human {
         if !finished.will_retry {
             if finished.passed { self.passed += 1 } else { self.failed += 1 }
         }
-        self.line(&line);
-        self.update_progress();
-        if self.show_output && finished.passed {
-            self.output(finished);
+        if Shown::level(finished) <= self.shown.status_level {
+            self.line(&line);
         }
-        if !finished.passed && !finished.will_retry {
+        self.update_progress();
+        if finished.passed && !finished.will_retry {
+            if self.shown.success_output.immediate() {
+                self.output(finished);
+            }
+            if self.shown.success_output.at_the_end() {
+                self.passing_output.push(finished.clone());
+            }
+        }
+        if !finished.passed && !finished.will_retry && self.shown.failure_output.immediate() {
             self.failure(finished);
         }
     }
@@ -221,11 +261,21 @@ impl Reporter for Human {
         if let Some(bar) = self.progress.take() {
             bar.finish_and_clear();
         }
-        if !summary.failures.is_empty() {
-            self.line(&format!("\n{}", self.paint("Failures, again:", BOLD)));
+        for passing in std::mem::take(&mut self.passing_output) {
+            let title = format!("--- PASS: {} {}", passing.binary, shown(&passing.name));
+            self.line(&format!("\n{}", self.paint(&title, GREEN)));
+            self.output(&passing);
         }
-        for failure in &summary.failures {
-            self.failure(failure);
+        if self.shown.failure_output.at_the_end() && !summary.failures.is_empty() {
+            let again = if self.shown.failure_output.immediate() {
+                "Failures, again:"
+            } else {
+                "Failures:"
+            };
+            self.line(&format!("\n{}", self.paint(again, BOLD)));
+            for failure in &summary.failures {
+                self.failure(failure);
+            }
         }
         let _ = writeln!(self.out, "------------");
         let ran = summary.passed + summary.failed;
@@ -236,7 +286,8 @@ impl Reporter for Human {
             summary.duration.as_secs_f64(),
             if ran == 1 { "test" } else { "tests" }
         );
-        for (binary, name, attempts) in &summary.flaky {
+        let flaky_listed = self.shown.final_status_level >= StatusLevel::Flaky;
+        for (binary, name, attempts) in summary.flaky.iter().filter(|_| flaky_listed) {
             let name = shown(name);
             let _ = writeln!(
                 self.out,
@@ -244,7 +295,8 @@ impl Reporter for Human {
                 self.paint("FLAKY", YELLOW)
             );
         }
-        for failure in &summary.failures {
+        let failures_listed = self.shown.final_status_level >= StatusLevel::Fail;
+        for failure in summary.failures.iter().filter(|_| failures_listed) {
             let _ = writeln!(
                 self.out,
                 "  {} {} {}",
