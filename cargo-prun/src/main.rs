@@ -167,6 +167,9 @@ fn run(cli: Cli) -> Result<i32, String> {
     executor.keep_passing_output = cli.no_capture || success_output != cli::TestOutput::Never;
     executor.retry = config.retry.clone();
     executor.leak_timeout = config.leak_timeout;
+    // A batch's test is announced once it has run this long: soon enough for the live line and
+    // for the first SLOW notice.
+    executor.notice_after = config.slow_timeout.period.min(std::time::Duration::from_millis(200));
     let executor = Arc::new(executor);
     // Watched before the first test starts: a Ctrl-C must never find the default handler.
     let interrupted = on_interrupt(&executor)?;
@@ -268,9 +271,9 @@ struct Sink {
 impl Sink {
     fn event(&mut self, event: report::Event) {
         match report::redact::event(&self.redactor, event) {
-            report::Event::Started { binary, name, worker } => {
+            report::Event::Started { binary, name, worker, running_for } => {
                 for reporter in &mut self.reporters {
-                    reporter.test_started(&binary, &name, worker);
+                    reporter.test_started(&binary, &name, worker, running_for);
                 }
             }
             report::Event::Rerunning { tests } => {

@@ -43,8 +43,10 @@ pub(crate) struct Batch<'a> {
     pub(crate) whole_binary: bool,
     pub(crate) extra_args: &'a [String],
     pub(crate) children: &'a Children,
-    /// Told each test's name as it starts (for the live progress line).
-    pub(crate) on_start: &'a (dyn Fn(&str) + Sync),
+    /// Told of a test still running `notice_after` after it started, and for how long it ran
+    /// (for the live progress line and SLOW notices; most tests end sooner, unannounced).
+    pub(crate) on_long: &'a (dyn Fn(&str, Duration) + Sync),
+    pub(crate) notice_after: Duration,
     /// How long the output may stay open after the process ended.
     pub(crate) leak_timeout: Duration,
 }
@@ -119,15 +121,20 @@ fn run_process(
     let mut timed_out = None;
     let mut exited: Option<(std::io::Result<ExitStatus>, Instant)> = None;
     let mut leaked = false;
+    // The running test once it was announced as running long.
+    let mut announced: Option<String> = None;
     loop {
+        let running = reader.running.as_ref();
+        let kill =
+            running.and_then(|(name, since)| Some(*since + (*timeouts.get(name.as_str())?)?));
+        let notice = running
+            .filter(|(name, _)| announced.as_ref() != Some(name))
+            .map(|(_, since)| *since + batch.notice_after);
         let deadline = match &exited {
             // After the process ended, its output may stay open the leak timeout, no more.
             Some((_, at)) if !leaked => Some(*at + batch.leak_timeout),
             Some(_) => None,
-            None => reader
-                .running
-                .as_ref()
-                .and_then(|(name, since)| Some(*since + (*timeouts.get(name.as_str())?)?)),
+            None => kill.into_iter().chain(notice).min(),
         };
         let event = match deadline {
             Some(deadline) => {
@@ -136,15 +143,7 @@ fn run_process(
             None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match event {
-            Ok(Piped::Out(chunk)) => {
-                let before = reader.running.as_ref().map(|(name, _)| name.clone());
-                reader.feed(&chunk);
-                if let Some((name, _)) = &reader.running
-                    && before.as_ref() != Some(name)
-                {
-                    (batch.on_start)(name);
-                }
-            }
+            Ok(Piped::Out(chunk)) => reader.feed(&chunk),
             Ok(Piped::Exited(status)) => exited = Some((status, Instant::now())),
             Err(RecvTimeoutError::Timeout) if exited.is_some() => {
                 // A child of a test holds the output: it goes with its process group.
@@ -152,9 +151,15 @@ fn run_process(
                 super::children::kill_group(pid);
             }
             Err(RecvTimeoutError::Timeout) => {
-                let (name, _) = reader.running.take().expect("a deadline means a test runs");
-                super::children::kill_group(pid);
-                timed_out = Some(name);
+                let (name, since) = reader.running.clone().expect("a deadline means a test runs");
+                if kill.is_some_and(|kill| Instant::now() >= kill) {
+                    reader.running = None;
+                    super::children::kill_group(pid);
+                    timed_out = Some(name);
+                } else {
+                    (batch.on_long)(&name, since.elapsed());
+                    announced = Some(name);
+                }
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }

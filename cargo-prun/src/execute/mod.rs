@@ -67,6 +67,8 @@ pub(crate) struct ProcessExecutor {
     pub(crate) retry: prun::config::RetryConfig,
     /// How long a test's output may stay open after its process ended, and whether a leak fails.
     pub(crate) leak_timeout: prun::config::LeakTimeout,
+    /// A batch's test is announced (`Event::Started`) once it has run this long.
+    pub(crate) notice_after: Duration,
     /// The run's loopback ports, held for as long as it runs.
     ports: ports::PortBand,
 }
@@ -119,6 +121,7 @@ impl ProcessExecutor {
             failed_alone: Mutex::default(),
             retry: prun::config::RetryConfig::default(),
             leak_timeout: prun::config::LeakTimeout::default(),
+            notice_after: Duration::from_millis(200),
             ports,
         }
     }
@@ -249,26 +252,25 @@ impl ProcessExecutor {
             };
             let names: Vec<(&str, usize)> =
                 remaining.iter().map(|&i| (self.tests[i].name.as_str(), i)).collect();
-            // The worker runs them in order: each starts when the one before it answered.
-            let started = |index: usize| {
-                let (binary, name) =
-                    (self.binaries[binary].binary.id.clone(), self.tests[index].name.clone());
-                self.send(Event::Started { binary, name, worker: slot });
+            // A test that runs a while is announced (the worker runs them in order: each started
+            // when the one before it answered).
+            let long = |position: usize, running_for: Duration| {
+                let (binary, name) = (
+                    self.binaries[binary].binary.id.clone(),
+                    self.tests[remaining[position]].name.clone(),
+                );
+                self.send(Event::Started { binary, name, worker: slot, running_for });
             };
-            started(first);
             // Batched tests have no timeout of their own; the config's terminate-after holds.
-            let timeout = self.tests[first].timeout;
-            let mut answered = 0;
-            let results = worker.run_many(&names, dispatch.attempt, timeout, |result| {
+            let limits = worker_process::Limits {
+                timeout: self.tests[first].timeout,
+                notice_after: self.notice_after,
+            };
+            let results = worker.run_many(&names, dispatch.attempt, limits, long, |result| {
                 if !matches!(result, WorkerResult::Finished(r, _) if r.outcome.passed()) {
                     failed_here.set(failed_here.get() + 1);
                 }
-                answered += 1;
-                let go_on = !over_the_limit();
-                if go_on && let Some(&next) = remaining.get(answered) {
-                    started(next);
-                }
-                go_on
+                !over_the_limit()
             });
             let mut alive = true;
             let done = results.len();
@@ -307,9 +309,9 @@ impl ProcessExecutor {
     ) -> std::collections::BTreeMap<String, (BatchResult, Duration)> {
         let binary = &self.binaries[tests[0].binary];
         let env = self.env(binary, slot);
-        let on_start = |name: &str| {
+        let on_long = |name: &str, running_for: Duration| {
             let (binary, name) = (binary.binary.id.clone(), name.to_owned());
-            self.send(Event::Started { binary, name, worker: slot });
+            self.send(Event::Started { binary, name, worker: slot, running_for });
         };
         let batch = Batch {
             binary: &binary.binary.path,
@@ -322,7 +324,8 @@ impl ProcessExecutor {
                 && tests.len() == binary.tests.iter().filter(|t| !t.ignore).count(),
             extra_args: &self.harness_args,
             children: &self.children,
-            on_start: &on_start,
+            on_long: &on_long,
+            notice_after: self.notice_after,
             leak_timeout: self.leak_timeout.period,
         };
         libtest_batch::run(&batch)
@@ -397,7 +400,8 @@ impl ProcessExecutor {
         let started_at = self.started.elapsed();
         let began = Instant::now();
         let binary = &self.binaries[test.binary].binary.id;
-        self.send(Event::Started { binary: binary.clone(), name: test.name.clone(), worker: slot });
+        let (binary, name) = (binary.clone(), test.name.clone());
+        self.send(Event::Started { binary, name, worker: slot, running_for: Duration::ZERO });
         let (outcome, printed, captured, process) = if self.stop.load(Ordering::SeqCst) {
             let reason = self.stopped();
             (Outcome::NotRun { reason }, Printed::default(), String::new(), u64::MAX)

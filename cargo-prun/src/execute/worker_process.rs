@@ -37,6 +37,13 @@ pub(crate) struct WorkerProcess {
     patience: Duration,
 }
 
+/// What bounds each test of a batch: its timeout, and when it is announced as running.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) notice_after: Duration,
+}
+
 /// How a worker process is started.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch<'a> {
@@ -155,13 +162,14 @@ impl WorkerProcess {
     /// flight so the worker never waits for a round trip. Stops at the first that does not
     /// finish (the worker is then gone): the results so far, that one last.
     /// After each result `keep_going` says whether to send more; the tests already sent still
-    /// finish and are returned.
-    /// `timeout` bounds each test, from the moment the one before it answered.
+    /// finish and are returned. A test still running `limits.notice_after` after it started is
+    /// told to `long` (its position in `tests`, and how long it has run).
     pub(crate) fn run_many(
         &mut self,
         tests: &[(&str, usize)],
         attempt: u32,
-        timeout: Option<Duration>,
+        limits: Limits,
+        mut long: impl FnMut(usize, Duration),
         mut keep_going: impl FnMut(&WorkerResult) -> bool,
     ) -> Vec<WorkerResult> {
         const WINDOW: usize = 32;
@@ -180,17 +188,40 @@ impl WorkerProcess {
                 in_flight.push_back(request);
                 sent += 1;
             }
-            let _ = self.responses.get_ref().set_read_timeout(timeout);
+            // The test in flight started when the one before it answered.
+            let started = Instant::now();
+            let mut announced = false;
             let mut reply = String::new();
-            match self.responses.read_line(&mut reply) {
-                Ok(n) if n > 0 => {}
-                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    results.push(self.timed_out(timeout.unwrap_or_default()));
-                    return results;
-                }
-                _ => {
-                    results.push(self.died());
-                    return results;
+            loop {
+                let ran = started.elapsed();
+                let kill = limits.timeout.map(|limit| limit.saturating_sub(ran));
+                let notice = (!announced).then(|| limits.notice_after.saturating_sub(ran));
+                let wait = kill
+                    .into_iter()
+                    .chain(notice)
+                    .min()
+                    .map(|wait| wait.max(Duration::from_millis(1)));
+                let _ = self.responses.get_ref().set_read_timeout(wait);
+                match self.responses.read_line(&mut reply) {
+                    Ok(n) if n > 0 => break,
+                    Err(err)
+                        if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                    {
+                        let ran = started.elapsed();
+                        if limits.timeout.is_some_and(|limit| ran >= limit) {
+                            results.push(self.timed_out(limits.timeout.unwrap_or_default()));
+                            return results;
+                        }
+                        if !announced && ran >= limits.notice_after {
+                            announced = true;
+                            long(results.len(), ran);
+                        }
+                    }
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    _ => {
+                        results.push(self.died());
+                        return results;
+                    }
                 }
             }
             let request = in_flight.pop_front().expect("a reply answers a request in flight");

@@ -155,8 +155,9 @@ impl Human {
 }
 
 impl Reporter for Human {
-    fn test_started(&mut self, binary: &str, name: &str, worker: usize) {
-        self.running.insert(worker, (format!("{binary} {}", shown(name)), Instant::now()));
+    fn test_started(&mut self, binary: &str, name: &str, worker: usize, running_for: Duration) {
+        let since = Instant::now().checked_sub(running_for).unwrap_or_else(Instant::now);
+        self.running.insert(worker, (format!("{binary} {}", shown(name)), since));
         self.update_progress();
     }
 

@@ -202,10 +202,14 @@ pub(crate) enum Event {
         name: String,
         running: Duration,
     },
+    /// A test is running, and has been for `running_for`. A test of its own is announced as it
+    /// starts; a test of a batch only once it has run a short while (most finish sooner, and an
+    /// event each would cost the run a wake-up each).
     Started {
         binary: String,
         name: String,
         worker: usize,
+        running_for: Duration,
     },
     Finished(Finished),
     /// After the schedule: a failed test passed alone.
@@ -216,7 +220,8 @@ pub(crate) enum Event {
 pub(crate) trait Reporter {
     fn started(&mut self, tests: usize, binaries: usize, skipped: usize);
     /// A test started (only the live progress line cares).
-    fn test_started(&mut self, _binary: &str, _name: &str, _worker: usize) {}
+    fn test_started(&mut self, _binary: &str, _name: &str, _worker: usize, _running_for: Duration) {
+    }
     /// A test has been running `running` (each `slow-timeout` period, as nextest's SLOW).
     fn slow(&mut self, _binary: &str, _name: &str, _running: Duration) {}
     fn finished(&mut self, finished: &Finished);

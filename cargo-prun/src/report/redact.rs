@@ -20,10 +20,10 @@ fn redact(redactor: &Redactor, field: &mut String) {
 /// The event with every string in it redacted.
 pub(crate) fn event(redactor: &Redactor, event: Event) -> Event {
     match event {
-        Event::Started { mut binary, mut name, worker } => {
+        Event::Started { mut binary, mut name, worker, running_for } => {
             redact(redactor, &mut binary);
             redact(redactor, &mut name);
-            Event::Started { binary, name, worker }
+            Event::Started { binary, name, worker, running_for }
         }
         Event::Slow { mut binary, mut name, running } => {
             redact(redactor, &mut binary);

@@ -23,8 +23,9 @@ impl SlowWatch {
     /// Notes a test starting or ending.
     pub(crate) fn see(&mut self, event: &Event, now: Instant) {
         match event {
-            Event::Started { binary, name, worker } => {
-                self.running.insert(*worker, (binary.clone(), name.clone(), now, 0));
+            Event::Started { binary, name, worker, running_for } => {
+                let since = now.checked_sub(*running_for).unwrap_or(now);
+                self.running.insert(*worker, (binary.clone(), name.clone(), since, 0));
             }
             Event::Finished(finished) => {
                 let slot = self.running.get(&finished.worker);
@@ -68,7 +69,12 @@ mod tests {
     use super::*;
 
     fn started(name: &str, worker: usize) -> Event {
-        Event::Started { binary: "b".into(), name: name.into(), worker }
+        Event::Started {
+            binary: "b".into(),
+            name: name.into(),
+            worker,
+            running_for: Duration::ZERO,
+        }
     }
 
     #[test]
@@ -98,6 +104,15 @@ mod tests {
         assert_eq!(names, ["hangs", "quick"]);
         // The next test on slot 1 ends the one before it there (a batch reports at its end).
         watch.see(&started("after quick", 1), start + Duration::from_secs(130));
+        // Announced late, it counts from when it started.
+        let late = Event::Started {
+            binary: "b".into(),
+            name: "late".into(),
+            worker: 2,
+            running_for: Duration::from_secs(50),
+        };
+        watch.see(&late, start + Duration::from_secs(130));
+        assert_eq!(watch.due(start + Duration::from_secs(141)).len(), 1, "late is 61 s in");
         let due = watch.due(start + Duration::from_secs(185));
         assert!(matches!(&due[..], [Event::Slow { name, .. }] if name == "hangs"), "{due:?}");
     }
