@@ -95,7 +95,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             "note: tests shuffled with seed {seed}; --order shuffle:{seed} gives this order again"
         );
     }
-    let plan = plan_run(&cli, &workspace, &history, threads)?;
+    let mut plan = plan_run(&cli, &workspace, &history, threads)?;
     if cli.list {
         return list::print(&workspace.binaries, &plan, &history, cli.message_format);
     }
@@ -140,6 +140,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     for reporter in &mut reporters {
         reporter.started(plan.tests.len(), binary_count, plan.ignored.len());
     }
+    let ignored = std::mem::take(&mut plan.ignored);
 
     let (events, finished) = mpsc::channel();
     let jobs: Vec<scheduler::Job> = plan.jobs.iter().map(|j| j.job.clone()).collect();
@@ -194,8 +195,27 @@ fn run(cli: Cli) -> Result<i32, String> {
             }
         })
     };
-    let summary = Summary { skipped: plan.ignored.len(), repeating, ..Summary::default() };
-    let mut sink = Sink { reporters, redactor, summary, records: Vec::new() };
+    let mut sink = Sink {
+        reporters,
+        redactor,
+        summary: Summary { repeating, ..Summary::default() },
+        records: Vec::new(),
+    };
+    // Ignored tests are reported like any other (JUnit lists them): skipped, with their reason.
+    // A shard counts them only (each shard would report them all, and a merge wants each test
+    // once).
+    for (binary, name, reason) in &ignored {
+        if cli.partition.is_some() {
+            sink.summary.skipped += 1;
+            continue;
+        }
+        let reason = reason.clone().unwrap_or_else(|| "ignored".to_owned());
+        sink.event(report::Event::Finished(report::Finished::not_run_because(
+            binary.clone(),
+            name.clone(),
+            prun::Outcome::Skipped { reason },
+        )));
+    }
     // Every event, and a SLOW notice for each test past another slow-timeout period.
     let mut slow = report::slow::SlowWatch::new(config.slow_timeout.period);
     loop {

@@ -146,8 +146,8 @@ pub(crate) struct Plan {
     /// The tests as the dispatcher takes them, most urgent first.
     pub(crate) jobs: Vec<PlannedJob>,
     pub(crate) limits: Limits,
-    /// Ignored tests not run: binary id and name.
-    pub(crate) ignored: Vec<(String, String)>,
+    /// Ignored tests not run: binary id, name and the reason the test gives.
+    pub(crate) ignored: Vec<(String, String, Option<String>)>,
     pub(crate) filtered_out: usize,
     /// Every test the filters select, before `--partition` takes this machine's share: what
     /// `cargo prun merge` checks the shards against.
@@ -171,7 +171,11 @@ pub(crate) fn plan(
             if !selection.matches(test) {
                 filtered_out += 1;
             } else if test.ignore && !selection.ignored_only && !selection.include_ignored {
-                ignored.push((binary.binary.id.clone(), test.name.clone()));
+                ignored.push((
+                    binary.binary.id.clone(),
+                    test.name.clone(),
+                    test.ignore_reason.clone(),
+                ));
             } else {
                 let id = format!("{} {}", binary.binary.id, test.name);
                 let known = known.get(&id).copied();

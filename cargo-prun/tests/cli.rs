@@ -204,7 +204,11 @@ fn junit_parses_back_with_every_test() {
     let xml = std::fs::read_to_string(&path).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("valid XML");
     let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
-    assert_eq!(cases.len(), 17, "{xml}");
+    // Every test, the ignored one too, listed as skipped with its reason.
+    assert_eq!(cases.len(), 18, "{xml}");
+    let ignored = cases.iter().find(|c| c.attribute("name") == Some("tests::ignored")).unwrap();
+    let skipped = ignored.children().find(|n| n.has_tag_name("skipped")).expect("skipped");
+    assert_eq!(skipped.attribute("message"), Some("ignored"));
     let failed = cases
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("failure") || n.has_tag_name("error")))

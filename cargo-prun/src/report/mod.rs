@@ -77,6 +77,29 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
+    /// A test that did not run, with its outcome (ignored, or not run).
+    pub(crate) fn not_run_because(binary: String, name: String, outcome: Outcome) -> Finished {
+        Finished {
+            binary,
+            name,
+            attempt: 1,
+            worker: 0,
+            passed: true,
+            outcome,
+            started_at: Duration::ZERO,
+            duration: Duration::ZERO,
+            stdout: String::new(),
+            stderr: String::new(),
+            captured: String::new(),
+            will_retry: false,
+            quarantined: false,
+            groups: Vec::new(),
+            group_wait: Duration::ZERO,
+            shard: None,
+            test: None,
+        }
+    }
+
     /// One word for how the attempt ended, for the trace and the timeline.
     pub(crate) fn outcome_kind(&self) -> &'static str {
         match &self.outcome {
