@@ -34,6 +34,17 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// Whether this shard reports the test `id`, which no shard runs (an ignored test): by its
+    /// id's hash whatever the partition, so that exactly one shard reports it.
+    pub(crate) fn reports(self, id: &str) -> bool {
+        let (Partition::Count { shard, of }
+        | Partition::Hash { shard, of }
+        | Partition::Timing { shard, of }) = self;
+        fnv1a(id.as_bytes()) % of == shard - 1
+    }
+}
+
 /// Longest expected first, each to the shard with the least time so far (ties to the lower
 /// shard, equal durations by id): the same shards on every machine with the same timings.
 fn timing_shards(tests: &[(String, Duration)], of: u64) -> Vec<u64> {
@@ -96,6 +107,14 @@ mod tests {
         (0..200u64)
             .map(|i| (format!("crate::bin test_{i}"), Duration::from_millis(i * 37 % 1000)))
             .collect()
+    }
+
+    #[test]
+    fn exactly_one_shard_reports_a_test_no_shard_runs() {
+        for id in ["plain tests::ignored", "a b", "x"] {
+            let shards = (1..=4).filter(|&k| Partition::Count { shard: k, of: 4 }.reports(id));
+            assert_eq!(shards.count(), 1, "{id}");
+        }
     }
 
     #[test]

@@ -72,7 +72,9 @@ fn plain_libtest_binaries_run_one_test_per_process() {
     assert_eq!(tests["tests::segfaults"]["outcome"]["kind"], "crashed");
     assert_eq!(tests["integration_passes"]["outcome"]["kind"], "passed");
     assert_eq!(tests["reads_its_package_dir"]["outcome"]["kind"], "passed");
-    assert!(!tests.contains_key("tests::ignored"));
+    // Not run: reported skipped, with its reason.
+    assert_eq!(tests["tests::ignored"]["outcome"]["kind"], "skipped");
+    assert_eq!(tests["tests::ignored"]["attempt"], 1);
     assert_eq!(last_line(&run.stderr), "3 passed, 2 failed, 1 skipped");
 }
 

@@ -133,3 +133,30 @@ fn the_rerun_alone_phase_says_what_it_does_and_can_be_turned_off() {
     assert!(diagnoses(&run).is_empty(), "{:?}", diagnoses(&run));
     assert_eq!(outcomes["b_fails_after_a_pollutes"]["outcome"]["kind"], "failed");
 }
+
+#[test]
+fn the_history_keeps_the_flaky_verdict_and_list_shows_its_rate() {
+    let history =
+        tempfile::TempDir::with_prefix_in("history-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let markers =
+        tempfile::TempDir::with_prefix_in("flaky-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let env = [
+        ("FLAKY_DIR", markers.path().as_os_str()),
+        ("PRUN_HISTORY_DIR", history.path().as_os_str()),
+    ];
+    // Diagnosed flaky (no retries), then flaky by a retry.
+    let run = cargo_prun_with(&["-p", "flaky", "--test", "plain_flaky", "-j", "1"], &env);
+    assert!(run.stdout.contains("FLAKY flaky::plain_flaky c_fails_first_time"), "{}", run.stdout);
+    let listed = cargo_prun_with(
+        &["list", "-p", "flaky", "--test", "plain_flaky", "--format", "json"],
+        &env,
+    );
+    let rate = listed
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|test| test["name"] == "c_fails_first_time")
+        .map(|test| test["flaky_rate"].as_f64().unwrap_or(0.0))
+        .unwrap();
+    assert!(rate > 0.0, "the history counts the diagnosed flaky run: {}", listed.stdout);
+}
