@@ -48,25 +48,8 @@ fn parse(stdout: &str, elapsed: Duration) -> Vec<Finished> {
             _ => continue, // ignored
         };
         let stdout = if outcome.passed() { String::new() } else { section(stdout, name) };
-        results.push(Finished {
-            binary: "doctests".to_owned(),
-            name: name.to_owned(),
-            attempt: 1,
-            worker: 0,
-            passed: outcome.passed(),
-            outcome,
-            started_at: elapsed,
-            duration: Duration::ZERO,
-            stdout,
-            stderr: String::new(),
-            captured: String::new(),
-            will_retry: false,
-            quarantined: false,
-            groups: Vec::new(),
-            group_wait: Duration::ZERO,
-            shard: None,
-            test: None,
-        });
+        let finished = Finished::of("doctests".to_owned(), name.to_owned(), outcome);
+        results.push(Finished { started_at: elapsed, stdout, ..finished });
     }
     results
 }

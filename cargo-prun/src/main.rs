@@ -209,7 +209,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             continue;
         }
         let reason = reason.clone().unwrap_or_else(|| "ignored".to_owned());
-        sink.event(report::Event::Finished(report::Finished::not_run_because(
+        sink.event(report::Event::Finished(report::Finished::of(
             binary.clone(),
             name.clone(),
             prun::Outcome::Skipped { reason },

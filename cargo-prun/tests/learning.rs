@@ -268,11 +268,7 @@ fn four_shards_merged_are_the_unsharded_run() {
     assert_eq!(import.code, 0, "{}", import.stderr);
     // Every test that ran has a time (the ignored one has none).
     let ran = whole.values().filter(|kind| kind.as_str() != "skipped").count();
-    assert!(
-        import.stderr.contains(&format!("the timings of {ran} tests")),
-        "{}",
-        import.stderr
-    );
+    assert!(import.stderr.contains(&format!("the timings of {ran} tests")), "{}", import.stderr);
 
     // A shard left out, or given twice, is an error that names the problem.
     let missing = cargo_prun_with(&[&args[..4], &["--json", "/dev/null"]].concat(), &[]);

@@ -314,8 +314,11 @@ impl Reporter for Human {
                 self.paint("QUARANTINED", YELLOW)
             );
         }
-        for found in summary.parallel_only.iter().filter(|found| found.flaky) {
-            let word = self.paint("FLAKY", YELLOW);
+        // Diagnosed flaky first, then parallel-only, each with the evidence behind it.
+        let mut diagnosed: Vec<&ParallelOnly> = summary.parallel_only.iter().collect();
+        diagnosed.sort_by_key(|found| !found.flaky);
+        for found in diagnosed {
+            let word = self.paint(if found.flaky { "FLAKY" } else { "PARALLEL-ONLY" }, YELLOW);
             let _ = writeln!(
                 self.out,
                 "  {word} {} {}: {}",
@@ -323,21 +326,14 @@ impl Reporter for Human {
                 shown(&found.name),
                 found.reason()
             );
-            let _ = writeln!(self.out, "    with: {}", list(&found.neighbours));
-            let _ = writeln!(
-                self.out,
-                "    retry it: --retries N (or retries in prun.toml) reports it FLAKY and passes the run"
-            );
-        }
-        for found in summary.parallel_only.iter().filter(|found| !found.flaky) {
-            let word = self.paint("PARALLEL-ONLY", YELLOW);
-            let _ = writeln!(
-                self.out,
-                "  {word} {} {}: {}",
-                found.binary,
-                shown(&found.name),
-                found.reason()
-            );
+            if found.flaky {
+                let _ = writeln!(self.out, "    with: {}", list(&found.neighbours));
+                let _ = writeln!(
+                    self.out,
+                    "    retry it: --retries N (or retries in prun.toml) reports it FLAKY and passes the run"
+                );
+                continue;
+            }
             if !found.neighbours.is_empty() {
                 let _ = writeln!(self.out, "    beside it: {}", list(&found.neighbours));
             }

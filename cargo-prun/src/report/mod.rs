@@ -77,14 +77,15 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
-    /// A test that did not run, with its outcome (ignored, or not run).
-    pub(crate) fn not_run_because(binary: String, name: String, outcome: Outcome) -> Finished {
+    /// The first attempt of a test with `outcome`, that ran no time and printed nothing: an
+    /// ignored test, or the base of one reported from elsewhere (a doctest).
+    pub(crate) fn of(binary: String, name: String, outcome: Outcome) -> Finished {
         Finished {
             binary,
             name,
             attempt: 1,
             worker: 0,
-            passed: true,
+            passed: outcome.passed(),
             outcome,
             started_at: Duration::ZERO,
             duration: Duration::ZERO,
