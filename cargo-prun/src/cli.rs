@@ -191,6 +191,11 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, value_name = "WHEN")]
     pub(crate) success_output: Option<TestOutput>,
 
+    /// Run only the tests the last run did not pass (failed, or did not finish); with REPORT
+    /// (a `--json` report, or a merge of CI shards), those of that run.
+    #[arg(long, value_name = "REPORT", num_args = 0..=1)]
+    pub(crate) rerun_failed: Option<Option<PathBuf>>,
+
     /// No live progress line, even on a terminal.
     #[arg(long)]
     pub(crate) hide_progress_bar: bool,

@@ -19,6 +19,7 @@ mod plan;
 mod prepare;
 mod private;
 mod report;
+mod rerun;
 mod run_dir;
 mod timings;
 
@@ -76,6 +77,14 @@ pub(crate) fn plan_run(
         isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
         partition: cli.partition,
         quarantine: config.quarantine.clone(),
+        only: match &cli.rerun_failed {
+            Some(report) => {
+                let rerun = rerun::read(report.as_deref(), workspace.history.dir())?;
+                eprintln!("note: {}", rerun.said);
+                Some(rerun.tests)
+            }
+            None => None,
+        },
     };
     let options = plan::Options { retries: cli.retries, order: cli.order };
     let known = prepare::known_durations(history, cli.timings.as_deref())?;
@@ -141,6 +150,9 @@ fn run(cli: Cli) -> Result<i32, String> {
         reporter.started(plan.tests.len(), binary_count, plan.ignored.len());
     }
     let ignored = std::mem::take(&mut plan.ignored);
+    // What this run is responsible for, pending until it ends (for --rerun-failed).
+    let last_run = rerun::LastRun::new(plan.tests.iter().map(|t| t.id(&binaries)));
+    last_run.save(store.dir());
 
     let (events, finished) = mpsc::channel();
     let jobs: Vec<scheduler::Job> = plan.jobs.iter().map(|j| j.job.clone()).collect();
@@ -200,6 +212,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         redactor,
         summary: Summary { repeating, ..Summary::default() },
         records: Vec::new(),
+        last_run,
     };
     // Ignored tests are reported like any other (JUnit lists them): skipped, with their reason.
     // Of a partitioned run's, each shard reports those its partition gives it, so that a merge
@@ -261,6 +274,7 @@ fn run(cli: Cli) -> Result<i32, String> {
     sink.summary.duration = started.elapsed();
     sink.summary.hints = learn(&store, &sink, &catalog);
     report::redact::lines(&sink.redactor, &mut sink.summary.hints);
+    sink.last_run.save(store.dir());
     let summary = sink.done();
     // Failed tests keep their temp dirs: keep the run directory for them.
     if summary.failed > 0 {
@@ -285,6 +299,8 @@ struct Sink {
     summary: Summary,
     /// What the run adds to the history: each test's final attempt, by id.
     records: Vec<(String, history::Record)>,
+    /// Which of the run's tests passed and failed, for `--rerun-failed`.
+    last_run: rerun::LastRun,
 }
 
 impl Sink {
@@ -317,6 +333,14 @@ impl Sink {
 
     /// A finished attempt, redacted by `event`.
     fn finished(&mut self, finished: report::Finished) {
+        if !finished.will_retry && finished.test.is_some() {
+            let id = format!("{} {}", finished.binary, finished.name);
+            match &finished.outcome {
+                prun::Outcome::NotRun { .. } => {}
+                outcome if outcome.passed() => drop(self.last_run.passed.insert(id)),
+                _ => drop(self.last_run.failed.insert(id)),
+            }
+        }
         self.summary.record(&finished);
         if !finished.will_retry
             && let Some(record) = History::record_of(&finished)

@@ -25,6 +25,8 @@ pub(crate) struct Selection {
     pub(crate) partition: Option<Partition>,
     /// Patterns (`BINARY NAME` contains one) of tests whose failures do not fail the run.
     pub(crate) quarantine: Vec<String>,
+    /// `--rerun-failed`: only these tests (`BINARY NAME`).
+    pub(crate) only: Option<std::collections::BTreeSet<String>>,
 }
 
 /// How the selected tests run.
@@ -168,7 +170,10 @@ pub(crate) fn plan(
     let (mut selected, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
     for (index, binary) in binaries.iter().enumerate() {
         for test in &binary.tests {
-            if !selection.matches(test) {
+            let rerun = |only: &std::collections::BTreeSet<String>| {
+                only.contains(&format!("{} {}", binary.binary.id, test.name))
+            };
+            if !selection.matches(test) || !selection.only.as_ref().is_none_or(rerun) {
                 filtered_out += 1;
             } else if test.ignore && !selection.ignored_only && !selection.include_ignored {
                 ignored.push((

@@ -693,3 +693,50 @@ fn nextests_output_and_selection_flags_work() {
     assert_eq!(run.code, 0);
     assert!(!run.stderr.contains("no test matches"), "{}", run.stderr);
 }
+
+#[test]
+fn rerun_failed_runs_what_did_not_pass_in_the_last_run_or_in_a_report() {
+    let history =
+        tempfile::TempDir::with_prefix_in("history-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let env = [("PRUN_HISTORY_DIR", history.path().as_os_str())];
+    let dir = tempfile_dir("rerun-failed");
+    let report = dir.join("run.json");
+    let json = ["--message-format", "json"];
+    let run = cargo_prun_with(&["-p", "plain", "--nff", "--json", report.to_str().unwrap()], &env);
+    assert_eq!(run.code, 101);
+    let ran = |run: &common::Run| outcomes(run).keys().cloned().collect::<Vec<_>>();
+    let failed = ["tests::fails", "tests::segfaults"].map(String::from).to_vec();
+    // From the last run, recorded beside the history.
+    let rerun =
+        cargo_prun_with(&[&["-p", "plain", "--nff", "--rerun-failed"][..], &json].concat(), &env);
+    assert_eq!(ran(&rerun), failed, "{}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("--rerun-failed: 2 of the 5 tests of")
+            && rerun.stderr.contains("(2 failed, 0 did not finish)"),
+        "{}",
+        rerun.stderr
+    );
+    // From a report a CI job uploaded.
+    let path = report.to_str().unwrap();
+    let from_report = cargo_prun_with(
+        &[&["-p", "plain", "--nff", "--rerun-failed", path][..], &json].concat(),
+        &env,
+    );
+    assert_eq!(ran(&from_report), failed, "{}", from_report.stderr);
+    // A test with no attempt in the report (its shard never reported) is rerun too.
+    let mut document: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    document["attempts"].as_array_mut().unwrap().retain(|a| a["name"] != "integration_passes");
+    std::fs::write(&report, document.to_string()).unwrap();
+    let lost = cargo_prun_with(
+        &[&["-p", "plain", "--nff", "--rerun-failed", path][..], &json].concat(),
+        &env,
+    );
+    assert_eq!(
+        ran(&lost),
+        ["integration_passes", "tests::fails", "tests::segfaults"],
+        "{}",
+        lost.stderr
+    );
+    assert!(lost.stderr.contains("(2 failed, 1 did not finish)"), "{}", lost.stderr);
+}
