@@ -87,7 +87,20 @@ pub(crate) fn plan_run(
         },
     };
     let options = plan::Options { retries: cli.retries, order: cli.order };
-    let known = prepare::known_durations(history, cli.timings.as_deref())?;
+    // Timing shards balance by a snapshot (see `timings::snapshot_path`), taken now if there is
+    // none yet, so that the shards run one after another here agree.
+    let snapshot = timings::snapshot_path(workspace.history.dir());
+    let timings = match (&cli.timings, cli.partition) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(partition::Partition::Timing { .. })) => {
+            if !snapshot.exists() {
+                timings::write(&snapshot, history)?;
+            }
+            Some(snapshot)
+        }
+        (None, _) => None,
+    };
+    let known = prepare::known_durations(history, timings.as_deref())?;
     plan::plan(&workspace.binaries, &selection, options, config, threads, &known)
         .map_err(|err| err.to_string())
 }
@@ -132,7 +145,14 @@ fn run(cli: Cli) -> Result<i32, String> {
     )?;
     // Sockets and test temp dirs go in a directory only this user can read (0700).
     let run_dir = run_dir::RunDir::new()?;
-    let junit = cli.outputs.junit.clone().or_else(|| {
+    // Under `bazel test`, JUnit goes where Bazel looks for it, and a sharded run says it shards.
+    if cli.partition.is_some()
+        && let Some(status) = std::env::var_os("TEST_SHARD_STATUS_FILE")
+    {
+        let _ = std::fs::write(status, "");
+    }
+    let bazel_xml = std::env::var_os("XML_OUTPUT_FILE").map(std::path::PathBuf::from);
+    let junit = cli.outputs.junit.clone().or(bazel_xml).or_else(|| {
         let path = config.reports.junit.as_ref()?;
         let base = config.source.as_ref().and_then(|s| s.parent()).unwrap_or(&root);
         Some(base.join(path))
@@ -272,7 +292,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         .collect();
     sink.summary.interrupted = signal.is_some();
     sink.summary.duration = started.elapsed();
-    sink.summary.hints = learn(&store, &sink, &catalog);
+    sink.summary.hints = learn(&store, &sink, &catalog, cli.partition.is_some());
     report::redact::lines(&sink.redactor, &mut sink.summary.hints);
     sink.last_run.save(store.dir());
     let summary = sink.done();
@@ -363,7 +383,12 @@ impl Sink {
 
 /// Adds what the run learned to the history; the hints it now has for this run's tests.
 /// `catalog`: each test's id, category, and whether its binary is a prun harness.
-fn learn(store: &history::Store, sink: &Sink, catalog: &[(String, String, bool)]) -> Vec<String> {
+fn learn(
+    store: &history::Store,
+    sink: &Sink,
+    catalog: &[(String, String, bool)],
+    partitioned: bool,
+) -> Vec<String> {
     let mut hints = Vec::new();
     let update = store.update(|history| {
         for (id, record) in &sink.records {
@@ -373,6 +398,12 @@ fn learn(store: &history::Store, sink: &Sink, catalog: &[(String, String, bool)]
             history.note_diagnosis(found);
         }
         hints = history::hints(history, catalog);
+        // A run of the whole selection takes the snapshot timing shards balance by.
+        if !partitioned
+            && let Err(err) = timings::write(&timings::snapshot_path(store.dir()), history)
+        {
+            eprintln!("warning: {err}");
+        }
     });
     if let Err(error) = update {
         eprintln!("warning: the test history was not saved: {error}");

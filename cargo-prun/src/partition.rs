@@ -67,16 +67,90 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Which CI told the shard: its name and the variables read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CiShard {
+    pub(crate) shard: u64,
+    pub(crate) of: u64,
+    pub(crate) ci: &'static str,
+    pub(crate) variables: &'static str,
+}
+
+/// This job's shard, K of N (1-based), from the variables of the CI it runs in: GitLab
+/// (`parallel:`), CircleCI, Buildkite, Bazel's test sharding, a Kubernetes Indexed Job (whose
+/// total the job passes as `PRUN_SHARD_TOTAL`), or `PRUN_SHARD=K/N`.
+pub(crate) fn ci_shard(env: &dyn Fn(&str) -> Option<String>) -> Result<CiShard, String> {
+    // (CI, index variable, total variable, whether the index counts from 0)
+    const KNOWN: [(&str, &str, &str, bool); 5] = [
+        ("GitLab", "CI_NODE_INDEX", "CI_NODE_TOTAL", false),
+        ("CircleCI", "CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", true),
+        ("Buildkite", "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", true),
+        ("Bazel", "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS", true),
+        ("Kubernetes", "JOB_COMPLETION_INDEX", "PRUN_SHARD_TOTAL", true),
+    ];
+    let number = |name: &str| -> Result<Option<u64>, String> {
+        match env(name) {
+            None => Ok(None),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{name}={text:?} is not a whole number")),
+        }
+    };
+    if let Some(text) = env("PRUN_SHARD") {
+        let bad = || format!("PRUN_SHARD={text:?}: expected K/N with 1 <= K <= N");
+        let (shard, of) = text.split_once('/').ok_or_else(bad)?;
+        let (shard, of) = (shard.parse().map_err(|_| bad())?, of.parse().map_err(|_| bad())?);
+        if shard == 0 || of == 0 || shard > of {
+            return Err(bad());
+        }
+        return Ok(CiShard { shard, of, ci: "PRUN_SHARD", variables: "PRUN_SHARD" });
+    }
+    for (ci, index, total, from_zero) in KNOWN {
+        let (Some(index_value), Some(of)) = (number(index)?, number(total)?) else { continue };
+        let shard = index_value + u64::from(from_zero);
+        if of == 0 || shard == 0 || shard > of {
+            return Err(format!("{ci}: {index}={index_value} is not a shard of {total}={of}"));
+        }
+        let variables = match ci {
+            "GitLab" => "CI_NODE_INDEX, CI_NODE_TOTAL",
+            "CircleCI" => "CIRCLE_NODE_INDEX, CIRCLE_NODE_TOTAL",
+            "Buildkite" => "BUILDKITE_PARALLEL_JOB, BUILDKITE_PARALLEL_JOB_COUNT",
+            "Bazel" => "TEST_SHARD_INDEX, TEST_TOTAL_SHARDS",
+            _ => "JOB_COMPLETION_INDEX, PRUN_SHARD_TOTAL",
+        };
+        return Ok(CiShard { shard, of, ci, variables });
+    }
+    Err("no CI shard variables found: GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, CircleCI's \
+         CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL, Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT, Bazel's \
+         TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with \
+         PRUN_SHARD_TOTAL, or PRUN_SHARD=K/N; or give K/N"
+        .to_owned())
+}
+
 impl FromStr for Partition {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Partition, String> {
-        let usage =
-            || format!("expected count:K/N, hash:K/N or timing:K/N with 1 <= K <= N, got {text:?}");
+        let usage = || {
+            format!(
+                "expected count:K/N, hash:K/N or timing:K/N with 1 <= K <= N (or K/N = auto), got {text:?}"
+            )
+        };
         let (kind, shards) = text.split_once(':').ok_or_else(usage)?;
-        let (shard, of) = shards.split_once('/').ok_or_else(usage)?;
-        let (shard, of): (u64, u64) =
-            (shard.parse().map_err(|_| usage())?, of.parse().map_err(|_| usage())?);
+        let (shard, of) = if shards == "auto" {
+            let found = ci_shard(&|name| std::env::var(name).ok())
+                .map_err(|why| format!("{text}: {why}"))?;
+            eprintln!(
+                "note: --partition {text}: shard {} of {}, from {} ({})",
+                found.shard, found.of, found.ci, found.variables
+            );
+            (found.shard, found.of)
+        } else {
+            let (shard, of) = shards.split_once('/').ok_or_else(usage)?;
+            (shard.parse().map_err(|_| usage())?, of.parse().map_err(|_| usage())?)
+        };
         if shard == 0 || of == 0 || shard > of {
             return Err(usage());
         }
@@ -107,6 +181,25 @@ mod tests {
         (0..200u64)
             .map(|i| (format!("crate::bin test_{i}"), Duration::from_millis(i * 37 % 1000)))
             .collect()
+    }
+
+    #[test]
+    fn each_ci_says_its_shard_in_its_own_variables() {
+        fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        }
+        let found = ci_shard(&env_of(&[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "4")])).unwrap();
+        assert_eq!((found.shard, found.of, found.ci), (2, 4, "GitLab"));
+        let k8s = [("JOB_COMPLETION_INDEX", "0"), ("PRUN_SHARD_TOTAL", "3")];
+        let found = ci_shard(&env_of(&k8s)).unwrap();
+        assert_eq!((found.shard, found.of, found.ci), (1, 3, "Kubernetes"));
+        let bazel = [("TEST_SHARD_INDEX", "3"), ("TEST_TOTAL_SHARDS", "4")];
+        assert_eq!(ci_shard(&env_of(&bazel)).unwrap().shard, 4);
+        let circle = [("CIRCLE_NODE_INDEX", "1"), ("CIRCLE_NODE_TOTAL", "2")];
+        assert_eq!(ci_shard(&env_of(&circle)).unwrap().shard, 2);
+        assert_eq!(ci_shard(&env_of(&[("PRUN_SHARD", "3/5")])).unwrap().of, 5);
+        assert!(ci_shard(&env_of(&[("CI_NODE_INDEX", "5"), ("CI_NODE_TOTAL", "4")])).is_err());
+        assert!(ci_shard(&env_of(&[])).unwrap_err().contains("no CI shard variables"));
     }
 
     #[test]

@@ -35,17 +35,7 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
     )?;
     match action {
         TimingsAction::Export { .. } => {
-            let history = store.load();
-            let tests: BTreeMap<String, u64> = history
-                .tests
-                .iter()
-                .filter_map(|(id, test)| Some((id.clone(), millis(test.typical()?))))
-                .collect();
-            let count = tests.len();
-            let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests })
-                .map_err(|err| err.to_string())?;
-            write_atomically(path, &json)
-                .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+            let count = write(path, &store.load())?;
             eprintln!("wrote the timings of {count} tests to {}", path.display());
         }
         TimingsAction::Import { .. } => {
@@ -65,6 +55,29 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// Writes the history's typical duration of each test to `path` (atomically); how many.
+pub(crate) fn write(path: &Path, history: &crate::history::History) -> Result<usize, String> {
+    let tests: BTreeMap<String, u64> = history
+        .tests
+        .iter()
+        .filter_map(|(id, test)| Some((id.clone(), millis(test.typical()?))))
+        .collect();
+    let count = tests.len();
+    let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests })
+        .map_err(|err| err.to_string())?;
+    write_atomically(path, &json)
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    Ok(count)
+}
+
+/// What `--partition timing:K/N` balances by when no `--timings` file is given: the history as
+/// of the last run that was not partitioned (a snapshot beside the history). The shards of one
+/// CI run read the same numbers however many of them ran on this machine before, as each shard
+/// updates the history itself.
+pub(crate) fn snapshot_path(store_dir: &Path) -> std::path::PathBuf {
+    store_dir.join("partition-timings.json")
 }
 
 /// A timings file's durations by test id; or a `--json` report's (each test's final attempt),

@@ -740,3 +740,60 @@ fn rerun_failed_runs_what_did_not_pass_in_the_last_run_or_in_a_report() {
     );
     assert!(lost.stderr.contains("(2 failed, 1 did not finish)"), "{}", lost.stderr);
 }
+
+#[test]
+fn auto_partitions_take_the_shard_from_the_ci_they_run_in() {
+    let args = ["-p", "plain-many", "--test", "many"];
+    let fixed = listed(&[&args[..], &["--partition", "hash:2/4"]].concat());
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "4")], "GitLab"),
+        (&[("JOB_COMPLETION_INDEX", "1"), ("PRUN_SHARD_TOTAL", "4")], "Kubernetes"),
+        (&[("TEST_SHARD_INDEX", "1"), ("TEST_TOTAL_SHARDS", "4")], "Bazel"),
+    ];
+    for (vars, ci) in cases {
+        let env: Vec<(&str, &OsStr)> = vars.iter().map(|(k, v)| (*k, OsStr::new(v))).collect();
+        let auto = ["--partition", "hash:auto", "--list", "--message-format", "json"];
+        let run = cargo_prun_with(&[&args[..], &auto].concat(), &env);
+        assert!(run.stderr.contains(&format!("shard 2 of 4, from {ci}")), "{}", run.stderr);
+        let got: std::collections::BTreeSet<String> = events(&run)
+            .map(|t| format!("{} {}", t["binary"].as_str().unwrap(), t["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, fixed, "{ci}");
+    }
+    // Under `bazel test`: the shard status file is touched, JUnit goes where Bazel reads it.
+    let dir = tempfile_dir("bazel");
+    let (status, xml) = (dir.join("shard-status"), dir.join("test.xml"));
+    let env = [
+        ("TEST_SHARD_INDEX", OsStr::new("0")),
+        ("TEST_TOTAL_SHARDS", OsStr::new("4")),
+        ("TEST_SHARD_STATUS_FILE", status.as_os_str()),
+        ("XML_OUTPUT_FILE", xml.as_os_str()),
+    ];
+    let run = cargo_prun_with(&[&args[..], &["--partition", "count:auto"]].concat(), &env);
+    assert!(run.stderr.contains("shard 1 of 4, from Bazel"), "{}", run.stderr);
+    assert!(status.exists(), "the shard status file is touched");
+    assert!(common::junit_cases(&xml) > 0, "JUnit at XML_OUTPUT_FILE");
+    // No CI variables: an error that says which it looks for.
+    let run = cargo_prun(&[&args[..], &["--partition", "timing:auto"]].concat());
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no CI shard variables found"), "{}", run.stderr);
+}
+
+#[test]
+fn timing_shards_run_one_after_another_in_one_checkout_hold_every_test_once() {
+    let history =
+        tempfile::TempDir::with_prefix_in("history-", prun_e2e::fixtures_tmp_dir()).unwrap();
+    let env = [("PRUN_HISTORY_DIR", history.path().as_os_str())];
+    let args = ["-p", "plain-many", "--test", "many", "--message-format", "json"];
+    // One run of the whole selection first: its history is what the shards balance by.
+    cargo_prun_with(&args, &env);
+    let mut seen: Vec<String> = Vec::new();
+    for k in 1..=4 {
+        let partition = format!("timing:{k}/4");
+        let run = cargo_prun_with(&[&args[..], &["--partition", &partition]].concat(), &env);
+        seen.extend(outcomes(&run).into_keys());
+    }
+    let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "no test ran in two shards");
+    assert_eq!(distinct.len(), 301, "every test ran");
+}
