@@ -63,6 +63,10 @@ pub(crate) struct MergeArgs {
     pub(crate) reports: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) outputs: Outputs,
+    /// Write the merged run's timings here: what `--partition timing:K/N --timings PATH`
+    /// balances the next CI run by.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) timings: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

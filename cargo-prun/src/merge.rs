@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::MergeArgs;
 use crate::exit;
+use crate::partition::Partition;
 use crate::report::document::{Document, Meta, Writer};
 use crate::report::junit::Junit;
 use crate::report::{Reporter, Summary};
@@ -30,6 +31,12 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, String> {
     }
     let merged = join(documents);
     let summary = merged.summary.clone().unwrap_or_default();
+    if let Some(path) = &args.timings {
+        let finals = merged.attempts.iter().filter(|a| !a.will_retry && a.test_ran());
+        let tests = finals.map(|a| (format!("{} {}", a.binary, a.name), a.duration));
+        let count = crate::timings::write_durations(path, tests)?;
+        eprintln!("wrote the timings of {count} tests to {}", path.display());
+    }
     if let Some(path) = &args.outputs.junit {
         let mut junit = Junit::new(path.clone());
         for attempt in &merged.attempts {
@@ -80,6 +87,18 @@ fn check(documents: &[(PathBuf, Document)]) -> Vec<String> {
                 other.display(),
                 path.display()
             ));
+        }
+    }
+    // The shards of one partition that sent no report.
+    let partitions: Vec<Partition> =
+        documents.iter().filter_map(|(_, d)| d.meta.partition.as_deref()?.parse().ok()).collect();
+    if let Some(&any) = partitions.first() {
+        let of = any.of();
+        for shard in 1..=of {
+            let expected = any.with_shard(shard);
+            if !partitions.contains(&expected) {
+                problems.push(format!("shard {expected} sent no report: its tests are missing"));
+            }
         }
     }
     // Which report ran each test (the final attempts; a `--repeat` run has several).

@@ -35,6 +35,23 @@ impl Partition {
 }
 
 impl Partition {
+    /// How many shards the partition has.
+    pub(crate) fn of(self) -> u64 {
+        let (Partition::Count { of, .. }
+        | Partition::Hash { of, .. }
+        | Partition::Timing { of, .. }) = self;
+        of
+    }
+
+    /// The same partition's shard `shard`.
+    pub(crate) fn with_shard(self, shard: u64) -> Partition {
+        match self {
+            Partition::Count { of, .. } => Partition::Count { shard, of },
+            Partition::Hash { of, .. } => Partition::Hash { shard, of },
+            Partition::Timing { of, .. } => Partition::Timing { shard, of },
+        }
+    }
+
     /// Whether this shard reports the test `id`, which no shard runs (an ignored test): by its
     /// id's hash whatever the partition, so that exactly one shard reports it.
     pub(crate) fn reports(self, id: &str) -> bool {

@@ -59,11 +59,16 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
 
 /// Writes the history's typical duration of each test to `path` (atomically); how many.
 pub(crate) fn write(path: &Path, history: &crate::history::History) -> Result<usize, String> {
-    let tests: BTreeMap<String, u64> = history
-        .tests
-        .iter()
-        .filter_map(|(id, test)| Some((id.clone(), millis(test.typical()?))))
-        .collect();
+    let typical = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?)));
+    write_durations(path, typical)
+}
+
+/// Writes each test's duration to a timings file at `path` (atomically); how many.
+pub(crate) fn write_durations(
+    path: &Path,
+    durations: impl Iterator<Item = (String, Duration)>,
+) -> Result<usize, String> {
+    let tests: BTreeMap<String, u64> = durations.map(|(id, d)| (id, millis(d))).collect();
     let count = tests.len();
     let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests })
         .map_err(|err| err.to_string())?;

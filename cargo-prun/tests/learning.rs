@@ -259,6 +259,15 @@ fn four_shards_merged_are_the_unsharded_run() {
     let merged = read_json(&merged);
     assert_eq!(report_outcomes(&merged), whole, "every test once, with the same outcome");
     assert_eq!(junit_cases(&junit), whole.len());
+    // The merge writes the timings the next CI run balances by: every test that ran.
+    let timings = dir.join("merged-timings.json");
+    let mut with_timings = args.clone();
+    with_timings.extend(["--timings", timings.to_str().unwrap()]);
+    let run = cargo_prun_with(&with_timings, &[]);
+    assert!(run.stderr.contains("wrote the timings of"), "{}", run.stderr);
+    let written = read_json(&timings);
+    let ran = whole.values().filter(|kind| kind.as_str() != "skipped").count();
+    assert_eq!(written["tests"].as_object().unwrap().len(), ran, "{written}");
     // The merged report feeds the next run's timings, as the CI recipes do it.
     let history = dir.join("history");
     let import = cargo_prun_with(
@@ -274,6 +283,8 @@ fn four_shards_merged_are_the_unsharded_run() {
     let missing = cargo_prun_with(&[&args[..4], &["--json", "/dev/null"]].concat(), &[]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(missing.stderr.contains("tests are in no report"), "{}", missing.stderr);
+    // args[..4] is `merge` and shards 1 to 3: the fourth is named.
+    assert!(missing.stderr.contains("shard hash:4/4 sent no report"), "{}", missing.stderr);
     let mut twice = args.clone();
     twice.push(shards[0].to_str().unwrap());
     let twice = cargo_prun_with(&twice, &[]);

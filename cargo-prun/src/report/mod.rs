@@ -101,6 +101,11 @@ impl Finished {
         }
     }
 
+    /// Whether the test ran (it was not skipped, ignored or left out when the run stopped).
+    pub(crate) fn test_ran(&self) -> bool {
+        !matches!(self.outcome, Outcome::Skipped { .. } | Outcome::NotRun { .. })
+    }
+
     /// One word for how the attempt ended, for the trace and the timeline.
     pub(crate) fn outcome_kind(&self) -> &'static str {
         match &self.outcome {
