@@ -200,6 +200,14 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "REPORT", num_args = 0..=1)]
     pub(crate) rerun_failed: Option<Option<PathBuf>>,
 
+    /// Build the tests and stop (as cargo test --no-run).
+    #[arg(long)]
+    pub(crate) no_run: bool,
+
+    /// Quiet: cargo builds quietly and only failures get a line of their own.
+    #[arg(short = 'q', long = "quiet")]
+    pub(crate) quiet: bool,
+
     /// No live progress line, even on a terminal.
     #[arg(long)]
     pub(crate) hide_progress_bar: bool,
@@ -308,6 +316,36 @@ pub(crate) struct BuildArgs {
     /// Test all integration test targets.
     #[arg(long = "tests")]
     pub(crate) all_tests: bool,
+    /// Test every target cargo test would (passed to cargo).
+    #[arg(long)]
+    pub(crate) all_targets: bool,
+    /// Test this binary target's unit tests (repeatable; passed to cargo).
+    #[arg(long = "bin", value_name = "NAME")]
+    pub(crate) bin: Vec<String>,
+    /// Test the examples (passed to cargo).
+    #[arg(long)]
+    pub(crate) examples: bool,
+    /// Test this example (repeatable; passed to cargo).
+    #[arg(long = "example", value_name = "NAME")]
+    pub(crate) example: Vec<String>,
+    /// Test the benchmarks, as tests (passed to cargo).
+    #[arg(long)]
+    pub(crate) benches: bool,
+    /// Test this benchmark, as a test (repeatable; passed to cargo).
+    #[arg(long = "bench", value_name = "NAME")]
+    pub(crate) bench: Vec<String>,
+    /// Build for this target triple (passed to cargo).
+    #[arg(long, value_name = "TRIPLE")]
+    pub(crate) target: Option<String>,
+    /// Jobs for the build (cargo's `-j`; prun's `-j` is the test threads).
+    #[arg(long, value_name = "N")]
+    pub(crate) build_jobs: Option<String>,
+    /// Cargo's own output: more (repeatable).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Cargo builds quietly.
+    #[arg(long)]
+    pub(crate) cargo_quiet: bool,
     /// Features to activate (comma- or space-separated, repeatable).
     #[arg(short = 'F', long, value_name = "FEATURES")]
     pub(crate) features: Vec<String>,
@@ -356,6 +394,13 @@ impl BuildArgs {
         flag("--lib", self.lib);
         flag("--bins", self.bins);
         flag("--tests", self.all_tests);
+        flag("--all-targets", self.all_targets);
+        flag("--examples", self.examples);
+        flag("--benches", self.benches);
+        flag("--quiet", self.cargo_quiet);
+        for verbose in 1..=2 {
+            flag("--verbose", self.verbose >= verbose);
+        }
         flag("--all-features", self.all_features);
         flag("--no-default-features", self.no_default_features);
         flag("--release", self.release);
@@ -373,6 +418,11 @@ impl BuildArgs {
         pairs("--test", &self.tests);
         pairs("--features", &self.features);
         pairs("--config", &self.cargo_config);
+        pairs("--bin", &self.bin);
+        pairs("--example", &self.example);
+        pairs("--bench", &self.bench);
+        pairs("--target", self.target.as_slice());
+        pairs("--jobs", self.build_jobs.as_slice());
         if let Some(profile) = &self.profile {
             args.extend(["--profile".to_owned(), profile.clone()]);
         }

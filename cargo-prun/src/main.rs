@@ -105,11 +105,19 @@ pub(crate) fn plan_run(
         .map_err(|err| err.to_string())
 }
 
-fn run(cli: Cli) -> Result<i32, String> {
+fn run(mut cli: Cli) -> Result<i32, String> {
+    if cli.quiet {
+        cli.build.cargo_quiet = true;
+        cli.status_level.get_or_insert(cli::StatusLevel::Fail);
+    }
     let workspace = match prepare::prepare(&cli.build, cli.prun_profile.as_deref()) {
         Ok(workspace) => workspace,
         Err(result) => return result,
     };
+    if cli.no_run {
+        // Built (and listed, so a binary prun cannot run is said now): nothing more.
+        return Ok(exit::OK);
+    }
     let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();
     if let plan::Order::Shuffle(seed) = cli.order {

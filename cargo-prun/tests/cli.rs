@@ -797,3 +797,31 @@ fn timing_shards_run_one_after_another_in_one_checkout_hold_every_test_once() {
     assert_eq!(distinct.len(), seen.len(), "no test ran in two shards");
     assert_eq!(distinct.len(), 301, "every test ran");
 }
+
+#[test]
+fn cargos_build_flags_reach_cargo() {
+    // --no-run builds and stops.
+    let run = cargo_prun(&["-p", "plain", "--no-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("Starting"), "{}", run.stdout);
+    // --all-targets, --bin, --examples, --benches, --build-jobs, -v go to cargo.
+    let run = cargo_prun(&["-p", "plain", "--all-targets", "--nff", "--build-jobs", "1", "-v"]);
+    assert!(last_line(&run.stdout).starts_with("3 passed, 2 failed"), "{}", run.stdout);
+    assert!(run.stderr.contains("Fresh") || run.stderr.contains("Running"), "-v: {}", run.stderr);
+    // --cargo-quiet quiets cargo; -q also keeps passing tests off the screen.
+    let run =
+        cargo_prun(&["-p", "plain", "--test", "integration", "--cargo-quiet", "--always-build"]);
+    assert!(!run.stderr.contains("Finished"), "{}", run.stderr);
+    let run = cargo_prun(&["-p", "plain", "--test", "integration", "-q"]);
+    assert!(!run.stdout.contains("PASS ["), "{}", run.stdout);
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
+    // --target with this machine's triple: binaries under target/TRIPLE, run as usual.
+    let rustc = Command::new("rustc").arg("-vV").output().unwrap();
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap();
+    let run = cargo_prun(&["-p", "plain", "--test", "integration", "--target", &host]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
+}
