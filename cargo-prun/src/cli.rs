@@ -53,7 +53,7 @@ pub(crate) enum Command {
         action: TimingsAction,
     },
     /// Find the tests that make TEST fail when they run before it or beside it.
-    Bisect(BisectArgs),
+    Bisect(Box<BisectArgs>),
 }
 
 #[derive(Debug, Args)]
