@@ -235,23 +235,38 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 fn read(path: &Path) -> Result<History, String> {
     let read = crate::private::read_state;
-    // `None` for the history: an update is between removing the old one and renaming the new in.
-    let Some(bytes) = read(path)?.map_or_else(|| read(&next_path(path)), |b| Ok(Some(b)))? else {
-        return Ok(History { version: VERSION, ..History::default() });
-    };
+    // No history: an update is between removing the old one and renaming the new in, and the
+    // new one is complete. Unless, by the time it is read, that one is in place and the next
+    // update is writing another: one that does not parse sends us back to the history.
+    for _ in 0..8 {
+        match read(path)? {
+            Some(bytes) => return parse(&bytes),
+            None => match read(&next_path(path))? {
+                None => return Ok(History { version: VERSION, ..History::default() }),
+                Some(bytes) => match parse(&bytes) {
+                    Ok(history) => return Ok(history),
+                    Err(_) => continue,
+                },
+            },
+        }
+    }
+    Err("the history is being replaced without end".to_owned())
+}
+
+fn parse(bytes: &[u8]) -> Result<History, String> {
     #[derive(Deserialize)]
     struct Versioned {
         version: u32,
     }
     let versioned: Versioned =
-        serde_json::from_slice(&bytes).map_err(|err| format!("not a prun history ({err})"))?;
+        serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))?;
     if versioned.version != VERSION {
         return Err(format!(
             "written by another version of prun (history version {}, this prun reads {VERSION})",
             versioned.version
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|err| format!("not a prun history ({err})"))
+    serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))
 }
 
 #[cfg(test)]
