@@ -497,6 +497,9 @@ pub(crate) enum Color {
 pub(crate) enum MessageFormat {
     Human,
     Json,
+    /// libtest's JSON lines (`cargo test -- --format json` on nightly), tests named
+    /// `BINARY$NAME` as nextest names them.
+    LibtestJson,
 }
 
 #[cfg(test)]

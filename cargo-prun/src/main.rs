@@ -170,7 +170,7 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         plan.all_selected.clone(),
         threads,
     );
-    let mut reporters = reporters(&cli, junit, meta)?;
+    let mut reporters = reporters(&cli, junit, meta, plan.filtered_out)?;
     let started = Instant::now();
     let binary_count =
         plan.tests.iter().map(|t| t.binary).collect::<std::collections::BTreeSet<_>>().len();
@@ -476,9 +476,11 @@ fn reporters(
     cli: &Cli,
     junit: Option<std::path::PathBuf>,
     meta: report::document::Meta,
+    filtered_out: usize,
 ) -> Result<Vec<Box<dyn Reporter>>, String> {
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
-    let json = cli.message_format == MessageFormat::Json;
+    // A machine format takes stdout; the human output goes to stderr then.
+    let json = cli.message_format != MessageFormat::Human;
     let (out, is_terminal): (Box<dyn std::io::Write + Send>, bool) = if json {
         (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
     } else {
@@ -506,8 +508,15 @@ fn reporters(
         },
     };
     reporters.push(Box::new(report::human::Human::new(out, color, shown, progress)));
-    if json {
-        reporters.push(Box::new(report::json::Json::new(Box::new(std::io::stdout()))));
+    match cli.message_format {
+        MessageFormat::Human => {}
+        MessageFormat::Json => {
+            reporters.push(Box::new(report::json::Json::new(Box::new(std::io::stdout()))));
+        }
+        MessageFormat::LibtestJson => {
+            let stdout = Box::new(std::io::stdout());
+            reporters.push(Box::new(report::libtest_json::LibtestJson::new(stdout, filtered_out)));
+        }
     }
     if let Some(path) = junit {
         // Written once before any test runs, so a bad path stops the run before it starts.

@@ -825,3 +825,25 @@ fn cargos_build_flags_reach_cargo() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
 }
+
+#[test]
+fn libtest_json_is_what_cargo_test_prints_on_nightly() {
+    let run = cargo_prun(&["-p", "plain", "--nff", "-j", "1", "--message-format", "libtest-json"]);
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["type"], "suite");
+    assert_eq!(lines[0]["event"], "started");
+    let event = |name: &str| {
+        lines.iter().find(|l| l["name"] == name).unwrap_or_else(|| panic!("{name}: {}", run.stdout))
+    };
+    assert_eq!(event("plain$tests::doubles")["event"], "ok");
+    assert_eq!(event("plain$tests::fails")["event"], "failed");
+    assert!(event("plain$tests::fails")["stdout"].as_str().unwrap().contains("two doubled"));
+    assert_eq!(event("plain$tests::ignored")["event"], "ignored");
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["passed"], &last["failed"]),
+        (&"failed".into(), &3.into(), &2.into())
+    );
+    // The human output moved to stderr.
+    assert!(last_line(&run.stderr).starts_with("3 passed, 2 failed"), "{}", run.stderr);
+}

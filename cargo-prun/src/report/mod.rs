@@ -5,6 +5,7 @@ pub(crate) mod html;
 pub(crate) mod human;
 pub(crate) mod json;
 pub(crate) mod junit;
+pub(crate) mod libtest_json;
 pub(crate) mod redact;
 pub(crate) mod slow;
 pub(crate) mod trace;
