@@ -151,6 +151,11 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "N")]
     pub(crate) max_fail: Option<usize>,
 
+    /// Run the tests this filterset chooses (nextest's language: `test(foo) & package(bar) -
+    /// kind(bench)`); repeatable, a test any of them chooses runs.
+    #[arg(short = 'E', long = "filterset", value_name = "EXPR")]
+    pub(crate) filtersets: Vec<crate::filterset::Filterset>,
+
     /// Match filters exactly rather than by substring.
     #[arg(long)]
     pub(crate) exact: bool,

@@ -266,6 +266,7 @@ mod tests {
         let path = dir.path().join("tests-0123");
         std::fs::write(&path, "a binary").unwrap();
         let built = TestBinary {
+            kind: "test".into(),
             id: "crate::tests".into(),
             path: path.clone(),
             package_dir: dir.path().into(),

@@ -10,6 +10,7 @@ mod discover;
 mod doctests;
 mod execute;
 mod exit;
+mod filterset;
 mod history;
 mod list;
 mod merge;
@@ -77,6 +78,7 @@ pub(crate) fn plan_run(
         isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
         partition: cli.partition,
         quarantine: config.quarantine.clone(),
+        filtersets: cli.filtersets.clone(),
         only: match &cli.rerun_failed {
             Some(report) => {
                 let rerun = rerun::read(report.as_deref(), workspace.history.dir())?;

@@ -25,6 +25,8 @@ pub(crate) struct Selection {
     pub(crate) partition: Option<Partition>,
     /// Patterns (`BINARY NAME` contains one) of tests whose failures do not fail the run.
     pub(crate) quarantine: Vec<String>,
+    /// `-E`: tests that match any of these (and the name filters).
+    pub(crate) filtersets: Vec<crate::filterset::Filterset>,
     /// `--rerun-failed`: only these tests (`BINARY NAME`).
     pub(crate) only: Option<std::collections::BTreeSet<String>>,
 }
@@ -173,7 +175,15 @@ pub(crate) fn plan(
             let rerun = |only: &std::collections::BTreeSet<String>| {
                 only.contains(&format!("{} {}", binary.binary.id, test.name))
             };
-            if !selection.matches(test) || !selection.only.as_ref().is_none_or(rerun) {
+            let candidate = crate::filterset::Candidate {
+                binary_id: &binary.binary.id,
+                package: &binary.binary.package_name,
+                kind: &binary.binary.kind,
+                test: &test.name,
+            };
+            let in_set = selection.filtersets.is_empty()
+                || selection.filtersets.iter().any(|set| set.matches(&candidate));
+            if !selection.matches(test) || !in_set || !selection.only.as_ref().is_none_or(rerun) {
                 filtered_out += 1;
             } else if test.ignore && !selection.ignored_only && !selection.include_ignored {
                 ignored.push((
@@ -434,6 +444,7 @@ mod tests {
 
     fn binary(id: &str, kind: Kind, tests: Vec<CatalogTest>) -> Binary {
         let binary = TestBinary {
+            kind: "test".into(),
             id: id.to_owned(),
             path: id.into(),
             package_dir: ".".into(),

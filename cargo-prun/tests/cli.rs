@@ -847,3 +847,26 @@ fn libtest_json_is_what_cargo_test_prints_on_nightly() {
     // The human output moved to stderr.
     assert!(last_line(&run.stderr).starts_with("3 passed, 2 failed"), "{}", run.stderr);
 }
+
+#[test]
+fn filtersets_choose_tests_as_nextests_do() {
+    let ran = |expr: &str| {
+        let run = cargo_prun(&["-p", "plain", "--nff", "-E", expr, "--message-format", "json"]);
+        let mut names: Vec<String> = outcomes(&run)
+            .into_iter()
+            .filter(|(_, e)| e["outcome"]["kind"] != "skipped")
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        ran("test(doubles) | binary(integration)"),
+        ["integration_passes", "reads_its_package_dir", "tests::doubles"]
+    );
+    assert_eq!(ran("kind(lib) - test(/fails|segfaults/)"), ["tests::doubles"]);
+    assert_eq!(ran("package(plain) & not kind(test) & test(=tests::fails)"), ["tests::fails"]);
+    let bad = cargo_prun(&["-p", "plain", "-E", "test(doubles) &"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("at character 16: expected a predicate"), "{}", bad.stderr);
+}

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Built, TestBinary};
 
 /// Changes whenever what a stamp records or means changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Stamps kept per target directory, one file per command line and environment: a test suite
 /// that runs cargo prun in many environments must not push out the stamp of the usual one.
 const KEEP: usize = 64;
@@ -497,6 +497,7 @@ mod tests {
         reads.packages.insert("path+file:///a#0.1.0".into(), dir.to_owned());
         reads.units.push((deps.join("a-1.d"), dir.join("src/lib.rs")));
         let binary = TestBinary {
+            kind: "test".into(),
             id: "a".into(),
             path: deps.join("a-1"),
             package_dir: dir.to_owned(),

@@ -19,6 +19,9 @@ pub(crate) struct TestBinary {
     /// Its package's directory: where cargo test runs it.
     pub(crate) package_dir: PathBuf,
     pub(crate) package_name: String,
+    /// Cargo's kind of the target: `lib`, `test`, `bin`, `bench`, `example`, `proc-macro`.
+    #[serde(default)]
+    pub(crate) kind: String,
 }
 
 /// What `cargo test --no-run` built: the test executables, and what cargo said the build read
@@ -67,7 +70,13 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
                     .parent()
                     .map(|p| p.as_std_path().to_owned())
                     .unwrap_or_default();
-                binaries.push(TestBinary { id, path: path.into(), package_dir, package_name });
+                binaries.push(TestBinary {
+                    id,
+                    path: path.into(),
+                    package_dir,
+                    package_name,
+                    kind,
+                });
             }
             Message::BuildScriptExecuted(script) => reads.build_script(&script),
             _ => {}
