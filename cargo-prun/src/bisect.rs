@@ -16,7 +16,7 @@ use crate::run_dir::RunDir;
 use crate::{exit, prepare};
 
 pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
-    let workspace = match prepare::prepare(&args.build, None) {
+    let workspace = match prepare::prepare(&args.build, None, None) {
         Ok(workspace) => workspace,
         Err(result) => return result,
     };

@@ -280,6 +280,11 @@ pub(crate) struct Cli {
     #[arg(long = "prun-profile", value_name = "NAME")]
     pub(crate) prun_profile: Option<String>,
 
+    /// The profile of `.config/nextest.toml` to use (read when there is no prun.toml; else
+    /// `NEXTEST_PROFILE`, else `default`). `--profile` stays cargo's, as for cargo test.
+    #[arg(short = 'P', value_name = "NAME")]
+    pub(crate) nextest_profile: Option<String>,
+
     /// Show test output as it is printed, not only for failures (`--nocapture` as libtest
     /// spells it).
     #[arg(long, alias = "nocapture")]

@@ -8,7 +8,11 @@ use crate::plan::Plan;
 use prun::time::pretty as seconds;
 
 pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
-    let workspace = match crate::prepare::prepare(&cli.build, cli.prun_profile.as_deref()) {
+    let workspace = match crate::prepare::prepare(
+        &cli.build,
+        cli.prun_profile.as_deref(),
+        cli.nextest_profile.as_deref(),
+    ) {
         Ok(workspace) => workspace,
         Err(result) => return result,
     };

@@ -14,6 +14,7 @@ mod filterset;
 mod history;
 mod list;
 mod merge;
+mod nextest_config;
 mod os;
 mod partition;
 mod plan;
@@ -88,7 +89,8 @@ pub(crate) fn plan_run(
             None => None,
         },
     };
-    let options = plan::Options { retries: cli.retries, order: cli.order };
+    let nextest_retries = workspace.nextest.as_ref().and_then(|n| n.retries);
+    let options = plan::Options { retries: cli.retries.or(nextest_retries), order: cli.order };
     // Timing shards balance by a snapshot (see `timings::snapshot_path`), taken now if there is
     // none yet, so that the shards run one after another here agree.
     let snapshot = timings::snapshot_path(workspace.history.dir());
@@ -112,7 +114,11 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         cli.build.cargo_quiet = true;
         cli.status_level.get_or_insert(cli::StatusLevel::Fail);
     }
-    let workspace = match prepare::prepare(&cli.build, cli.prun_profile.as_deref()) {
+    let workspace = match prepare::prepare(
+        &cli.build,
+        cli.prun_profile.as_deref(),
+        cli.nextest_profile.as_deref(),
+    ) {
         Ok(workspace) => workspace,
         Err(result) => return result,
     };
@@ -145,7 +151,8 @@ fn run(mut cli: Cli) -> Result<i32, String> {
             cli::NoTests::Pass => {}
         }
     }
-    let Workspace { root, config, binaries, dylib_path, history: store } = workspace;
+    let nextest_fail_fast = workspace.nextest.as_ref().and_then(|n| n.fail_fast);
+    let Workspace { root, config, binaries, dylib_path, history: store, .. } = workspace;
 
     // A bad `[redact]` pattern stops the run before any test starts.
     let redactor = report::redact::Redactor::new(
@@ -189,11 +196,13 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     let limits = plan.limits.clone();
     let repeating = cli.repeat.is_some() || cli.stress.is_some();
     // Repeating runs measure failure rates: every round runs to its end, unless told otherwise.
-    let max_fail = if cli.no_fail_fast || (repeating && cli.max_fail.is_none()) {
-        None
-    } else {
-        Some(cli.max_fail.unwrap_or(1).max(1))
-    };
+    let nextest_no_fail_fast = nextest_fail_fast == Some(false) && cli.max_fail.is_none();
+    let max_fail =
+        if cli.no_fail_fast || nextest_no_fail_fast || (repeating && cli.max_fail.is_none()) {
+            None
+        } else {
+            Some(cli.max_fail.unwrap_or(1).max(1))
+        };
     let mut executor = ProcessExecutor::new(
         binaries,
         plan.tests,

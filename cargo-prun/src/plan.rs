@@ -309,7 +309,10 @@ fn jobs(
     // unit test with no group, timeout, retries or extra threads.
     let long = |test: &PlannedTest| learned && test.expected >= LONG;
     let batchable = |test: &PlannedTest| match binaries[test.binary].kind {
-        Kind::Libtest => !isolated(test) && !long(test),
+        // A group or extra threads (from a nextest.toml override) need a job of their own.
+        Kind::Libtest => {
+            !isolated(test) && !long(test) && test.job.groups.is_empty() && test.job.slots == 1
+        }
         // It takes one filter: a process per test.
         Kind::OneFilter => false,
         Kind::Prun => {

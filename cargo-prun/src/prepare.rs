@@ -19,6 +19,8 @@ pub(crate) struct Workspace {
     pub(crate) binaries: Vec<Binary>,
     pub(crate) dylib_path: std::ffi::OsString,
     pub(crate) history: Store,
+    /// `.config/nextest.toml`, read when there is no prun.toml.
+    pub(crate) nextest: Option<crate::nextest_config::NextestConfig>,
 }
 
 /// Reads the config, builds the tests and asks each binary what it holds. `Err(Ok(code))` is
@@ -26,6 +28,7 @@ pub(crate) struct Workspace {
 pub(crate) fn prepare(
     build_args: &BuildArgs,
     profile: Option<&str>,
+    nextest_profile: Option<&str>,
 ) -> Result<Workspace, Result<i32, String>> {
     let cwd = std::env::current_dir()
         .map_err(|err| Err(format!("cannot read the current directory: {err}")))?;
@@ -45,9 +48,26 @@ pub(crate) fn prepare(
     )
     .map_err(Err)?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
-    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
+    let mut binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
     catalogs.save();
-    Ok(Workspace { root, config, binaries, dylib_path, history })
+    let mut config = config;
+    // A project on nextest: its groups and overrides, when it has no prun.toml.
+    let nextest = match config.source {
+        Some(_) => None,
+        None => crate::nextest_config::discover(&root, nextest_profile).map_err(Err)?,
+    };
+    if let Some(nextest) = &nextest {
+        eprintln!(
+            "note: no prun.toml: reading {} (profile {})",
+            nextest.path.display(),
+            nextest.profile
+        );
+        nextest.apply(&mut config, &mut binaries);
+        if let Some(warning) = nextest.warning() {
+            eprintln!("{warning}");
+        }
+    }
+    Ok(Workspace { root, config, binaries, dylib_path, history, nextest })
 }
 
 /// The test binaries: those of the last build when nothing it read has changed since (see

@@ -870,3 +870,29 @@ fn filtersets_choose_tests_as_nextests_do() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("at character 16: expected a predicate"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_project_on_nextest_gets_its_groups_and_profiles_from_nextest_toml() {
+    // The fixture workspace has no prun.toml and a .config/nextest.toml with a test group.
+    let args =
+        ["-p", "nextest-groups", "-j", "4", "--isolate", "serial", "--message-format", "json"];
+    let run = cargo_prun(&args);
+    assert_eq!(run.code, 0, "the group's tests never overlapped: {}", run.stderr);
+    assert!(run.stderr.contains("nextest.toml (profile default)"), "{}", run.stderr);
+    assert_eq!(outcomes(&run).len(), 5);
+    let listed = cargo_prun(&["list", "-p", "nextest-groups", "--format", "json"]);
+    let serial = listed
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|test| test["name"] == "serial_1")
+        .unwrap();
+    assert_eq!(serial["groups"], serde_json::json!(["fixture-serial"]), "{serial}");
+    // -P (or NEXTEST_PROFILE) picks a profile: `retrying` retries every test twice.
+    let run = cargo_prun(&["-p", "nextest-groups", "-P", "retrying"]);
+    assert!(run.stderr.contains("(profile retrying)"), "{}", run.stderr);
+    let run =
+        cargo_prun_with(&["-p", "nextest-groups"], &[("NEXTEST_PROFILE", OsStr::new("nope"))]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("profile `nope` is not defined"), "{}", run.stderr);
+}
