@@ -40,7 +40,7 @@ WORK = ROOT / "target" / "bench"
 class Test:
     name: str
     ms: int = 0  # how long it takes
-    kind: str = "sleep"  # "sleep", "spin" (CPU-bound) or "trivial"
+    kind: str = "sleep"  # "sleep", "io" (blocks on loopback I/O), "spin" (CPU-bound) or "trivial"
     group: str | None = None
     category: str | None = None
 
@@ -73,6 +73,19 @@ class Suite:
                 groups[t.group] = groups.get(t.group, 0) + t.ms
         return max([longest, total / threads] + list(groups.values())) / 1000
 
+    def physical_bound(self, cores):
+        """Seconds no runner can beat on `cores`, whatever it runs at once: the longest test,
+        the CPU the tests burn shared by the cores, any exclusive group."""
+        if all(t.kind == "trivial" for t in self.tests):
+            return None
+        cpu = sum(t.ms for t in self.tests if t.kind == "spin")
+        longest = max(t.ms for t in self.tests)
+        groups = {}
+        for t in self.tests:
+            if t.group:
+                groups[t.group] = groups.get(t.group, 0) + t.ms
+        return max([longest, cpu / cores] + list(groups.values())) / 1000
+
 
 def suites():
     rng = random.Random(7)
@@ -95,12 +108,33 @@ def suites():
     spread = [Test(f"work{i:03}", 10) for i in range(240)] + [Test(f"db{i:02}", 10, group="db") for i in range(40)]
     rng.shuffle(spread)
     out.append(Suite("workspace", "4 test binaries: 240 tests of 10 ms, 40 more in one db group across them", spread, binaries=4))
+    waiting = [Test("wait_longest", 2000)] + [
+        Test(f"wait{i:03}", rng.randint(20, 500), kind=rng.choice(["sleep", "io"])) for i in range(299)
+    ]
+    rng.shuffle(waiting)
+    out.append(Suite("waiting", "300 tests that sleep or block on loopback I/O for 20-500 ms (one 2 s)", waiting))
+    half = [Test(f"cpu{i:03}", 20, kind="spin") for i in range(100)] + [
+        Test(f"wait{i:03}", rng.randint(20, 500), kind=rng.choice(["sleep", "io"])) for i in range(100)
+    ]
+    rng.shuffle(half)
+    out.append(Suite("half", "half-and-half: 100 CPU-bound tests of 20 ms, 100 waiting 20-500 ms, shuffled", half))
     return out
 
 
 def body(t):
     if t.kind == "sleep":
         return f"std::thread::sleep(std::time::Duration::from_millis({t.ms}));"
+    if t.kind == "io":
+        # A server thread answers after the test's time; the test blocks reading the answer.
+        return (
+            "use std::io::{Read, Write}; "
+            "let listener = std::net::TcpListener::bind(\"127.0.0.1:0\").unwrap(); "
+            "let at = listener.local_addr().unwrap(); "
+            "let server = std::thread::spawn(move || { let (mut s, _) = listener.accept().unwrap(); "
+            f"std::thread::sleep(std::time::Duration::from_millis({t.ms})); s.write_all(b\"x\").unwrap(); }}); "
+            "let mut client = std::net::TcpStream::connect(at).unwrap(); let mut byte = [0u8; 1]; "
+            "client.read_exact(&mut byte).unwrap(); server.join().unwrap();"
+        )
     if t.kind == "spin":
         return (
             f"let end = std::time::Instant::now() + std::time::Duration::from_millis({t.ms}); "
@@ -226,10 +260,14 @@ def main():
             return [arg for target in suite.targets(kind) for arg in ("--test", target)]
         history = WORK / "history" / suite.name
         prun_cmd = [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("prun")]
+        # By default (no -j) cargo prun admits tests by their measured CPU and memory.
+        adaptive_cmd = [cargo_prun, "prun", "--release", *package, *tests_of("prun")]
         runners = {
             "cargo prun": prun_cmd,
             "cargo prun, history": prun_cmd,
             "cargo prun, plain": [cargo_prun, "prun", "--release", "-j", threads, *package, *tests_of("libtest")],
+            "adaptive, history": adaptive_cmd,
+            "adaptive, plain, history": [cargo_prun, "prun", "--release", *package, *tests_of("libtest")],
         }
         if suite.binaries == 1:
             runners["prun harness"] = [binaries[(suite.name, "with_prun")], "--test-threads", threads]
@@ -248,14 +286,14 @@ def main():
 
             def run_once():
                 run_env = dict(env)
-                if runner == "cargo prun, history":
-                    run_env["PRUN_HISTORY_DIR"] = str(history)
+                if runner.endswith("history"):
+                    run_env["PRUN_HISTORY_DIR"] = str(history) + "-" + runner.replace(", ", "-")
                 else:
                     # A history of its own, empty, for every run.
                     fresh = WORK / "history" / "empty"
                     shutil.rmtree(fresh, ignore_errors=True)
                     run_env["PRUN_HISTORY_DIR"] = str(fresh)
-                if not runner.startswith("cargo prun"):
+                if not (runner.startswith("cargo prun") or runner.startswith("adaptive")):
                     return timed(cmd, crate, run_env)
                 # The schedule's own time (after cargo's build check and discovery), from the
                 # run's report.
@@ -264,7 +302,7 @@ def main():
                 schedules.append(json.loads(report.read_text())["summary"]["duration_ms"] / 1000)
                 return wall
 
-            if runner == "cargo prun, history":
+            if runner.endswith("history"):
                 run_once()  # the run it learns from
                 schedules.clear()
             times = [run_once() for _ in range(args.runs)]
@@ -278,6 +316,19 @@ def main():
 
     bound_note = f"lower bound = max(longest, total / {threads}, total of any exclusive group)"
     print(f"\nMedian wall time of {args.runs} runs, {threads} threads each; {bound_note}.\n")
+    cores = os.cpu_count() or 2
+    print(f"Physical bound on {cores} cores = max(longest, CPU the tests burn / {cores}, total of any exclusive group): what no runner beats at any concurrency. cargo prun's adaptive runs (no -j) against it:\n")
+    print("| suite | physical bound | adaptive, history | adaptive, plain, history | cargo test | nextest | adaptive / bound | adaptive plain / bound | cargo test / adaptive plain | nextest / adaptive plain |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for suite, m in rows:
+        bound = suite.physical_bound(cores)
+        ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"
+        cells = [suite.name, f"{bound:.2f}s" if bound else "n/a"]
+        cells += [f"{m[c]:.2f}s" if c in m else "n/a" for c in ("adaptive, history", "adaptive, plain, history", "cargo test", "nextest")]
+        cells += [ratio(m["adaptive, history"], bound), ratio(m["adaptive, plain, history"], bound)]
+        cells += [ratio(m["cargo test"], m["adaptive, plain, history"]), ratio(m.get("nextest"), m["adaptive, plain, history"])]
+        print("| " + " | ".join(cells) + " |")
+    print(f"\nFixed thread counts (-j {threads}) against the thread bound:\n")
     columns = ["prun harness", "cargo prun", "cargo prun, history", "cargo prun, plain", "cargo test", "nextest"]
     print("| suite | lower bound | " + " | ".join(columns) + " | best prun / bound | history / bound (its schedule alone) | cargo test / best prun | nextest / cargo prun, plain |")
     print("|---|" + "---|" * (len(columns) + 5))

@@ -1,9 +1,12 @@
-//! `cargo prun bisect TEST`: finds the tests that make TEST fail when they run before it.
+//! `cargo prun bisect TEST`: finds the tests that make TEST fail, when they run before it
+//! (state left behind) or beside it (at the same moment).
 //!
 //! The candidates are the tests that were beside TEST when it last failed only in parallel
-//! (from the history), else every other selected test. Bisection runs halves of them and then
-//! TEST, one after another (tests of TEST's binary in one process with it, as in the run),
-//! and keeps the half that still makes it fail. `--with NAME...` replays one such probe.
+//! (from the history), else every other selected test. Bisection first runs halves of them and
+//! then TEST, one after another (tests of TEST's binary in one process with it, as in the run),
+//! and keeps the half that still makes it fail. When TEST passes after all of them, it runs
+//! them beside TEST instead, in trials repeated enough to tell a collision from chance, and
+//! halves those. `--with NAME...` replays one probe; `--beside` replays it at the same moment.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -12,6 +15,7 @@ use std::time::Instant;
 use crate::cli::BisectArgs;
 use crate::execute::ProcessExecutor;
 use crate::plan::{self, Plan, Selection};
+use crate::report::{CollisionKind, Trials};
 use crate::run_dir::RunDir;
 use crate::{exit, prepare};
 
@@ -70,6 +74,16 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
         println!("{target_id} fails when run alone: it is broken by itself, not by its company");
         return Ok(exit::TESTS_FAILED);
     }
+    if !args.with.is_empty() && args.beside {
+        let (fails, trials) = executor.replay_beside(&candidates, target);
+        let verdict = if fails { "fails" } else { "passes" };
+        println!(
+            "{target_id} {verdict} while they run at the same moment ({} runs): {}",
+            trials.runs,
+            names(&candidates).join(", ")
+        );
+        return Ok(if fails { exit::TESTS_FAILED } else { exit::OK });
+    }
     if !args.with.is_empty() {
         let fails = executor.fails(&candidates, target);
         let verdict = if fails { "fails" } else { "passes" };
@@ -77,22 +91,80 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
         return Ok(if fails { exit::TESTS_FAILED } else { exit::OK });
     }
     eprintln!("bisecting {target_id} over {} candidates", candidates.len());
-    match executor.bisect(target, &candidates) {
-        Some(culprits) => {
-            println!("{target_id} fails when run after: {}", names(&culprits).join(", "));
-            let build_args = args.build.to_cargo_args();
-            println!("reproduce: {}", command(&build_args, &target_id, &names(&culprits)));
-            Ok(exit::OK)
+    let build_args = args.build.to_cargo_args();
+    let collision = executor.bisect(target, &candidates, Trials::default());
+    let Some(collision) = collision else {
+        println!("{target_id} has no candidates to bisect");
+        return Ok(1);
+    };
+    let culprits = names(&collision.culprits);
+    match collision.kind {
+        CollisionKind::LeftBehind => {
+            println!("{target_id} fails when run after: {}", culprits.join(", "));
+            println!("kind: {}", collision.kind.said());
+            println!("reproduce: {}", command(&build_args, &target_id, &culprits));
         }
-        None => {
+        CollisionKind::SameMoment => {
+            let trials = collision.trials.clone().unwrap_or_default();
             println!(
-                "{target_id} passes after all {} candidates ran before it, one after another: \
-                 what breaks it is timing (running at the same moment), not state left behind",
-                candidates.len()
+                "{target_id} fails while they run at the same moment: {}",
+                culprits.join(", ")
             );
-            Ok(1)
+            println!("kind: {}", collision.kind.said());
+            println!(
+                "trials: {} ({} runs of it beside the suspects; each trial at least {} runs and \
+                 {} passes of theirs)",
+                trials.trials,
+                trials.runs,
+                Trials::RUNS,
+                Trials::PASSES
+            );
+            println!("reproduce: {}", beside_command(&build_args, &target_id, &culprits));
+            println!("or: {}", exact_command(&build_args, &executor, target, &collision.culprits));
+        }
+        CollisionKind::NoCulprit => {
+            let runs = collision.trials.as_ref().map_or(0, |t| t.runs);
+            println!(
+                "{target_id} has no culprit: it passed after all {} candidates ran before it, \
+                 and in {runs} runs beside them at the same moment (a collision that shows in 1 \
+                 of 10 runs would have shown with probability {:.2}); it may fail under load, \
+                 or by itself now and then",
+                candidates.len(),
+                Trials::confidence(runs)
+            );
+            return Ok(1);
         }
     }
+    if let Some(fix) = executor.fix(target, &collision) {
+        for line in fix.lines() {
+            println!("fix: {line}");
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The command that replays `culprits` running beside `target` at the same moment.
+pub(crate) fn beside_command(build_args: &[String], target: &str, culprits: &[String]) -> String {
+    let mut command = self::command(build_args, target, culprits);
+    command.push_str(" --beside");
+    command
+}
+
+/// A plain run of the pair at the same moment, repeated: `cargo prun --exact A B -j N --repeat
+/// 30`.
+fn exact_command(
+    build_args: &[String],
+    executor: &ProcessExecutor,
+    target: usize,
+    culprits: &[usize],
+) -> String {
+    let mut words: Vec<String> = vec!["cargo".into(), "prun".into()];
+    words.extend(build_args.iter().cloned());
+    words.push("--exact".into());
+    words.push(executor.tests[target].name.clone());
+    words.extend(culprits.iter().map(|&t| executor.tests[t].name.clone()));
+    words.extend(["-j".into(), (culprits.len() + 1).to_string(), "--repeat".into(), "30".into()]);
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
 
 /// The command that bisects `target` (with no culprits) or replays a culprit set, with the

@@ -103,6 +103,10 @@ pub(crate) struct BisectArgs {
     /// Check only these candidates (names), run before TEST in one process: replays a result.
     #[arg(long = "with", value_name = "NAME")]
     pub(crate) with: Vec<String>,
+    /// With `--with`: run them beside TEST, at the same moment (over and over while TEST runs
+    /// back to back), rather than before it.
+    #[arg(long, requires = "with")]
+    pub(crate) beside: bool,
     #[command(flatten)]
     pub(crate) build: BuildArgs,
 }

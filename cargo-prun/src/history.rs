@@ -34,6 +34,10 @@ pub(crate) struct TestHistory {
     /// bisect` starts from).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) neighbours: Vec<String>,
+    /// It failed while the machine was oversubscribed and passed with no load: later runs give
+    /// it a whole core and admit nothing beyond the cores while it runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) under_load: bool,
 }
 
 /// One run of one test: its last attempt's duration, and how it ended.
@@ -42,6 +46,11 @@ pub(crate) struct Record {
     pub(crate) duration_ms: u64,
     pub(crate) outcome: Ended,
     pub(crate) attempts: u32,
+    /// CPU time its last attempt used, and its peak memory in KiB, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cpu_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) peak_kb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,6 +71,25 @@ impl TestHistory {
         durations.sort_unstable();
         let middle = *durations.get(durations.len() / 2)?;
         Some(Duration::from_millis(middle))
+    }
+
+    /// What its recent measured runs used: CPU per second of wall time (thousandths of a
+    /// core), and the highest peak memory (KiB). `None` before a run measured it.
+    pub(crate) fn demand(&self) -> Option<(u32, u64)> {
+        let measured = self.runs.iter().filter_map(|r| Some((r.duration_ms, r.cpu_ms?, r.peak_kb)));
+        let (mut wall, mut cpu, mut peak, mut any) = (0u64, 0u64, 0u64, false);
+        for (duration_ms, cpu_ms, peak_kb) in measured {
+            wall += duration_ms;
+            cpu += cpu_ms;
+            peak = peak.max(peak_kb.unwrap_or(0));
+            any = true;
+        }
+        if !any {
+            return None;
+        }
+        // A run shorter than a millisecond has no ratio worth the name: a core.
+        let millicores = cpu.saturating_mul(1000).checked_div(wall).unwrap_or(1000);
+        Some((u32::try_from(millicores).unwrap_or(u32::MAX), peak))
     }
 
     /// The share of recent runs (not imported) that failed at least once.
@@ -87,6 +115,29 @@ impl History {
         self.tests.get(id)
     }
 
+    /// How many tests at once `cores` serve, by what the measured tests used: the cores times
+    /// their wall time over their CPU time, from `cores` (nothing measured, or all busy) to
+    /// `ceiling`. What the plan sizes batches for in an adaptive run.
+    pub(crate) fn expected_concurrency(&self, cores: usize, ceiling: usize) -> usize {
+        let (mut wall, mut cpu) = (0u64, 0u64);
+        for test in self.tests.values() {
+            for run in &test.runs {
+                if let Some(cpu_ms) = run.cpu_ms {
+                    wall += run.duration_ms;
+                    // A test that waits still costs its process something (the dispatcher's
+                    // lightest weight, a fiftieth of a core).
+                    cpu += cpu_ms.max(run.duration_ms / 50);
+                }
+            }
+        }
+        if cpu == 0 {
+            return cores.min(ceiling).max(1);
+        }
+        let ratio = wall as f64 / cpu as f64;
+        let expected = (cores as f64 * ratio).round() as usize;
+        expected.clamp(cores.min(ceiling), ceiling).max(1)
+    }
+
     pub(crate) fn add(&mut self, id: String, record: Record) {
         self.tests.entry(id).or_default().push(record);
     }
@@ -95,10 +146,11 @@ impl History {
     /// or that a failure was flaky (this run's record of it counts as flaky).
     pub(crate) fn note_diagnosis(&mut self, found: &ParallelOnly) {
         let test = self.tests.entry(format!("{} {}", found.binary, found.name)).or_default();
-        if found.flaky {
+        if found.flaky || found.under_load {
             if let Some(last) = test.runs.last_mut() {
                 last.outcome = Ended::Flaky;
             }
+            test.under_load |= found.under_load;
         } else {
             test.neighbours.clone_from(&found.neighbours);
         }
@@ -119,7 +171,11 @@ impl History {
             _ => finished.duration,
         };
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        Some(Record { duration_ms, outcome, attempts: finished.attempt })
+        let (cpu_ms, peak_kb) = match finished.usage {
+            Some(usage) => (Some(usage.cpu_ms), Some(usage.peak_kb)),
+            None => (None, None),
+        };
+        Some(Record { duration_ms, outcome, attempts: finished.attempt, cpu_ms, peak_kb })
     }
 }
 
@@ -276,7 +332,7 @@ mod tests {
     use super::*;
 
     fn record(ms: u64, outcome: Ended) -> Record {
-        Record { duration_ms: ms, outcome, attempts: 1 }
+        Record { duration_ms: ms, outcome, attempts: 1, cpu_ms: None, peak_kb: None }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub(crate) fn print(
         let known = history.get(&test.id(binaries));
         let typical = known.and_then(|k| k.typical());
         let flaky_rate = known.and_then(|k| k.flaky_rate());
+        let demand = known.and_then(|k| k.demand());
+        let under_load = known.is_some_and(|k| k.under_load);
         if format == MessageFormat::Json {
             let line = serde_json::json!({
                 "binary": binary.binary.id,
@@ -52,6 +54,9 @@ pub(crate) fn print(
                 "typical_ms": typical.map(|t| t.as_millis()),
                 "flaky_rate": flaky_rate,
                 "runs": known.map_or(0, |k| k.runs.len()),
+                "cpu_per_second": demand.map(|(millicores, _)| f64::from(millicores) / 1000.0),
+                "peak_kb": demand.map(|(_, peak_kb)| peak_kb),
+                "fails_under_load": under_load,
             });
             println!("{line}");
         } else {
@@ -71,8 +76,18 @@ pub(crate) fn print(
             if let Some(typical) = typical {
                 line.push_str(&format!(" typical={}", seconds(typical)));
             }
+            if let Some((millicores, peak_kb)) = demand {
+                let cores = f64::from(millicores) / 1000.0;
+                line.push_str(&format!(
+                    " cpu={cores:.2} cores peak={} MiB",
+                    peak_kb.div_ceil(1024)
+                ));
+            }
             if let Some(rate) = flaky_rate.filter(|r| *r > 0.0) {
                 line.push_str(&format!(" flaky={:.0}%", rate * 100.0));
+            }
+            if under_load {
+                line.push_str(" fails-under-load (runs with a core of its own)");
             }
             println!("{line}");
         }

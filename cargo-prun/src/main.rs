@@ -31,6 +31,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
+use prun::config::Concurrency;
 use prun::config::Doctests;
 use prun::scheduler::{self, Dispatcher};
 
@@ -126,14 +127,24 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         // Built (and listed, so a binary prun cannot run is said now): nothing more.
         return Ok(exit::OK);
     }
-    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
+    let concurrency = prun::config::resolve_concurrency(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();
+    // An adaptive run's batches are sized for as many tests at once as the history says the
+    // cores serve.
+    let threads = match concurrency {
+        Concurrency::Fixed(threads) => threads,
+        Concurrency::Adaptive { cores, ceiling } => history.expected_concurrency(cores, ceiling),
+    };
     if let plan::Order::Shuffle(seed) = cli.order {
         eprintln!(
             "note: tests shuffled with seed {seed}; --order shuffle:{seed} gives this order again"
         );
     }
     let mut plan = plan_run(&cli, &workspace, &history, threads)?;
+    if let Concurrency::Adaptive { cores, ceiling } = concurrency {
+        plan::weigh(&mut plan, &workspace.binaries, &history, cores, ceiling);
+    }
+    let threads = concurrency.threads();
     if cli.list {
         return list::print(&workspace.binaries, &plan, &history, cli.message_format);
     }
@@ -235,7 +246,8 @@ fn run(mut cli: Cli) -> Result<i32, String> {
             let _done = ShutDownOnDrop(executor.clone());
             let mut round = 0;
             loop {
-                scheduler::run(threads, Dispatcher::new(jobs.clone(), &limits), executor.clone());
+                let pool = limits.threads as usize;
+                scheduler::run(pool, Dispatcher::new(jobs.clone(), &limits), executor.clone());
                 round += 1;
                 if executor.stop.load(std::sync::atomic::Ordering::SeqCst) || !rounds.more(round) {
                     break;
@@ -350,9 +362,9 @@ impl Sink {
                     reporter.test_started(&binary, &name, worker, running_for);
                 }
             }
-            report::Event::Rerunning { tests } => {
+            report::Event::Rerunning { tests, bisect_within } => {
                 for reporter in &mut self.reporters {
-                    reporter.rerunning(tests);
+                    reporter.rerunning(tests, bisect_within);
                 }
             }
             report::Event::Slow { binary, name, running } => {
@@ -362,6 +374,12 @@ impl Sink {
             }
             report::Event::Finished(finished) => self.finished(finished),
             report::Event::ParallelOnly(found) => {
+                if found.under_load {
+                    self.summary.forgive(&found);
+                    let id = format!("{} {}", found.binary, found.name);
+                    self.last_run.failed.remove(&id);
+                    self.last_run.passed.insert(id);
+                }
                 for reporter in &mut self.reporters {
                     reporter.parallel_only(&found);
                 }

@@ -5,11 +5,13 @@
 //! the child ends, not the process, and prun starts processes from its pool's threads: so every
 //! test process is started by one thread that lives as long as `cargo prun`.
 //! Another platform gets its own version of this module (macOS: a kqueue watch on the parent).
-#![expect(unsafe_code, reason = "pre_exec runs code in the child between fork and exec")]
+//!
+//! A test process is reaped with `wait4`, which also says what it used over its life.
+#![expect(unsafe_code, reason = "pre_exec runs code in the child; wait4 has no safe wrapper")]
 
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
 
@@ -56,6 +58,37 @@ fn spawner() -> &'static Mutex<Sender<Request>> {
     })
 }
 
+/// Waits for `child` to end and reaps it: how it ended, and what it used over its life (CPU of
+/// its threads and of the children it waited for, its peak resident memory). The `Child` is
+/// consumed: nothing can signal its pid once it may belong to another process.
+pub(crate) fn reap(child: Child) -> io::Result<(ExitStatus, prun::usage::Usage)> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data, valid when zeroed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals of the right types.
+        let reaped = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    drop(child);
+    let millis = |time: libc::timeval| {
+        u64::try_from(time.tv_sec).unwrap_or(0) * 1000
+            + u64::try_from(time.tv_usec).unwrap_or(0) / 1000
+    };
+    let used = prun::usage::Usage {
+        cpu_ms: millis(usage.ru_utime) + millis(usage.ru_stime),
+        peak_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    };
+    Ok((ExitStatus::from_raw(status), used))
+}
+
 /// Whether process `pid` is still there (a zombie is not).
 pub(crate) fn alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else { return false };
@@ -88,5 +121,16 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!alive(pid));
+    }
+
+    #[test]
+    fn a_reaped_process_says_what_it_used() {
+        // A shell that burns CPU until the kernel has counted some, in a child it waits for.
+        let mut command = Command::new("sh");
+        command.args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]);
+        let (status, usage) = reap(spawn(command).unwrap()).unwrap();
+        assert!(status.success());
+        assert!(usage.cpu_ms > 0, "{usage:?}");
+        assert!(usage.peak_kb > 0, "{usage:?}");
     }
 }

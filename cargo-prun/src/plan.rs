@@ -246,6 +246,7 @@ pub(crate) fn plan(
                     .or(test.retries)
                     .or(settings.and_then(|s| s.retries))
                     .unwrap_or(0),
+                ..Job::default()
             },
             known,
             expected: expected(test, known),
@@ -274,11 +275,58 @@ pub(crate) fn plan(
         fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
     }
     let threads = u32::try_from(threads).unwrap_or(u32::MAX);
-    let limits = Limits { threads, group_capacity, category_max_slots };
+    let limits = Limits { threads, group_capacity, category_max_slots, adaptive: None };
     if options.order == Order::Priority && learned {
         longest_first(&mut jobs, &tests, &limits);
     }
     Ok(Plan { tests, jobs, limits, ignored, filtered_out, all_selected })
+}
+
+/// Adaptive limits: each job weighs what its tests used in earlier runs (a batch, its tests
+/// together: their CPU over their wall time; unknown while any of them was never measured),
+/// tests that failed under load are calm, and the thread slots become the ceiling of tests at
+/// once.
+pub(crate) fn weigh(
+    plan: &mut Plan,
+    binaries: &[Binary],
+    history: &crate::history::History,
+    cores: usize,
+    ceiling: usize,
+) {
+    for job in &mut plan.jobs {
+        let (mut wall, mut cpu, mut peak, mut known, mut calm) = (0u64, 0u64, 0u64, true, false);
+        for &member in &job.tests {
+            let test = &plan.tests[member];
+            let Some(past) = history.get(&test.id(binaries)) else {
+                known = false;
+                continue;
+            };
+            calm |= past.under_load;
+            match (past.demand(), past.typical()) {
+                (Some((millicores, peak_kb)), Some(typical)) => {
+                    let typical = u64::try_from(typical.as_millis()).unwrap_or(u64::MAX).max(1);
+                    wall += typical;
+                    cpu += typical * u64::from(millicores) / 1000;
+                    peak = peak.max(peak_kb);
+                }
+                _ => known = false,
+            }
+        }
+        job.job.demand = prun::scheduler::Demand {
+            millicores: if known && wall > 0 {
+                u32::try_from((cpu * 1000 / wall).max(1)).unwrap_or(u32::MAX)
+            } else {
+                0
+            },
+            memory_kb: peak,
+            calm,
+        };
+    }
+    // Memory the tests may take: most of what the machine has available now.
+    let memory_kb = prun::usage::available_memory_kb().map_or(u64::MAX, |kb| kb / 4 * 3);
+    let millicores = u32::try_from(cores * 1000).unwrap_or(u32::MAX);
+    plan.limits.threads = u32::try_from(ceiling).unwrap_or(u32::MAX);
+    plan.limits.adaptive = Some(prun::scheduler::Adaptive { millicores, memory_kb });
 }
 
 /// A prun test with something of its own (a category that goes first, a group, a timeout,
@@ -379,7 +427,7 @@ fn jobs(
         }
         for batch in batches {
             let category = tests[batch[0]].job.category;
-            let job = Job { slots: 1, groups: Vec::new(), category, retries: 0 };
+            let job = Job { slots: 1, category, ..Job::default() };
             jobs.push(PlannedJob { tests: batch, job });
         }
     }

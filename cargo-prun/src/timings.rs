@@ -1,7 +1,9 @@
 //! Timings files: each test's typical duration, for CI to commit or cache, so that every shard
 //! of `--partition timing:K/N` balances by the same numbers.
 //!
-//! `{"version": 1, "tests": {"BINARY NAME": MILLISECONDS, ...}}`
+//! `{"version": 1, "tests": {"BINARY NAME": MILLISECONDS, ...}, "cpu": {"BINARY NAME":
+//! THOUSANDTHS_OF_A_CORE, ...}}`: `cpu` (what each test used per second, where measured) is
+//! optional, so that an adaptive run on another machine weighs the tests by it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -20,6 +22,8 @@ const VERSION: u32 = 1;
 struct Timings {
     version: u32,
     tests: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cpu: BTreeMap<String, u32>,
 }
 
 pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
@@ -40,13 +44,19 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
         }
         TimingsAction::Import { .. } => {
             let imported = read(path)?;
+            let cpu = read_cpu(path);
             let count = imported.len();
             store.update(|history| {
                 for (id, duration) in imported {
+                    let duration_ms = millis(duration);
+                    let cpu_ms =
+                        cpu.get(&id).map(|millicores| duration_ms * u64::from(*millicores) / 1000);
                     let record = Record {
-                        duration_ms: millis(duration),
+                        duration_ms,
                         outcome: Ended::Imported,
                         attempts: 1,
+                        cpu_ms,
+                        peak_kb: None,
                     };
                     history.add(id, record);
                 }
@@ -57,24 +67,38 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
     Ok(crate::exit::OK)
 }
 
-/// Writes the history's typical duration of each test to `path` (atomically); how many.
+/// Writes the history's typical duration of each test, and the CPU it used per second, to
+/// `path` (atomically); how many.
 pub(crate) fn write(path: &Path, history: &crate::history::History) -> Result<usize, String> {
     let typical = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?)));
-    write_durations(path, typical)
+    let cpu = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.demand()?.0)));
+    write_durations(path, typical, cpu.collect())
 }
 
-/// Writes each test's duration to a timings file at `path` (atomically); how many.
+/// Writes each test's duration (and CPU per second, in thousandths of a core, where known) to
+/// a timings file at `path` (atomically); how many.
 pub(crate) fn write_durations(
     path: &Path,
     durations: impl Iterator<Item = (String, Duration)>,
+    cpu: BTreeMap<String, u32>,
 ) -> Result<usize, String> {
     let tests: BTreeMap<String, u64> = durations.map(|(id, d)| (id, millis(d))).collect();
     let count = tests.len();
-    let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests })
+    let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests, cpu })
         .map_err(|err| err.to_string())?;
     write_atomically(path, &json)
         .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     Ok(count)
+}
+
+/// The CPU per second of each test a timings file has it for (none for a report, or a file
+/// without it).
+fn read_cpu(path: &Path) -> BTreeMap<String, u32> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|text| serde_json::from_slice::<Timings>(&text).ok())
+        .map(|timings| timings.cpu)
+        .unwrap_or_default()
 }
 
 /// What `--partition timing:K/N` balances by when no `--timings` file is given: the history as

@@ -182,6 +182,11 @@ fn a_test_polluted_by_another_is_parallel_only_and_bisect_names_the_polluter() {
     let static_one = &found["a_expects_a_clean_flag"];
     assert_eq!(static_one["shared_process"], true);
     assert_eq!(static_one["culprits"], serde_json::json!(["learning::polluted b_sets_the_flag"]));
+    // State left behind, and the fix: a process of its own.
+    assert_eq!(static_one["collision"], "left-behind");
+    assert_eq!(static_one["fix"]["kind"], "isolate");
+    assert_eq!(static_one["fix"]["test"]["name"], "a_expects_a_clean_flag");
+    assert!(run.stderr.contains("fix: on a_expects_a_clean_flag: #[prun::test(isolate)]"));
     // The same through an environment variable.
     let env_one = &found["f_expects_no_proxy"];
     assert_eq!(env_one["culprits"], serde_json::json!(["learning::polluted g_sets_a_proxy"]));
@@ -355,6 +360,10 @@ fn the_html_report_renders_its_timeline_in_chromium() {
     for test in ["shared-db::alpha alpha_1", "learning::polluted b_sets_the_flag"] {
         assert!(dom.contains(&format!("data-test=\"{test}\"")), "{test} is on the timeline");
     }
+    // Bars shaded by the CPU each test used, and the line of how many ran at once.
+    assert!(dom.contains("fill-opacity=\"0."), "a bar shaded by its CPU use: {dom}");
+    assert!(dom.contains("class=\"at-once\""), "the tests-at-once line: {dom}");
+    assert!(dom.contains("at once (max "), "{dom}");
     let screenshot = dir.join("report.png");
     let shot = browser(&[
         &format!("--screenshot={}", screenshot.display()),

@@ -19,6 +19,10 @@ pub struct Config {
     /// The file this came from; `None` when there is none.
     pub source: Option<PathBuf>,
     pub threads: Option<Threads>,
+    /// With `threads = "auto"` (the default), `cargo prun` runs as many tests at once as the
+    /// machine's cores and memory serve, up to this many; [`default_max_concurrency`] unless
+    /// said.
+    pub max_concurrency: Option<NonZeroU32>,
     pub categories: BTreeMap<String, CategoryConfig>,
     pub groups: BTreeMap<String, GroupConfig>,
     /// Reports `cargo prun` writes on every run.
@@ -320,12 +324,61 @@ pub fn resolve_threads(flag: Option<i64>, config: &Config) -> Result<usize, Stri
     resolve_threads_with(flag, &|name| std::env::var(name).ok(), config, cores)
 }
 
+/// How `cargo prun` decides how many tests run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Exactly this many (`-j N`, a thread variable, or `threads = N`).
+    Fixed(usize),
+    /// As many as the measured CPU and memory of the tests let the cores serve, up to
+    /// `ceiling` at once (nothing set the count, or `threads = "auto"`).
+    Adaptive { cores: usize, ceiling: usize },
+}
+
+impl Concurrency {
+    /// The count the plan sizes batches by: the cores, when adaptive.
+    pub fn threads(self) -> usize {
+        match self {
+            Concurrency::Fixed(n) => n,
+            Concurrency::Adaptive { cores, .. } => cores,
+        }
+    }
+}
+
+/// A generous multiple of the cores: tests that wait take little of a core each.
+pub fn default_max_concurrency(cores: usize) -> usize {
+    (cores * 32).clamp(16, 1024)
+}
+
+/// Like [`resolve_threads`], but "auto" (set, or nothing set) is [`Concurrency::Adaptive`].
+pub fn resolve_concurrency(flag: Option<i64>, config: &Config) -> Result<Concurrency, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let env = |name: &str| std::env::var(name).ok();
+    match chosen_threads(flag, &env, config)? {
+        Threads::Auto => {
+            let ceiling = config.max_concurrency.map_or_else(
+                || default_max_concurrency(cores),
+                |n| usize::try_from(n.get()).unwrap_or(usize::MAX),
+            );
+            Ok(Concurrency::Adaptive { cores, ceiling: ceiling.max(1) })
+        }
+        threads => Ok(Concurrency::Fixed(threads.resolve(cores))),
+    }
+}
+
 fn resolve_threads_with(
     flag: Option<i64>,
     env: &dyn Fn(&str) -> Option<String>,
     config: &Config,
     cores: usize,
 ) -> Result<usize, String> {
+    Ok(chosen_threads(flag, env, config)?.resolve(cores))
+}
+
+fn chosen_threads(
+    flag: Option<i64>,
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &Config,
+) -> Result<Threads, String> {
     let threads = match flag {
         Some(0) => {
             return Err("--test-threads must not be 0: use N, or -N for all cores but N".into());
@@ -341,7 +394,7 @@ fn resolve_threads_with(
             }
         }
     };
-    Ok(threads.resolve(cores))
+    Ok(threads)
 }
 
 impl std::str::FromStr for Threads {
@@ -403,6 +456,7 @@ pub struct GroupConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Settings {
     threads: Option<Threads>,
+    max_concurrency: Option<NonZeroU32>,
     #[serde(default)]
     categories: BTreeMap<String, CategoryConfig>,
     #[serde(default)]
@@ -489,6 +543,7 @@ impl Config {
         let mut config = Config {
             source: None,
             threads: file.threads,
+            max_concurrency: file.max_concurrency,
             categories: file.categories,
             groups: file.groups,
             reports: file.reports.unwrap_or_default(),
@@ -515,6 +570,7 @@ impl Config {
 
     fn apply(&mut self, profile: &Settings) {
         self.threads = profile.threads.or(self.threads);
+        self.max_concurrency = profile.max_concurrency.or(self.max_concurrency);
         self.doctests = profile.doctests.or(self.doctests);
         self.isolate.extend(profile.isolate.iter().cloned());
         self.quarantine.extend(profile.quarantine.iter().cloned());

@@ -49,6 +49,7 @@ pub mod registry;
 mod report;
 pub mod scheduler;
 pub mod time;
+pub mod usage;
 #[cfg(unix)]
 mod worker;
 

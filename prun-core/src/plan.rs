@@ -115,6 +115,7 @@ pub(crate) fn plan(
                 groups: group_ids,
                 category,
                 retries: def.retries.or(settings.and_then(|s| s.retries)).unwrap_or(0),
+                ..Job::default()
             },
         });
     }
@@ -137,6 +138,6 @@ pub(crate) fn plan(
         tests: planned,
         ignored,
         filtered_out,
-        limits: Limits { threads, group_capacity, category_max_slots },
+        limits: Limits { threads, group_capacity, category_max_slots, adaptive: None },
     })
 }

@@ -81,6 +81,9 @@ pub struct Response {
     /// The panic message and `Ctx` log lines (test output comes on stdout and stderr).
     pub captured: String,
     pub duration_ms: f64,
+    /// What the test used (CPU, peak memory), where the worker could measure it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
 }
 
 impl Response {
@@ -118,6 +121,7 @@ mod tests {
                 outcome,
                 captured: "\u{1e}prun-end 1 0\u{1e}".into(),
                 duration_ms: 1.5,
+                usage: (seq % 2 == 0).then_some(crate::usage::Usage { cpu_ms: 20, peak_kb: 4096 }),
             };
             let line = serde_json::to_string(&response).unwrap();
             assert!(!line.contains('\n'), "one line on the wire: {line}");
@@ -135,6 +139,7 @@ mod tests {
             outcome: Outcome::Passed,
             captured: String::new(),
             duration_ms: 0.0,
+            usage: None,
         };
         assert!(response(7, "t").answers(&request));
         assert!(!response(6, "t").answers(&request));

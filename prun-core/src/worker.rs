@@ -53,11 +53,16 @@ pub(crate) fn serve(socket: &str) -> Result<i32, String> {
         worker.namespace = namespace;
     }
     let worker = Arc::new(worker);
+    // Each test is measured from the end of the one before it (the worker waits between them,
+    // using no CPU); one that ends within a millisecond is not measured on its own, and counts
+    // as a core for as long as it ran against the next measurement.
+    let mut meter = crate::usage::Meter::of_self();
+    let mut unmeasured_ms = 0.0;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         let request: Request =
             serde_json::from_str(&line).map_err(|err| format!("bad request {line:?}: {err}"))?;
-        let response = match tests.get(&request.name) {
+        let mut response = match tests.get(&request.name) {
             Some(def) => run_one(def, &request, &run, &worker),
             None => Response {
                 seq: request.seq,
@@ -65,8 +70,18 @@ pub(crate) fn serve(socket: &str) -> Result<i32, String> {
                 outcome: Outcome::Failed { reason: "no such test in this binary".to_owned() },
                 captured: String::new(),
                 duration_ms: 0.0,
+                usage: None,
             },
         };
+        if response.duration_ms >= 1.0 {
+            response.usage = meter.lap().map(|used| crate::usage::Usage {
+                cpu_ms: used.cpu_ms.saturating_sub(unmeasured_ms as u64),
+                ..used
+            });
+            unmeasured_ms = 0.0;
+        } else {
+            unmeasured_ms += response.duration_ms;
+        }
         // The end marks go out before the response, so the driver has all the output when the
         // response arrives.
         let end = output_end(&request);
@@ -95,13 +110,15 @@ fn run_one(
         def,
         name: request.name.as_str().into(),
         timeout: None,
-        job: Job { slots: request.slots, groups: Vec::new(), category: 0, retries: 0 },
+        job: Job { slots: request.slots, ..Job::default() },
     };
     let dispatch = Dispatch {
         job: request.index,
         attempt: request.attempt,
         slots: request.slots.max(1),
         group_wait: std::time::Duration::ZERO,
+        loaded: false,
+        lane: 0,
     };
     let attempt = execute::attempt(&test, dispatch, run, worker);
     Response {
@@ -110,5 +127,6 @@ fn run_one(
         outcome: Outcome::from(&attempt.result),
         captured: attempt.output,
         duration_ms: attempt.duration.as_secs_f64() * 1000.0,
+        usage: None,
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::children::Children;
 use super::libtest_process::command;
 use super::status;
+use prun::usage::Usage;
 
 /// How one test of a batch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,17 +52,24 @@ pub(crate) struct Batch<'a> {
     pub(crate) leak_timeout: Duration,
 }
 
-/// Runs every test of the batch; results by name, with how long each took.
-pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, (BatchResult, Duration)> {
+/// A test of a batch process that ended: its name, result and how long it took.
+type Ended = (String, (BatchResult, Duration));
+
+/// How one test of a batch went: its result, how long it took, what it used.
+pub(crate) type Ran = (BatchResult, Duration, Option<Usage>);
+
+/// Runs every test of the batch; results by name, with how long each took and what it used.
+pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, Ran> {
     let timeouts: BTreeMap<&str, Option<Duration>> = batch.tests.iter().copied().collect();
     let mut waiting: VecDeque<&str> = batch.tests.iter().map(|(name, _)| *name).collect();
     let mut results = BTreeMap::new();
     // A process that ends without running a test gets one more chance in the next one.
     let mut missed: BTreeMap<String, u32> = BTreeMap::new();
     while !waiting.is_empty() {
-        let ran = run_process(batch, &waiting, &timeouts);
-        for (name, result) in ran {
-            results.insert(name, result);
+        let (ran, mut used) = run_process(batch, &waiting, &timeouts);
+        for (name, (result, duration)) in ran {
+            let usage = used.remove(&name);
+            results.insert(name, (result, duration, usage));
         }
         let before = waiting.len();
         waiting.retain(|name| !results.contains_key(*name));
@@ -74,7 +82,8 @@ pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, (BatchResult, Duration)
                 let gone = missed[*name] >= 2;
                 if gone {
                     let why = "the binary did not run it (is the name still there?)".to_owned();
-                    results.insert((*name).to_owned(), (BatchResult::NotRun(why), Duration::ZERO));
+                    let not_run = (BatchResult::NotRun(why), Duration::ZERO, None);
+                    results.insert((*name).to_owned(), not_run);
                 }
                 !gone
             });
@@ -83,12 +92,12 @@ pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, (BatchResult, Duration)
     results
 }
 
-/// One process over `names`; the results it got to.
+/// One process over `names`; the results it got to, and what the tests used.
 fn run_process(
     batch: &Batch<'_>,
     names: &VecDeque<&str>,
     timeouts: &BTreeMap<&str, Option<Duration>>,
-) -> Vec<(String, (BatchResult, Duration))> {
+) -> (Vec<Ended>, BTreeMap<String, Usage>) {
     let named: Vec<&str> = if batch.whole_binary && names.len() == batch.tests.len() {
         Vec::new()
     } else {
@@ -100,10 +109,11 @@ fn run_process(
         Ok(child) => child,
         Err(err) => {
             let why = format!("cannot start the test binary: {err}");
-            return names
+            let not_run = names
                 .iter()
                 .map(|n| ((*n).to_owned(), (BatchResult::NotRun(why.clone()), Duration::ZERO)))
                 .collect();
+            return (not_run, BTreeMap::new());
         }
     };
     let pid = child.id();
@@ -114,12 +124,13 @@ fn run_process(
     // The process's end is an event beside its output: a child it left holding stdout must
     // not keep the batch waiting for the pipe to close.
     std::thread::spawn(move || {
-        let _ = send.send(Piped::Exited(child.wait()));
+        let _ = send.send(Piped::Exited(crate::os::reap(child)));
     });
+    let mut usage = Usages::new(pid);
 
     let mut reader = Statuses::new(names.iter().copied());
     let mut timed_out = None;
-    let mut exited: Option<(std::io::Result<ExitStatus>, Instant)> = None;
+    let mut exited: Option<(std::io::Result<(ExitStatus, Usage)>, Instant)> = None;
     let mut leaked = false;
     // The running test once it was announced as running long.
     let mut announced: Option<String> = None;
@@ -143,7 +154,10 @@ fn run_process(
             None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match event {
-            Ok(Piped::Out(chunk)) => reader.feed(&chunk),
+            Ok(Piped::Out(chunk)) => {
+                reader.feed(&chunk);
+                usage.measure(&reader.finished);
+            }
             Ok(Piped::Exited(status)) => exited = Some((status, Instant::now())),
             Err(RecvTimeoutError::Timeout) if exited.is_some() => {
                 // A child of a test holds the output: it goes with its process group.
@@ -165,8 +179,16 @@ fn run_process(
         }
     }
     batch.children.unregister(pid);
-    let status = exited.map(|(status, _)| status);
+    let (status, lifetime) = match exited {
+        Some((Ok((status, used)), _)) => (Some(Ok(status)), Some(used)),
+        Some((Err(err), _)) => (Some(Err(err)), None),
+        None => (None, None),
+    };
     reader.finish();
+    if let Some(lifetime) = lifetime {
+        usage.settle(&reader.finished, reader.running.as_ref().map(|(name, _)| name), lifetime);
+    }
+    let usage = usage.of;
     let stderr = stderr.join().unwrap_or_default();
     let failed: Vec<&str> = reader
         .finished
@@ -179,7 +201,7 @@ fn run_process(
     if let Some(name) = timed_out {
         let limit = timeouts.get(name.as_str()).copied().flatten().unwrap_or_default();
         results.push((name, (BatchResult::TimedOut(limit), limit)));
-        return results;
+        return (results, usage);
     }
     for (name, (result, _)) in &mut results {
         if let BatchResult::Failed(output) = result {
@@ -212,13 +234,80 @@ fn run_process(
             }
         }
     }
-    results
+    (results, usage)
 }
 
 /// What a batch process's reader threads report, in the order it happened.
 enum Piped {
     Out(Vec<u8>),
-    Exited(std::io::Result<ExitStatus>),
+    Exited(std::io::Result<(ExitStatus, Usage)>),
+}
+
+/// What each test of a batch process used: the process is measured each time a test ends
+/// (one that took under a millisecond only counts, as a core for as long as it ran, against
+/// the next measurement), and the tests that end with the process share what `wait4` says
+/// the process used over its life.
+struct Usages {
+    meter: prun::usage::Meter,
+    /// Tests of `finished` already given their share.
+    seen: usize,
+    /// Time of tests that ended unmeasured since the last measurement.
+    unmeasured: Duration,
+    of: BTreeMap<String, Usage>,
+}
+
+impl Usages {
+    fn new(pid: u32) -> Usages {
+        let meter = prun::usage::Meter::of(pid);
+        Usages { meter, seen: 0, unmeasured: Duration::ZERO, of: BTreeMap::new() }
+    }
+
+    fn measure(&mut self, finished: &[(String, (BatchResult, Duration))]) {
+        let new = &finished[self.seen.min(finished.len())..];
+        self.seen = finished.len();
+        let Some(longest) = new.iter().max_by_key(|(_, (_, took))| *took) else { return };
+        let others: Duration = new.iter().map(|(_, (_, took))| *took).sum::<Duration>()
+            - longest.1.1
+            + self.unmeasured;
+        if longest.1.1 < Duration::from_millis(1) {
+            self.unmeasured = others + longest.1.1;
+            return;
+        }
+        self.unmeasured = Duration::ZERO;
+        if let Some(lap) = self.meter.lap() {
+            self.give(&longest.0, lap, others);
+        }
+    }
+
+    /// The tests that ended with the process (and one it was running, which ended it).
+    fn settle(
+        &mut self,
+        finished: &[(String, (BatchResult, Duration))],
+        running: Option<&String>,
+        lifetime: Usage,
+    ) {
+        let new = &finished[self.seen.min(finished.len())..];
+        let last = running.or_else(|| new.last().map(|(name, _)| name));
+        let Some(last) = last else { return };
+        let others: Duration = new
+            .iter()
+            .filter(|(name, _)| name != last)
+            .map(|(_, (_, took))| *took)
+            .sum::<Duration>()
+            + self.unmeasured;
+        let rest = Usage {
+            cpu_ms: lifetime.cpu_ms.saturating_sub(self.meter.measured_ms()),
+            peak_kb: lifetime.peak_kb,
+        };
+        self.give(last, rest, others);
+    }
+
+    /// `used` less what tests that ran `others` long took (a core each).
+    fn give(&mut self, name: &str, used: Usage, others: Duration) {
+        let others_ms = u64::try_from(others.as_millis()).unwrap_or(u64::MAX);
+        let cpu_ms = used.cpu_ms.saturating_sub(others_ms);
+        self.of.insert(name.to_owned(), Usage { cpu_ms, peak_kb: used.peak_kb });
+    }
 }
 
 /// Reads libtest's pretty output as it arrives, as the sequence libtest runs.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use wait_timeout::ChildExt;
+use prun::usage::Usage;
 
 use super::children::Children;
 use super::output::{Output, Printed};
@@ -62,7 +62,14 @@ pub(crate) fn command(
     command
 }
 
-pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
+/// Runs the test; how it ended, and what its process used (when it was reaped).
+pub(crate) fn run(test: &LibtestRun<'_>) -> (LibtestResult, Option<Usage>) {
+    let mut usage = None;
+    let result = run_measured(test, &mut usage);
+    (result, usage)
+}
+
+fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> LibtestResult {
     let mut flags = vec!["--nocapture"];
     if test.ignored {
         flags.push("--ignored");
@@ -80,12 +87,16 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
     test.children.register(child.id());
     let output =
         Output::capture(child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-    let status = wait(&mut child, test.timeout);
+    let pid = child.id();
+    let status = wait(child, test.timeout);
     // Output still open after the process ended: a child it left holds it, and goes with it.
     let leaked = matches!(status, Ok(Some(_))) && !output.ended_within(test.leak_timeout);
-    test.children.unregister(child.id());
+    test.children.unregister(pid);
     let status = match status {
-        Ok(Some(status)) => status,
+        Ok(Some((status, used))) => {
+            *usage = Some(used);
+            status
+        }
         Ok(None) => {
             let limit = test.timeout.unwrap_or_default();
             return LibtestResult::TimedOut(limit, output.take_all(Duration::from_secs(5)));
@@ -116,14 +127,19 @@ pub(crate) fn run(test: &LibtestRun<'_>) -> LibtestResult {
     }
 }
 
-/// Waits for the child, at most `timeout`; `None` means it was killed for running past it.
-fn wait(child: &mut Child, timeout: Option<Duration>) -> std::io::Result<Option<ExitStatus>> {
-    let Some(limit) = timeout else { return child.wait().map(Some) };
-    match child.wait_timeout(limit)? {
-        Some(status) => Ok(Some(status)),
-        None => {
-            let _ = child.kill();
-            child.wait()?;
+/// Waits for the child, at most `timeout`; `None` means it was killed (with its process group)
+/// for running past it.
+fn wait(child: Child, timeout: Option<Duration>) -> std::io::Result<Option<(ExitStatus, Usage)>> {
+    let Some(limit) = timeout else { return crate::os::reap(child).map(Some) };
+    let pid = child.id();
+    let (send, reaped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(crate::os::reap(child)));
+    match reaped.recv_timeout(limit) {
+        Ok(result) => result.map(Some),
+        Err(_) => {
+            // Its group, not its pid: the group outlives a reaped leader, a pid may not.
+            super::children::kill_group(pid);
+            reaped.recv().map_err(std::io::Error::other)??;
             Ok(None)
         }
     }

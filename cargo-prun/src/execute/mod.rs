@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prun::scheduler::{Dispatch, Executor};
+use prun::usage::Usage;
 
 use crate::discover::{Binary, Kind};
 use crate::plan::{PlannedJob, PlannedTest};
@@ -82,6 +83,8 @@ struct Span {
     process: u64,
     start: Duration,
     end: Duration,
+    /// The machine was oversubscribed at some moment while it ran.
+    loaded: bool,
 }
 
 impl ProcessExecutor {
@@ -186,27 +189,29 @@ impl ProcessExecutor {
     }
 
     /// `index` numbers the test within the run, for its namespace. Also returns the number
-    /// of the process it ran in.
+    /// of the process it ran in, and what the test used.
     fn run_in_worker(
         &self,
         test: &PlannedTest,
         index: usize,
         slot: usize,
         dispatch: Dispatch,
-    ) -> (Outcome, Printed, String, u64) {
+    ) -> (Outcome, Printed, String, u64, Option<Usage>) {
         let (mut worker, process) = match self.checkout_worker(test.binary, slot) {
             Ok(worker) => worker,
             Err(reason) => {
                 let outcome = Outcome::Crashed { reason };
-                return (outcome, Printed::default(), String::new(), self.next_process());
+                let process = self.next_process();
+                return (outcome, Printed::default(), String::new(), process, None);
             }
         };
         let result = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
+        let usage = worker_usage(&result);
         let (outcome, printed, captured, alive) = worker_outcome(result);
         if alive {
             self.workers.lock().insert((test.binary, slot), (worker, process));
         }
-        (outcome, printed, captured, process)
+        (outcome, printed, captured, process, usage)
     }
 
     /// A batch of a prun binary's plain unit tests, streamed to one worker (see
@@ -224,17 +229,18 @@ impl ProcessExecutor {
         };
         while let Some(&first) = remaining.first() {
             let binary = self.tests[first].binary;
-            let ran = |at, duration, process| Ran {
+            let ran = |at, duration, process, usage| Ran {
                 slot,
                 attempt: dispatch.attempt,
                 started_at: at,
                 duration,
                 process,
+                usage,
             };
             // Every test left gets one outcome: the run stopped, or no worker could start.
             let settle = |finished: &mut Vec<Finished>, outcome: Outcome| {
                 for &index in remaining {
-                    let ran = ran(at, Duration::ZERO, u64::MAX);
+                    let ran = ran(at, Duration::ZERO, u64::MAX, None);
                     let (printed, captured) = (Printed::default(), String::new());
                     finished.push(self.report(index, ran, outcome.clone(), printed, captured));
                 }
@@ -284,9 +290,10 @@ impl ProcessExecutor {
                 if matches!(result, WorkerResult::Died(..) | WorkerResult::TimedOut(..)) {
                     failed_here.set(failed_here.get() + 1);
                 }
+                let usage = worker_usage(&result);
                 let (outcome, printed, captured, ok) = worker_outcome(result);
                 alive = ok;
-                let ran = ran(at, duration, process);
+                let ran = ran(at, duration, process, usage);
                 finished.push(self.report(index, ran, outcome, printed, captured));
                 at += duration;
             }
@@ -306,7 +313,7 @@ impl ProcessExecutor {
         &self,
         tests: &[&PlannedTest],
         slot: usize,
-    ) -> std::collections::BTreeMap<String, (BatchResult, Duration)> {
+    ) -> std::collections::BTreeMap<String, libtest_batch::Ran> {
         let binary = &self.binaries[tests[0].binary];
         let env = self.env(binary, slot);
         let on_long = |name: &str, running_for: Duration| {
@@ -331,7 +338,8 @@ impl ProcessExecutor {
         libtest_batch::run(&batch)
     }
 
-    fn run_alone(&self, test: &PlannedTest, slot: usize) -> (Outcome, Printed, String) {
+    /// A test in a process of its own: how it ended, what it printed, what it used.
+    fn run_alone(&self, test: &PlannedTest, slot: usize) -> (Outcome, Printed, Option<Usage>) {
         let binary = &self.binaries[test.binary];
         let env = self.env(binary, slot);
         let run = LibtestRun {
@@ -345,21 +353,15 @@ impl ProcessExecutor {
             children: &self.children,
             leak_timeout: self.leak_timeout.period,
         };
-        match libtest_process::run(&run) {
-            LibtestResult::Passed(printed) => (Outcome::Passed, printed, String::new()),
-            LibtestResult::Failed(reason, printed) => {
-                (Outcome::Failed { reason }, printed, String::new())
-            }
-            LibtestResult::Crashed(reason, printed) => {
-                (Outcome::Crashed { reason }, printed, String::new())
-            }
-            LibtestResult::TimedOut(after, printed) => {
-                (Outcome::TimedOut { after }, printed, String::new())
-            }
-            LibtestResult::Leaked(reason, printed) => {
-                (self.leak_outcome(reason), printed, String::new())
-            }
-        }
+        let (result, usage) = libtest_process::run(&run);
+        let (outcome, printed) = match result {
+            LibtestResult::Passed(printed) => (Outcome::Passed, printed),
+            LibtestResult::Failed(reason, printed) => (Outcome::Failed { reason }, printed),
+            LibtestResult::Crashed(reason, printed) => (Outcome::Crashed { reason }, printed),
+            LibtestResult::TimedOut(after, printed) => (Outcome::TimedOut { after }, printed),
+            LibtestResult::Leaked(reason, printed) => (self.leak_outcome(reason), printed),
+        };
+        (outcome, printed, usage)
     }
 
     fn send(&self, event: Event) {
@@ -402,20 +404,20 @@ impl ProcessExecutor {
         let binary = &self.binaries[test.binary].binary.id;
         let (binary, name) = (binary.clone(), test.name.clone());
         self.send(Event::Started { binary, name, worker: slot, running_for: Duration::ZERO });
-        let (outcome, printed, captured, process) = if self.stop.load(Ordering::SeqCst) {
+        let (outcome, printed, captured, process, usage) = if self.stop.load(Ordering::SeqCst) {
             let reason = self.stopped();
-            (Outcome::NotRun { reason }, Printed::default(), String::new(), u64::MAX)
+            (Outcome::NotRun { reason }, Printed::default(), String::new(), u64::MAX, None)
         } else {
             match self.binaries[test.binary].kind {
                 Kind::Prun if !test.meta.isolate => self.run_in_worker(test, index, slot, dispatch),
                 _ => {
-                    let (outcome, printed, captured) = self.run_alone(test, slot);
-                    (outcome, printed, captured, self.next_process())
+                    let (outcome, printed, usage) = self.run_alone(test, slot);
+                    (outcome, printed, String::new(), self.next_process(), usage)
                 }
             }
         };
         let duration = began.elapsed();
-        let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration, process };
+        let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration, process, usage };
         let mut finished = self.report(index, ran, outcome, printed, captured);
         finished.group_wait = dispatch.group_wait;
         finished
@@ -429,7 +431,7 @@ impl ProcessExecutor {
         let process = self.next_process();
         if self.stop.load(Ordering::SeqCst) {
             let (attempt, duration) = (dispatch.attempt, Duration::ZERO);
-            let ran = Ran { slot, attempt, started_at, duration, process };
+            let ran = Ran { slot, attempt, started_at, duration, process, usage: None };
             let skipped = || Outcome::NotRun { reason: self.stopped() };
             return members
                 .iter()
@@ -441,11 +443,11 @@ impl ProcessExecutor {
         let first: Vec<Finished> = members
             .iter()
             .map(|&index| {
-                let (result, duration) = results
+                let (result, duration, usage) = results
                     .remove(&self.tests[index].name)
-                    .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO));
-                let ran =
-                    Ran { slot, attempt: dispatch.attempt, started_at: at, duration, process };
+                    .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO, None));
+                let attempt = dispatch.attempt;
+                let ran = Ran { slot, attempt, started_at: at, duration, process, usage };
                 at += duration;
                 self.batch_finished(index, result, ran)
             })
@@ -475,11 +477,12 @@ impl ProcessExecutor {
         let started_at = self.started.elapsed();
         let process = self.next_process();
         let test = &self.tests[index];
-        let (result, duration) = self
+        let (result, duration, usage) = self
             .libtest_batch(&[test], slot)
             .remove(&test.name)
-            .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO));
-        self.batch_finished(index, result, Ran { slot, attempt, started_at, duration, process })
+            .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO, None));
+        let ran = Ran { slot, attempt, started_at, duration, process, usage };
+        self.batch_finished(index, result, ran)
     }
 
     /// A passing test that leaked: LEAK, or a failure when the config says so.
@@ -518,7 +521,8 @@ impl ProcessExecutor {
     /// died later lost it: the test runs again alone, now, for its output. Failing alone, that
     /// run is its report (and it needs no rerun after the schedule).
     fn output_from_alone(&self, index: usize, ran: Ran) -> Finished {
-        let (alone, printed, captured) = self.run_alone(&self.tests[index], ran.slot);
+        let (alone, printed, _) = self.run_alone(&self.tests[index], ran.slot);
+        let captured = String::new();
         if alone.passed() {
             let reason = "the test failed; its output was lost when a later test of its batch \
                           took the process down, and it passed when run again alone"
@@ -554,7 +558,8 @@ impl ProcessExecutor {
         }
         if ran.process != u64::MAX {
             let (start, end) = (ran.started_at, ran.started_at + ran.duration);
-            let span = Span { test: index, slot: ran.slot, process: ran.process, start, end };
+            let (slot, process) = (ran.slot, ran.process);
+            let span = Span { test: index, slot, process, start, end, loaded: false };
             self.spans.lock().push(span);
         }
         Finished {
@@ -575,8 +580,17 @@ impl ProcessExecutor {
             groups: test.meta.groups.clone(),
             group_wait: Duration::ZERO,
             shard: None,
+            usage: ran.usage,
             test: Some(index),
         }
+    }
+}
+
+/// What the test used, as its worker measured it.
+fn worker_usage(result: &WorkerResult) -> Option<Usage> {
+    match result {
+        WorkerResult::Finished(response, _) => response.usage,
+        _ => None,
     }
 }
 
@@ -605,6 +619,8 @@ struct Ran {
     duration: Duration,
     /// The process it ran in; `u64::MAX` when it did not run.
     process: u64,
+    /// What it used, where that was measured.
+    usage: Option<Usage>,
 }
 
 impl Executor for ProcessExecutor {
@@ -616,7 +632,10 @@ impl Executor for ProcessExecutor {
         id
     }
 
-    fn execute(&self, slot: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
+    /// Runs in the dispatch's lane (the lowest free), not the pool thread's: the worker
+    /// processes and port blocks are the lane's.
+    fn execute(&self, _thread: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
+        let slot = &dispatch.lane;
         let members = &self.jobs[dispatch.job].tests;
         // A retry waits in its slot, holding its groups as the test would.
         std::thread::sleep(self.retry.wait_before(dispatch.attempt));
@@ -635,7 +654,7 @@ impl Executor for ProcessExecutor {
         (finished.iter().filter(|f| !f.will_retry).all(|f| f.passed), finished)
     }
 
-    fn finished(&self, _dispatch: Dispatch, report: Vec<Finished>, will_retry: bool) {
+    fn finished(&self, dispatch: Dispatch, report: Vec<Finished>, will_retry: bool) {
         for mut finished in report {
             // A batch's test retried in the batch already says so.
             finished.will_retry |= will_retry;
@@ -652,6 +671,7 @@ impl Executor for ProcessExecutor {
                 let span = finished.test.and_then(|test| {
                     self.spans.lock().iter().rev().find(|s| s.test == test).copied()
                 });
+                let span = span.map(|span| Span { loaded: dispatch.loaded, ..span });
                 self.failed.lock().extend(span);
             }
             self.send(Event::Finished(finished));

@@ -40,10 +40,11 @@ const SCRIPT: &str = r#"
   lanes.sort();
   lanes.forEach((key, i) => { laneOf[key] = i; });
   const end = Math.max(1, ...run.map(a => a.start + a.duration));
-  const left = 110, width = 1000, laneHeight = 26, top = 20;
+  const left = 110, width = 1000, laneHeight = 26, top = 20, band = 60;
   const svg = document.getElementById('timeline');
   const ns = 'http://www.w3.org/2000/svg';
-  svg.setAttribute('viewBox', `0 0 ${left + width + 10} ${top + lanes.length * laneHeight + 10}`);
+  const lanesEnd = top + lanes.length * laneHeight;
+  svg.setAttribute('viewBox', `0 0 ${left + width + 10} ${lanesEnd + band + 20}`);
   const x = t => left + (t / end) * width;
   function add(tag, attrs, parent) {
     const el = document.createElementNS(ns, tag);
@@ -70,14 +71,31 @@ const SCRIPT: &str = r#"
       add('title', {}, wait).textContent =
         `${a.id} waited ${a.group_wait} ms for group ${a.groups.join(', ')}`;
     }
+    // Shaded by CPU use: a test that waited is pale, one that kept a core busy is solid.
+    const cores = a.cpu == null ? null : a.cpu / Math.max(1, a.duration);
     const rect = add('rect', { x: x(a.start), y: y + 5, height: laneHeight - 8,
       width: Math.max(1, x(a.start + a.duration) - x(a.start)), fill: colors[a.kind] || '#999',
+      'fill-opacity': cores == null ? 1 : (0.3 + 0.7 * Math.min(1, cores)).toFixed(2),
       stroke: a.groups.length ? '#0969da' : 'none', 'stroke-width': a.groups.length ? 2 : 0,
       class: 'span', 'data-test': a.id });
     add('title', {}, rect).textContent = `${a.id}: ${a.kind} in ${a.duration} ms` +
       (a.attempt > 1 ? `, attempt ${a.attempt}` : '') +
+      (cores == null ? '' : `; CPU ${a.cpu} ms (${cores.toFixed(2)} cores)`) +
       (a.groups.length ? `; groups: ${a.groups.join(', ')}` : '');
   }
+  // How many tests ran at once over the run (how an adaptive run's limit moved).
+  const edges = [];
+  for (const a of run) { edges.push([a.start, 1]); edges.push([a.start + a.duration, -1]); }
+  edges.sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+  let now = 0, most = 1;
+  const steps = [[0, 0]];
+  for (const [t, d] of edges) { now += d; most = Math.max(most, now); steps.push([t, now]); }
+  const yOf = n => lanesEnd + band + 10 - (n / most) * band;
+  const points = [];
+  let previous = 0;
+  for (const [t, n] of steps) { points.push(`${x(t)},${yOf(previous)}`, `${x(t)},${yOf(n)}`); previous = n; }
+  add('polyline', { points: points.join(' '), fill: 'none', stroke: '#0969da', class: 'at-once' });
+  add('text', { x: 4, y: lanesEnd + 30 }).textContent = `at once (max ${most})`;
   document.getElementById('timeline-status').textContent =
     `${run.length} attempts on ${lanes.length} workers`;
 })();
@@ -145,7 +163,7 @@ pub(crate) fn render(document: &Document) -> String {
         }
     });
     let parallel_only: Vec<&ParallelOnly> =
-        document.parallel_only.iter().filter(|found| !found.flaky).collect();
+        document.parallel_only.iter().filter(|found| !found.forgiven()).collect();
     section(&mut page, "Fails only in parallel", parallel_only.len(), |page| {
         page.push_str("<table><tr><th>test</th><th>why</th><th>beside it</th><th>culprits (--bisect)</th></tr>\n");
         for found in &parallel_only {
@@ -217,6 +235,7 @@ pub(crate) fn render(document: &Document) -> String {
                 "groups": a.groups,
                 "attempt": a.attempt,
                 "kind": a.outcome_kind(),
+                "cpu": a.usage.map(|u| u.cpu_ms),
             })
         })
         .collect();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Finished, Outcome, ParallelOnly, Reporter, Summary};
+use super::{CollisionKind, Finished, Fix, Outcome, ParallelOnly, Reporter, Summary};
 use crate::cli::{StatusLevel, TestOutput};
 
 /// What the human output shows, and when: nextest's `--status-level`, `--final-status-level`,
@@ -244,13 +244,19 @@ impl Reporter for Human {
         }
     }
 
-    fn rerunning(&mut self, tests: usize) {
+    fn rerunning(&mut self, tests: usize, bisect_within: Option<Duration>) {
         let tests =
             if tests == 1 { "1 failed test".to_owned() } else { format!("{tests} failed tests") };
         self.line(&format!(
             "\n{} {tests} alone, to tell failures that happen only beside other tests from the rest (--no-rerun-alone skips this)",
             self.paint("Rerunning", BOLD)
         ));
+        if let Some(budget) = bisect_within {
+            self.line(&format!(
+                "  --bisect: each that fails only in parallel is then bisected, within {} at the same moment",
+                prun::time::pretty(budget)
+            ));
+        }
     }
 
     fn parallel_only(&mut self, found: &ParallelOnly) {
@@ -316,9 +322,14 @@ impl Reporter for Human {
         }
         // Diagnosed flaky first, then parallel-only, each with the evidence behind it.
         let mut diagnosed: Vec<&ParallelOnly> = summary.parallel_only.iter().collect();
-        diagnosed.sort_by_key(|found| !found.flaky);
+        diagnosed.sort_by_key(|found| !found.forgiven());
         for found in diagnosed {
-            let word = self.paint(if found.flaky { "FLAKY" } else { "PARALLEL-ONLY" }, YELLOW);
+            let word = match (found.under_load, found.flaky) {
+                (true, _) => "UNDER-LOAD",
+                (_, true) => "FLAKY",
+                _ => "PARALLEL-ONLY",
+            };
+            let word = self.paint(word, YELLOW);
             let _ = writeln!(
                 self.out,
                 "  {word} {} {}: {}",
@@ -326,6 +337,13 @@ impl Reporter for Human {
                 shown(&found.name),
                 found.reason()
             );
+            if found.under_load {
+                let _ = writeln!(
+                    self.out,
+                    "    later runs give it a core of its own and admit no extra tests while it runs; --fail-on-flaky fails the run for it"
+                );
+                continue;
+            }
             if found.flaky {
                 let _ = writeln!(self.out, "    with: {}", list(&found.neighbours));
                 let _ = writeln!(
@@ -340,14 +358,38 @@ impl Reporter for Human {
             let id = format!("{} {}", found.binary, found.name);
             match &found.culprits {
                 Some(culprits) if !culprits.is_empty() => {
-                    let _ = writeln!(self.out, "    fails when run after: {}", culprits.join(", "));
-                    let replay = crate::bisect::command(&[], &id, culprits);
+                    let how = match found.collision {
+                        Some(CollisionKind::SameMoment) => {
+                            "fails while they run at the same moment"
+                        }
+                        _ => "fails when run after",
+                    };
+                    let _ = writeln!(self.out, "    {how}: {}", culprits.join(", "));
+                    if let Some(kind) = found.collision {
+                        let _ = writeln!(self.out, "    kind: {}", kind.said());
+                    }
+                    if let Some(trials) = &found.trials {
+                        let _ = writeln!(
+                            self.out,
+                            "    trials: {} ({} runs beside the suspects, {} failed)",
+                            trials.trials, trials.runs, trials.failures
+                        );
+                    }
+                    let replay = found
+                        .reproduce
+                        .clone()
+                        .unwrap_or_else(|| crate::bisect::command(&[], &id, culprits));
                     let _ = writeln!(self.out, "    reproduce: {replay}");
+                    for line in found.fix.iter().flat_map(Fix::lines) {
+                        let _ = writeln!(self.out, "    fix: {line}");
+                    }
                 }
                 Some(_) => {
+                    let runs = found.trials.as_ref().map_or(0, |t| t.runs);
                     let _ = writeln!(
                         self.out,
-                        "    bisect: it passes after them in sequence; it collides with a test running at the same moment"
+                        "    bisect: no culprit: it passed after them and in {runs} runs beside them (a collision showing in 1 of 10 runs would have shown with probability {:.2})",
+                        crate::report::Trials::confidence(runs)
                     );
                 }
                 None => {

@@ -47,16 +47,25 @@ impl Reporter for Json {
         }));
     }
 
-    fn rerunning(&mut self, tests: usize) {
-        self.line(
-            serde_json::json!({ "version": SCHEMA_VERSION, "type": "rerunning", "tests": tests }),
-        );
+    fn rerunning(&mut self, tests: usize, bisect_within: Option<std::time::Duration>) {
+        let mut event =
+            serde_json::json!({ "version": SCHEMA_VERSION, "type": "rerunning", "tests": tests });
+        if let Some(budget) = bisect_within {
+            event["bisect_within_ms"] =
+                u64::try_from(budget.as_millis()).unwrap_or(u64::MAX).into();
+        }
+        self.line(event);
     }
 
     fn parallel_only(&mut self, found: &ParallelOnly) {
         let mut event = serde_json::to_value(found).expect("findings serialize");
         event["version"] = SCHEMA_VERSION.into();
-        event["type"] = if found.flaky { "diagnosed-flaky" } else { "parallel-only" }.into();
+        event["type"] = match (found.under_load, found.flaky) {
+            (true, _) => "fails-under-load",
+            (_, true) => "diagnosed-flaky",
+            _ => "parallel-only",
+        }
+        .into();
         event["reason"] = found.reason().into();
         self.line(event);
     }

@@ -72,6 +72,9 @@ pub(crate) struct Finished {
     /// Which shard's run it came from, in a merged report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) shard: Option<String>,
+    /// What it used (CPU time, peak memory), where that was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) usage: Option<prun::usage::Usage>,
     /// The test's index in the plan, for the executor's own bookkeeping.
     #[serde(skip)]
     pub(crate) test: Option<usize>,
@@ -98,6 +101,7 @@ impl Finished {
             groups: Vec::new(),
             group_wait: Duration::ZERO,
             shard: None,
+            usage: None,
             test: None,
         }
     }
@@ -134,11 +138,162 @@ pub(crate) struct ParallelOnly {
     /// points at them, so it is flaky, not parallel-only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) flaky: bool,
+    /// It failed while the machine was oversubscribed, and passed alone and again with the
+    /// same tests beside it: the load made it fail (prun's choice, not the test's fault).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) under_load: bool,
+    /// With `--bisect`: how the culprits break it, the trials run beside them, the command
+    /// that reproduces it and what to write to keep them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) collision: Option<CollisionKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) trials: Option<Trials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reproduce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fix: Option<Fix>,
+}
+
+/// How a test's culprits break it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum CollisionKind {
+    /// It fails after they ran before it: state they leave behind.
+    LeftBehind,
+    /// It fails while they run: something both use at the same moment.
+    SameMoment,
+    /// Neither: it passed after them and beside them, every trial.
+    NoCulprit,
+}
+
+impl CollisionKind {
+    pub(crate) fn said(self) -> &'static str {
+        match self {
+            CollisionKind::LeftBehind => "state left behind: it fails after them",
+            CollisionKind::SameMoment => "at the same moment: it fails while they run",
+            CollisionKind::NoCulprit => "no culprit: it passed after them and beside them",
+        }
+    }
+}
+
+/// The trials of a bisection at the same moment: the target ran back to back beside the
+/// suspects, each trial at least [`Trials::RUNS`] runs and until each suspect ran through
+/// [`Trials::PASSES`] times, stopping at its first failure.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Trials {
+    pub(crate) trials: u32,
+    pub(crate) runs: u32,
+    pub(crate) failures: u32,
+    /// When bisection stops trying (`--bisect`'s budget).
+    #[serde(skip)]
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// A trial's least runs of the target, and passes of each suspect's binary; the diagnosis's
+    /// replay takes fewer than bisection.
+    #[serde(skip)]
+    pub(crate) least: Option<(u32, u32)>,
+}
+
+impl Trials {
+    pub(crate) const RUNS: u32 = 30;
+    pub(crate) const PASSES: u32 = 5;
+    /// However slow the suspects, a trial ends after this many runs of the target.
+    pub(crate) const MOST_RUNS: u32 = 2000;
+
+    pub(crate) fn within(budget: Duration) -> Trials {
+        Trials { deadline: Some(std::time::Instant::now() + budget), ..Trials::default() }
+    }
+
+    /// The replay of a failure with its company: the target at least 10 times, and each
+    /// suspect's binary through once, within `budget`.
+    pub(crate) fn replay(budget: Duration) -> Trials {
+        Trials { least: Some((10, 1)), ..Trials::within(budget) }
+    }
+
+    /// A trial's least runs of the target and passes of each suspect's binary.
+    pub(crate) fn least(&self) -> (u32, u32) {
+        self.least.unwrap_or((Trials::RUNS, Trials::PASSES))
+    }
+
+    pub(crate) fn past_budget(&self) -> bool {
+        self.deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline)
+    }
+
+    /// The chance that a collision showing in 1 of 10 runs would have shown in `runs` runs
+    /// with no failure.
+    pub(crate) fn confidence(runs: u32) -> f64 {
+        1.0 - 0.9f64.powi(i32::try_from(runs).unwrap_or(i32::MAX))
+    }
+}
+
+/// What to write so that a test and its culprits stay apart.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub(crate) enum Fix {
+    /// Both in one group: never at the same moment.
+    Group { name: String, tests: Vec<FixTarget> },
+    /// The test in a process of its own: nothing its culprits leave behind reaches it.
+    Isolate { test: FixTarget },
+}
+
+/// A test a fix names, and whether it is a `#[prun::test]` (else a plain `#[test]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct FixTarget {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) prun: bool,
+}
+
+impl Fix {
+    /// The lines that say what to write.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        match self {
+            Fix::Group { name, tests } => {
+                let mut lines = Vec::new();
+                let (prun, plain): (Vec<&FixTarget>, Vec<&FixTarget>) =
+                    tests.iter().partition(|t| t.prun);
+                for test in prun {
+                    lines.push(format!("on {}: #[prun::test(group = \"{name}\")]", test.name));
+                }
+                if !plain.is_empty() {
+                    let filter: Vec<String> =
+                        plain.iter().map(|t| format!("test(={})", t.name)).collect();
+                    lines.push(format!(
+                        "in .config/nextest.toml (cargo prun reads it when there is no prun.toml): \
+                         [test-groups.{name}] max-threads = 1, and [[profile.default.overrides]] \
+                         filter = '{}' test-group = '{name}'",
+                        filter.join(" | ")
+                    ));
+                    lines.push(format!(
+                        "or on each plain test: #[serial_test::file_serial({name})] (across processes)"
+                    ));
+                }
+                lines
+            }
+            Fix::Isolate { test } if test.prun => {
+                vec![format!(
+                    "on {}: #[prun::test(isolate)], or reset what its culprits leave behind",
+                    test.name
+                )]
+            }
+            Fix::Isolate { test } => vec![format!(
+                "in prun.toml: isolate = [\"{}\"], or reset what its culprits leave behind",
+                test.id
+            )],
+        }
+    }
 }
 
 impl ParallelOnly {
+    /// Whether the test's failure is forgiven as flaky: nothing points at its company.
+    pub(crate) fn forgiven(&self) -> bool {
+        self.flaky || self.under_load
+    }
+
     pub(crate) fn reason(&self) -> &'static str {
-        if self.flaky {
+        if self.under_load {
+            "fails under load: it failed while the machine was oversubscribed, then passed alone \
+             and again with the same tests beside it"
+        } else if self.flaky {
             "flaky: it failed, then passed alone and passed again with the same tests beside it"
         } else if self.shared_process {
             "fails only when sharing a process with other tests: it passed when run alone"
@@ -216,6 +371,17 @@ impl Summary {
             }
         }
     }
+
+    /// A failure diagnosed as the load's doing: it counts as flaky, not failed.
+    pub(crate) fn forgive(&mut self, found: &ParallelOnly) {
+        let at =
+            self.failures.iter().position(|f| f.binary == found.binary && f.name == found.name);
+        if let Some(at) = at {
+            let failure = self.failures.remove(at);
+            self.failed -= 1;
+            self.flaky.push((failure.binary, failure.name, failure.attempt + 1));
+        }
+    }
 }
 
 /// What the executor reports as the run goes.
@@ -225,6 +391,8 @@ pub(crate) enum Event {
     /// happen only beside other tests from the rest.
     Rerunning {
         tests: usize,
+        /// With `--bisect`: how long each is bisected at the same moment, at most.
+        bisect_within: Option<Duration>,
     },
     /// A test has been running this long: one each `slow-timeout` period.
     Slow {
@@ -257,7 +425,7 @@ pub(crate) trait Reporter {
     fn finished(&mut self, finished: &Finished);
     fn parallel_only(&mut self, _found: &ParallelOnly) {}
     /// Failed tests run again alone now (see [`Event::Rerunning`]).
-    fn rerunning(&mut self, _tests: usize) {}
+    fn rerunning(&mut self, _tests: usize, _bisect_within: Option<Duration>) {}
     fn done(&mut self, summary: &Summary);
 }
 

@@ -31,7 +31,7 @@ pub(crate) fn event(redactor: &Redactor, event: Event) -> Event {
             Event::Slow { binary, name, running }
         }
         Event::Finished(finished) => Event::Finished(self::finished(redactor, finished)),
-        Event::Rerunning { tests } => Event::Rerunning { tests },
+        Event::Rerunning { tests, bisect_within } => Event::Rerunning { tests, bisect_within },
         Event::ParallelOnly(found) => Event::ParallelOnly(parallel_only(redactor, found)),
     }
 }

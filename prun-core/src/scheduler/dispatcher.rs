@@ -4,11 +4,18 @@
 //! priority order; a job waits in the pending set, never on a thread, until its thread slots,
 //! every one of its groups and its category all have room, and then takes them all at once (so
 //! a test with several groups can never hold one while waiting for another).
+//!
+//! With [`Limits::adaptive`], thread slots are only a ceiling: a job is admitted while the
+//! expected CPU demand of the running jobs (each weighs what it used per second of wall time
+//! in earlier runs) stays within the cores and their expected peak memory within what is
+//! available. A live signal from the machine ([`Dispatcher::observe`]) lets more in while
+//! cores sit idle despite the expectation, and holds the run to one test per core while the
+//! machine is saturated.
 
 use std::collections::BTreeSet;
 
 /// What one job needs while it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Job {
     /// Thread slots the job takes (a heavy test takes several).
     pub slots: u32,
@@ -18,7 +25,43 @@ pub struct Job {
     pub category: usize,
     /// How many times a failed attempt is run again.
     pub retries: u32,
+    /// What it is expected to use, for adaptive limits.
+    pub demand: Demand,
 }
+
+/// What a job is expected to use while it runs, from earlier runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// CPU per second of wall time, in thousandths of a core; 0 when unknown (it then weighs a
+    /// core per slot).
+    pub millicores: u32,
+    /// Peak resident memory, in KiB; 0 when unknown.
+    pub memory_kb: u64,
+    /// It failed under load before: it runs only while the machine is not oversubscribed,
+    /// and nothing beyond the cores is admitted while it runs.
+    pub calm: bool,
+}
+
+/// Limits from the machine rather than a count: see the module's documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adaptive {
+    /// The machine's cores, in thousandths.
+    pub millicores: u32,
+    /// Memory the running tests may take, in KiB.
+    pub memory_kb: u64,
+}
+
+/// What the machine measured over the last moment, for [`Dispatcher::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Cores that sat idle, in thousandths.
+    pub idle_millicores: u32,
+    /// More threads wanted a core than there are cores.
+    pub saturated: bool,
+}
+
+/// The least a job weighs: a test that mostly waits still costs its process something.
+const LIGHTEST: u32 = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -28,6 +71,8 @@ pub struct Limits {
     pub group_capacity: Vec<u32>,
     /// How many slots each category may hold at once; `None` means no cap beyond `threads`.
     pub category_max_slots: Vec<Option<u32>>,
+    /// Admit by measured demand, with `threads` as the ceiling of tests at once.
+    pub adaptive: Option<Adaptive>,
 }
 
 /// One attempt of one job, handed to a worker.
@@ -41,6 +86,13 @@ pub struct Dispatch {
     /// How long it waited in the queue for a busy group, with threads free to run it (the
     /// pool measures it; the dispatcher, which has no clock, leaves it zero).
     pub group_wait: std::time::Duration,
+    /// The machine was oversubscribed at some moment while it ran (set when it ends, from
+    /// [`Dispatcher::was_loaded`]).
+    pub loaded: bool,
+    /// The lowest lane free when it started (the pool numbers them from 0): what per-lane
+    /// resources (a worker process, a block of ports) are keyed by, so that a run with a high
+    /// ceiling and few tests at once uses few of them.
+    pub lane: usize,
 }
 
 #[derive(Debug)]
@@ -57,6 +109,18 @@ pub struct Dispatcher {
     held_by_group: Vec<bool>,
     /// Jobs newly passed over for a group, for [`Dispatcher::take_held_by_group`].
     newly_held: Vec<usize>,
+    adaptive: Option<Adaptive>,
+    /// Expected CPU (thousandths of a core) and memory (KiB) of the running jobs.
+    demand_used: u64,
+    memory_used: u64,
+    /// Thousandths of a core measured idle that admissions beyond the expectation may use,
+    /// until the next measurement.
+    credit: u32,
+    saturated: bool,
+    /// Running jobs, and which of them saw the machine oversubscribed.
+    running_jobs: BTreeSet<usize>,
+    loaded: Vec<bool>,
+    calm_running: usize,
 }
 
 impl Dispatcher {
@@ -83,6 +147,74 @@ impl Dispatcher {
             running: 0,
             held_by_group: vec![false; jobs_len],
             newly_held: Vec::new(),
+            adaptive: limits.adaptive,
+            demand_used: 0,
+            memory_used: 0,
+            credit: 0,
+            saturated: false,
+            running_jobs: BTreeSet::new(),
+            loaded: vec![false; jobs_len],
+            calm_running: 0,
+        }
+    }
+
+    /// What the machine measured: idle cores let tests in beyond the expectation (until the
+    /// next measurement), saturation holds the run to a test per core.
+    pub fn observe(&mut self, load: Load) {
+        self.credit = load.idle_millicores;
+        self.saturated = load.saturated;
+    }
+
+    /// Whether the run held more expected CPU than cores at some moment while `job`'s attempt
+    /// ran.
+    pub fn was_loaded(&self, job: usize) -> bool {
+        self.loaded[job]
+    }
+
+    /// What `job` weighs against the cores, in thousandths of a core: its measured CPU (a core
+    /// per slot when unknown), and at least a core per slot when it takes several (`threads =
+    /// 4` weighs at least 4) or is calm.
+    pub fn weight(&self, job: usize) -> u64 {
+        let job = &self.jobs[job];
+        let slots = u64::from(job.slots.max(1));
+        let measured = match job.demand.millicores {
+            0 => 1000 * slots,
+            known => u64::from(known.max(LIGHTEST)),
+        };
+        let floor = if job.demand.calm || slots > 1 { 1000 * slots } else { 0 };
+        measured.max(floor)
+    }
+
+    /// Expected demand allows the job now; `beyond` says it needs the measured idle cores.
+    fn demand_allows(&self, job: usize) -> Option<bool> {
+        let Some(adaptive) = self.adaptive else { return Some(false) };
+        if self.running == 0 {
+            return Some(false);
+        }
+        let demand = &self.jobs[job].demand;
+        if self.memory_used + demand.memory_kb > adaptive.memory_kb {
+            return None;
+        }
+        let weight = self.weight(job);
+        let cores = u64::from(adaptive.millicores);
+        let within = self.demand_used + weight <= cores;
+        if self.saturated {
+            // Saturated: at most a test per core, as a fixed count would run.
+            let per_core = u64::try_from(self.running).unwrap_or(u64::MAX) * 1000 < cores;
+            return (within && per_core).then_some(false);
+        }
+        if within {
+            return Some(false);
+        }
+        if demand.calm || self.calm_running > 0 {
+            return None;
+        }
+        (u64::from(self.credit) >= weight.min(1000)).then_some(true)
+    }
+
+    fn mark_loaded(&mut self) {
+        for &job in &self.running_jobs {
+            self.loaded[job] = true;
         }
     }
 
@@ -105,7 +237,8 @@ impl Dispatcher {
         self.held_by_group[job] = false;
         self.attempts[job] += 1;
         let (attempt, slots) = (self.attempts[job], self.jobs[job].slots);
-        Some(Dispatch { job, attempt, slots, group_wait: std::time::Duration::ZERO })
+        let group_wait = std::time::Duration::ZERO;
+        Some(Dispatch { job, attempt, slots, group_wait, loaded: false, lane: 0 })
     }
 
     /// The jobs that [`Dispatcher::next_runnable`] has newly passed over because a group they
@@ -144,11 +277,22 @@ impl Dispatcher {
         self.running
     }
 
-    fn fits(&self, job: usize) -> bool {
-        let job = &self.jobs[job];
+    /// The limits are the machine's, not a count.
+    pub fn is_adaptive(&self) -> bool {
+        self.adaptive.is_some()
+    }
+
+    /// Expected CPU of the running jobs, in thousandths of a core.
+    pub fn demand(&self) -> u64 {
+        self.demand_used
+    }
+
+    fn fits(&self, index: usize) -> bool {
+        let job = &self.jobs[index];
         job.slots <= self.free_slots
             && job.slots <= self.category_free[job.category]
             && job.groups.iter().all(|&group| self.group_free[group] > 0)
+            && self.demand_allows(index).is_some()
     }
 
     fn fits_but_for_groups(&self, job: usize) -> bool {
@@ -156,24 +300,43 @@ impl Dispatcher {
         job.slots <= self.free_slots && job.slots <= self.category_free[job.category]
     }
 
-    fn take(&mut self, job: usize) {
-        let job = &self.jobs[job];
+    fn take(&mut self, index: usize) {
+        if self.demand_allows(index) == Some(true) {
+            let weight = u32::try_from(self.weight(index).min(1000)).unwrap_or(1000);
+            self.credit = self.credit.saturating_sub(weight);
+        }
+        let job = &self.jobs[index];
         self.free_slots -= job.slots;
         self.category_free[job.category] -= job.slots;
         for &group in &job.groups {
             self.group_free[group] -= 1;
         }
         self.running += 1;
+        self.calm_running += usize::from(job.demand.calm);
+        self.memory_used += job.demand.memory_kb;
+        self.demand_used += self.weight(index);
+        self.running_jobs.insert(index);
+        // Oversubscribed by prun's own choice (more expected CPU than cores), not by others'
+        // load: that is what a failure under load is forgiven for.
+        self.loaded[index] = false;
+        if self.adaptive.is_some_and(|a| self.demand_used > u64::from(a.millicores)) {
+            self.mark_loaded();
+        }
     }
 
-    fn give_back(&mut self, job: usize) {
-        let job = &self.jobs[job];
+    fn give_back(&mut self, index: usize) {
+        let weight = self.weight(index);
+        let job = &self.jobs[index];
         self.free_slots += job.slots;
         self.category_free[job.category] += job.slots;
         for &group in &job.groups {
             self.group_free[group] += 1;
         }
         self.running -= 1;
+        self.calm_running -= usize::from(job.demand.calm);
+        self.memory_used -= job.demand.memory_kb;
+        self.demand_used -= weight;
+        self.running_jobs.remove(&index);
     }
 }
 
@@ -183,11 +346,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn job(slots: u32, groups: &[usize]) -> Job {
-        Job { slots, groups: groups.to_vec(), category: 0, retries: 0 }
+        Job { slots, groups: groups.to_vec(), ..Job::default() }
     }
 
     fn limits(threads: u32, groups: usize) -> Limits {
-        Limits { threads, group_capacity: vec![1; groups], category_max_slots: vec![None] }
+        Limits {
+            threads,
+            group_capacity: vec![1; groups],
+            category_max_slots: vec![None],
+            adaptive: None,
+        }
     }
 
     #[test]
@@ -215,10 +383,8 @@ mod tests {
 
     #[test]
     fn a_failed_attempt_is_retried_until_retries_run_out() {
-        let mut d = Dispatcher::new(
-            vec![Job { slots: 1, groups: vec![], category: 0, retries: 1 }],
-            &limits(1, 0),
-        );
+        let mut d =
+            Dispatcher::new(vec![Job { slots: 1, retries: 1, ..Job::default() }], &limits(1, 0));
         let first = d.next_runnable().unwrap();
         assert!(d.finish(first, false));
         let second = d.next_runnable().unwrap();
@@ -253,6 +419,7 @@ mod tests {
                 threads,
                 group_capacity,
                 category_max_slots,
+                adaptive: None,
             });
         let job = (
             1u32..4,
@@ -270,6 +437,7 @@ mod tests {
                     groups: groups.into_iter().collect(),
                     category,
                     retries,
+                    ..Job::default()
                 });
                 suite.ticks.push(ticks);
                 suite.failing_attempts.push(failing);
@@ -326,6 +494,190 @@ mod tests {
                 let expected = failing_attempts[job].min(jobs[job].retries) + 1;
                 prop_assert_eq!(runs[job], expected, "job {}", job);
             }
+        }
+    }
+
+    fn adaptive(threads: u32, millicores: u32, memory_kb: u64) -> Limits {
+        Limits {
+            threads,
+            group_capacity: vec![1],
+            category_max_slots: vec![None],
+            adaptive: Some(Adaptive { millicores, memory_kb }),
+        }
+    }
+
+    fn weighing(millicores: u32) -> Job {
+        Job { demand: Demand { millicores, ..Demand::default() }, ..Job::default() }
+    }
+
+    #[test]
+    fn tests_that_wait_run_many_to_a_core_up_to_the_ceiling() {
+        // 100 tests that each used a tenth of a core: 20 fit two cores, and the ceiling is 16.
+        let jobs = vec![weighing(100); 100];
+        let mut d = Dispatcher::new(jobs, &adaptive(16, 2000, u64::MAX));
+        let started = std::iter::from_fn(|| d.next_runnable()).count();
+        assert_eq!(started, 16);
+        let mut d = Dispatcher::new(vec![weighing(100); 100], &adaptive(64, 2000, u64::MAX));
+        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 20);
+    }
+
+    #[test]
+    fn unknown_tests_weigh_a_core_until_the_machine_shows_idle_cores() {
+        let mut d = Dispatcher::new(vec![Job::default(); 10], &adaptive(64, 2000, u64::MAX));
+        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 2);
+        // 1.5 cores measured idle: one more test now, and no more until the next measurement.
+        d.observe(Load { idle_millicores: 1500, saturated: false });
+        assert!(d.next_runnable().is_some());
+        assert_eq!(d.next_runnable(), None);
+        d.observe(Load { idle_millicores: 2000, saturated: false });
+        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 2);
+        // Every running test saw the machine oversubscribed (5 tests of a core on 2 cores).
+        assert!((0..5).all(|job| d.was_loaded(job)));
+        // Saturated: nothing more starts until the tests are down to one per core.
+        d.observe(Load { idle_millicores: 2000, saturated: true });
+        assert_eq!(d.next_runnable(), None);
+    }
+
+    #[test]
+    fn memory_holds_tests_back_but_one_always_runs() {
+        let heavy = Job {
+            demand: Demand { millicores: 10, memory_kb: 600, calm: false },
+            ..Job::default()
+        };
+        let mut d = Dispatcher::new(vec![heavy.clone(); 3], &adaptive(64, 2000, 1000));
+        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 1);
+        let mut d = Dispatcher::new(
+            vec![Job { demand: Demand { memory_kb: 5000, ..heavy.demand }, ..heavy }],
+            &adaptive(64, 2000, 1000),
+        );
+        assert!(d.next_runnable().is_some());
+    }
+
+    #[test]
+    fn a_calm_test_starts_only_within_the_cores_and_keeps_the_run_there() {
+        let calm = Job {
+            demand: Demand { millicores: 100, calm: true, ..Demand::default() },
+            ..Job::default()
+        };
+        let mut d = Dispatcher::new(
+            vec![weighing(1000), calm, weighing(1000), Job::default()],
+            &adaptive(64, 2000, u64::MAX),
+        );
+        let first = d.next_runnable().unwrap();
+        // The calm test weighs a whole core: it fits beside the first.
+        assert_eq!(d.next_runnable().unwrap().job, 1);
+        d.observe(Load { idle_millicores: 2000, saturated: false });
+        // Idle cores do not let more in while it runs.
+        assert_eq!(d.next_runnable(), None);
+        d.finish(first, true);
+        assert_eq!(d.next_runnable().unwrap().job, 2);
+    }
+
+    /// A generated adaptive suite: jobs with demands, how long each runs, and the load the
+    /// machine reports at each step.
+    #[derive(Debug, Clone)]
+    struct Loaded {
+        jobs: Vec<Job>,
+        ticks: Vec<u32>,
+        limits: Limits,
+        loads: Vec<Load>,
+    }
+
+    fn loaded_suite() -> impl Strategy<Value = Loaded> {
+        let limits = (1u32..40, 1u32..5, 100u64..3000)
+            .prop_map(|(ceiling, cores, memory)| adaptive(ceiling, cores * 1000, memory));
+        let job = (
+            0u32..3000,
+            0u64..800,
+            prop::bool::weighted(0.1),
+            1u32..4,
+            prop::bool::weighted(0.2),
+            1u32..10,
+        );
+        let load = (0u32..4000, prop::bool::weighted(0.2))
+            .prop_map(|(idle_millicores, saturated)| Load { idle_millicores, saturated });
+        (limits, prop::collection::vec(job, 0..60), prop::collection::vec(load, 1..20)).prop_map(
+            |(limits, raw, loads)| {
+                let mut suite = Loaded { jobs: vec![], ticks: vec![], limits, loads };
+                for (millicores, memory_kb, calm, slots, grouped, ticks) in raw {
+                    let demand = Demand { millicores, memory_kb, calm };
+                    let groups = if grouped { vec![0] } else { vec![] };
+                    suite.jobs.push(Job { slots, groups, demand, ..Job::default() });
+                    suite.ticks.push(ticks);
+                }
+                suite
+            },
+        )
+    }
+
+    proptest! {
+        /// Adaptive admission in logical time with a fake load signal: at every admission the
+        /// ceiling, memory and demand hold (demand beyond the cores only on measured idle
+        /// cores, never while saturated or beside a calm test), and no job that fits the cores
+        /// waits.
+        #[test]
+        fn adaptive_admission_keeps_its_promises(suite in loaded_suite()) {
+            let Loaded { jobs, ticks, limits, loads } = suite;
+            let adaptive = limits.adaptive.unwrap();
+            let cores = u64::from(adaptive.millicores);
+            let mut d = Dispatcher::new(jobs.clone(), &limits);
+            let mut running: Vec<(u64, Dispatch)> = Vec::new();
+            let mut started = vec![false; jobs.len()];
+            let mut now = 0u64;
+            let mut step = 0usize;
+            loop {
+                let load = loads[step % loads.len()];
+                step += 1;
+                d.observe(load);
+                let mut credit = u64::from(load.idle_millicores);
+                loop {
+                    let demand: u64 = running.iter().map(|(_, r)| d.weight(r.job)).sum();
+                    let memory: u64 = running.iter().map(|(_, r)| jobs[r.job].demand.memory_kb).sum();
+                    let calm_running = running.iter().any(|(_, r)| jobs[r.job].demand.calm);
+                    let Some(dispatch) = d.next_runnable() else { break };
+                    let job = &jobs[dispatch.job];
+                    let weight = d.weight(dispatch.job);
+                    if !running.is_empty() {
+                        prop_assert!(memory + job.demand.memory_kb <= adaptive.memory_kb);
+                        if demand + weight > cores {
+                            prop_assert!(!load.saturated && !calm_running && !job.demand.calm);
+                            prop_assert!(credit >= weight.min(1000));
+                            credit -= weight.min(1000);
+                        }
+                        if load.saturated {
+                            prop_assert!((running.len() as u64) * 1000 < cores);
+                        }
+                    }
+                    started[dispatch.job] = true;
+                    running.push((now + u64::from(ticks[dispatch.job]), dispatch));
+                    let slots: u32 = running.iter().map(|(_, r)| r.slots).sum();
+                    prop_assert!(slots <= limits.threads.max(1));
+                }
+                // No waiting job would fit the cores and every other limit.
+                let demand: u64 = running.iter().map(|(_, r)| d.weight(r.job)).sum();
+                let memory: u64 = running.iter().map(|(_, r)| jobs[r.job].demand.memory_kb).sum();
+                let slots: u32 = running.iter().map(|(_, r)| r.slots).sum();
+                let group_busy = running.iter().any(|(_, r)| !jobs[r.job].groups.is_empty());
+                for (index, job) in jobs.iter().enumerate().filter(|(i, _)| !started[*i]) {
+                    let fits_otherwise = slots + job.slots.clamp(1, limits.threads.max(1)) <= limits.threads.max(1)
+                        && (!group_busy || job.groups.is_empty())
+                        && memory + job.demand.memory_kb <= adaptive.memory_kb
+                        && !(load.saturated && (running.len() as u64) * 1000 >= cores);
+                    if fits_otherwise && !running.is_empty() {
+                        prop_assert!(demand + d.weight(index) > cores, "job {} waits", index);
+                    }
+                }
+                if running.is_empty() {
+                    break;
+                }
+                now = running.iter().map(|(end, _)| *end).min().unwrap();
+                let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(end, _)| *end == now);
+                running = still;
+                for (_, dispatch) in done {
+                    d.finish(dispatch, true);
+                }
+            }
+            prop_assert!(d.is_done());
         }
     }
 }

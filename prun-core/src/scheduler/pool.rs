@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::dispatcher::{Dispatch, Dispatcher};
+use super::dispatcher::{Dispatch, Dispatcher, Load};
 
 /// Runs jobs; the scheduler knows nothing else about them.
 pub trait Executor: Send + Sync + 'static {
@@ -36,7 +36,11 @@ struct Shared {
     changed: Condvar,
 }
 
-/// Runs every job on `threads` workers and returns when the dispatcher is done.
+/// How often an adaptive run measures the machine.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs every job on `threads` workers and returns when the dispatcher is done. An adaptive
+/// dispatcher also gets the machine's load every [`SAMPLE_EVERY`] (see [`Sampler`]).
 pub fn run<E: Executor>(threads: usize, dispatcher: Dispatcher, executor: Arc<E>) {
     let threads = threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -44,15 +48,60 @@ pub fn run<E: Executor>(threads: usize, dispatcher: Dispatcher, executor: Arc<E>
         .thread_name(|id| format!("prun-worker-{id}"))
         .build()
         .expect("failed to start the worker threads");
-    let queue = Queue { dispatcher, held_since: HashMap::new() };
+    let adaptive = dispatcher.is_adaptive();
+    let queue = Queue { dispatcher, held_since: HashMap::new(), lanes: (0..threads).collect() };
     let shared = Shared { dispatcher: Mutex::new(queue), changed: Condvar::new() };
-    pool.broadcast(|worker| work(&shared, &*executor, worker.index()));
+    std::thread::scope(|scope| {
+        if adaptive {
+            scope.spawn(|| sample(&shared));
+        }
+        pool.broadcast(|worker| work(&shared, &*executor, worker.index()));
+    });
 }
 
-/// The dispatcher, and since when each job it passed over for a busy group has waited.
+/// Feeds the machine's measured load to the dispatcher until the run is over.
+fn sample(shared: &Shared) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut sampler = Sampler::new(u32::try_from(cores).unwrap_or(u32::MAX));
+    let mut queue = shared.dispatcher.lock();
+    while !queue.dispatcher.is_done() {
+        shared.changed.wait_for(&mut queue, SAMPLE_EVERY);
+        if let Some(load) = sampler.read() {
+            queue.dispatcher.observe(load);
+            shared.changed.notify_all();
+        }
+    }
+}
+
+/// The machine's load from `/proc/stat`, one reading after another.
+#[derive(Debug)]
+pub struct Sampler {
+    cores: u32,
+    last: Option<crate::usage::CpuTimes>,
+}
+
+impl Sampler {
+    pub fn new(cores: u32) -> Sampler {
+        Sampler { cores, last: crate::usage::CpuTimes::now() }
+    }
+
+    /// The load since the last reading: idle cores, and whether more threads want a core than
+    /// there are (this one, reading, not counted).
+    pub fn read(&mut self) -> Option<Load> {
+        let now = crate::usage::CpuTimes::now()?;
+        let last = self.last.replace(now)?;
+        let idle_millicores = now.idle_millicores_since(&last, self.cores);
+        let saturated = now.runnable.saturating_sub(1) > u64::from(self.cores);
+        Some(Load { idle_millicores, saturated })
+    }
+}
+
+/// The dispatcher, since when each job it passed over for a busy group has waited, and the
+/// lanes no running attempt holds.
 struct Queue {
     dispatcher: Dispatcher,
     held_since: HashMap<usize, Instant>,
+    lanes: std::collections::BTreeSet<usize>,
 }
 
 impl Queue {
@@ -67,6 +116,8 @@ impl Queue {
         if let Some(since) = self.held_since.remove(&dispatch.job) {
             dispatch.group_wait = since.elapsed();
         }
+        // One attempt per worker thread at most, so a lane is always free.
+        dispatch.lane = self.lanes.pop_first().unwrap_or(0);
         Some(dispatch)
     }
 }
@@ -86,12 +137,20 @@ fn work<E: Executor>(shared: &Shared, executor: &E, id: usize) {
                 shared.changed.wait(&mut queue);
             }
         };
-        let Some(dispatch) = dispatch else { break };
+        let Some(mut dispatch) = dispatch else { break };
         let (passed, report) = executor.execute(&state, dispatch);
         // Reported before the job is given back: a retry must not report before its failure.
-        let will_retry = shared.dispatcher.lock().dispatcher.will_retry(dispatch, passed);
+        let will_retry = {
+            let queue = shared.dispatcher.lock();
+            dispatch.loaded = queue.dispatcher.was_loaded(dispatch.job);
+            queue.dispatcher.will_retry(dispatch, passed)
+        };
         executor.finished(dispatch, report, will_retry);
-        shared.dispatcher.lock().dispatcher.finish(dispatch, passed);
+        {
+            let mut queue = shared.dispatcher.lock();
+            queue.dispatcher.finish(dispatch, passed);
+            queue.lanes.insert(dispatch.lane);
+        }
         // Freed resources may let several waiting jobs start, and the run may be over.
         shared.changed.notify_all();
     }
@@ -155,11 +214,14 @@ mod tests {
 
     #[test]
     fn an_exclusive_group_never_overlaps_on_real_threads() {
-        let jobs: Vec<Job> = (0..60)
-            .map(|i| Job { slots: 1, groups: vec![i % 2], category: 0, retries: 0 })
-            .collect();
-        let limits =
-            Limits { threads: 4, group_capacity: vec![1, 2], category_max_slots: vec![None] };
+        let jobs: Vec<Job> =
+            (0..60).map(|i| Job { slots: 1, groups: vec![i % 2], ..Job::default() }).collect();
+        let limits = Limits {
+            threads: 4,
+            group_capacity: vec![1, 2],
+            category_max_slots: vec![None],
+            adaptive: None,
+        };
         let rec = recorder(jobs.clone(), 2, false);
         run(4, Dispatcher::new(jobs, &limits), rec.clone());
         assert_eq!(rec.max_in_group[0].load(Ordering::SeqCst), 1);
@@ -170,8 +232,13 @@ mod tests {
     #[test]
     fn retries_run_again_and_the_run_ends() {
         let jobs: Vec<Job> =
-            (0..10).map(|_| Job { slots: 1, groups: vec![], category: 0, retries: 2 }).collect();
-        let limits = Limits { threads: 3, group_capacity: vec![], category_max_slots: vec![None] };
+            (0..10).map(|_| Job { slots: 1, retries: 2, ..Job::default() }).collect();
+        let limits = Limits {
+            threads: 3,
+            group_capacity: vec![],
+            category_max_slots: vec![None],
+            adaptive: None,
+        };
         let rec = recorder(jobs.clone(), 0, true);
         run(3, Dispatcher::new(jobs, &limits), rec.clone());
         assert!(rec.runs.iter().all(|r| r.load(Ordering::SeqCst) == 2));

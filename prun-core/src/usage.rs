@@ -1,0 +1,209 @@
+//! What a test used: CPU time and peak memory, read from Linux's `/proc` at the test's edges.
+//!
+//! A process that runs one test at a time (a worker, a libtest batch) is measured across each
+//! test: the CPU time its threads, and the children it waited for, used since the last edge,
+//! and its peak resident memory since then (the kernel's high-water mark, reset at each edge).
+//! Elsewhere (no `/proc`) nothing is measured, and the scheduler treats tests as unknown.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What one attempt used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// User and system CPU time, of every thread and of the children it waited for.
+    pub cpu_ms: u64,
+    /// Peak resident memory, in KiB.
+    pub peak_kb: u64,
+}
+
+impl Usage {
+    pub fn cpu(&self) -> Duration {
+        Duration::from_millis(self.cpu_ms)
+    }
+
+    /// CPU per wall-clock time: 1.0 is one core busy for the whole test.
+    pub fn cores(&self, wall: Duration) -> f64 {
+        if wall.is_zero() { 1.0 } else { self.cpu().as_secs_f64() / wall.as_secs_f64() }
+    }
+}
+
+/// Measures one process across the tests it runs, one lap per test.
+#[derive(Debug)]
+pub struct Meter {
+    /// `None`: this process.
+    pid: Option<u32>,
+    /// CPU clock ticks at the last edge.
+    ticks: u64,
+}
+
+/// Linux's `USER_HZ`, the unit of `/proc/PID/stat`'s times: 100 on every architecture Rust
+/// supports Linux on.
+const TICKS_PER_SECOND: u64 = 100;
+
+impl Meter {
+    /// Measures this process from now.
+    pub fn of_self() -> Meter {
+        Meter::start(None)
+    }
+
+    /// Measures process `pid` from now.
+    pub fn of(pid: u32) -> Meter {
+        Meter::start(Some(pid))
+    }
+
+    fn start(pid: Option<u32>) -> Meter {
+        let mut meter = Meter { pid, ticks: 0 };
+        meter.ticks = meter.read_ticks().unwrap_or(0);
+        meter.reset_peak();
+        meter
+    }
+
+    /// What the process used since the last lap (or since the meter started); the next lap
+    /// starts now. `None` where `/proc` cannot tell (another OS, the process is gone).
+    pub fn lap(&mut self) -> Option<Usage> {
+        let ticks = self.read_ticks()?;
+        let peak_kb = self.read_peak_kb();
+        self.reset_peak();
+        let used = ticks.saturating_sub(self.ticks);
+        self.ticks = ticks;
+        let cpu_ms = used * 1000 / TICKS_PER_SECOND;
+        Some(Usage { cpu_ms, peak_kb: peak_kb.unwrap_or(0) })
+    }
+
+    /// CPU time the process had used at the last lap (or when the meter started).
+    pub fn measured_ms(&self) -> u64 {
+        self.ticks * 1000 / TICKS_PER_SECOND
+    }
+
+    fn path(&self, file: &str) -> String {
+        match self.pid {
+            Some(pid) => format!("/proc/{pid}/{file}"),
+            None => format!("/proc/self/{file}"),
+        }
+    }
+
+    fn read_ticks(&self) -> Option<u64> {
+        cpu_ticks(&std::fs::read_to_string(self.path("stat")).ok()?)
+    }
+
+    fn read_peak_kb(&self) -> Option<u64> {
+        peak_kb(&std::fs::read_to_string(self.path("status")).ok()?)
+    }
+
+    /// Resets the process's peak memory to what it holds now (`clear_refs` 5), so the next
+    /// lap's peak is its own.
+    fn reset_peak(&self) {
+        let _ = std::fs::write(self.path("clear_refs"), "5");
+    }
+}
+
+/// utime + stime + cutime + cstime from a `/proc/PID/stat` line. The command name (field 2)
+/// may hold spaces and parentheses: the fields are counted from its last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After the name: state is field 3, so field N is at N - 3.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    (11..=14).map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
+}
+
+/// `VmHWM` of `/proc/PID/status`, in KiB.
+fn peak_kb(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The machine's CPU, as `/proc/stat` counts it: for the scheduler's live signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Ticks spent idle (idle + iowait) and in all.
+    pub idle: u64,
+    pub total: u64,
+    /// Threads runnable right now (`procs_running`).
+    pub runnable: u64,
+}
+
+impl CpuTimes {
+    /// Now, or `None` without `/proc/stat`.
+    pub fn now() -> Option<CpuTimes> {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    fn parse(stat: &str) -> Option<CpuTimes> {
+        let cpu = stat.lines().find(|line| line.starts_with("cpu "))?;
+        let ticks: Vec<u64> =
+            cpu.split_whitespace().skip(1).filter_map(|field| field.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal (guest times are already in user).
+        let total = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        let runnable = stat
+            .lines()
+            .find_map(|line| line.strip_prefix("procs_running "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        Some(CpuTimes { idle, total, runnable })
+    }
+
+    /// Cores idle between `earlier` and `self`, in thousandths of a core, on a machine of
+    /// `cores`.
+    pub fn idle_millicores_since(&self, earlier: &CpuTimes, cores: u32) -> u32 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0;
+        }
+        let idle = self.idle.saturating_sub(earlier.idle).min(total);
+        u32::try_from(idle * u64::from(cores) * 1000 / total).unwrap_or(u32::MAX)
+    }
+}
+
+/// Memory available to start new work (`MemAvailable`), in KiB.
+pub fn available_memory_kb() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|line| line.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_with_an_odd_command_name_is_read_from_its_last_parenthesis() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 5 0 0";
+        assert_eq!(cpu_ticks(stat), Some(7 + 3 + 2 + 1));
+    }
+
+    #[test]
+    fn the_peak_is_vm_hwm() {
+        let status = "Name:\tx\nVmPeak:\t 9000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(peak_kb(status), Some(1234));
+    }
+
+    #[test]
+    fn idle_cores_come_from_the_difference_of_two_readings() {
+        let earlier = CpuTimes::parse("cpu  100 0 100 800 0 0 0 0 0 0\nprocs_running 3\n").unwrap();
+        assert_eq!(earlier.runnable, 3);
+        // 200 ticks passed, 150 of them idle (100 idle + 50 iowait), on 2 cores.
+        let later = CpuTimes::parse("cpu  125 0 125 900 50 0 0 0 0 0\n").unwrap();
+        assert_eq!(later.idle_millicores_since(&earlier, 2), 1500);
+        assert_eq!(earlier.idle_millicores_since(&earlier, 2), 0);
+    }
+
+    #[test]
+    fn this_process_is_measured_across_a_lap() {
+        let mut meter = Meter::of_self();
+        // Busy until the kernel has counted a clock tick of CPU (10 ms) for this process.
+        let mut x = 0u64;
+        while meter.read_ticks() == Some(meter.ticks) {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+        let usage = meter.lap().expect("/proc is there on Linux");
+        assert!(usage.peak_kb > 0);
+        assert!(usage.cpu_ms >= 10, "{usage:?}");
+        // The next lap starts where this one ended.
+        assert_eq!(meter.ticks, meter.read_ticks().unwrap_or(0).min(meter.ticks));
+    }
+}
