@@ -4,8 +4,10 @@
 cargo itself fetches each crate (a throw-away project depends on it; nothing is downloaded any
 other way and no source is committed), the crate's published source is copied to
 target/bench-real/, built in release mode, and its tests are run under `cargo test --tests`,
-`cargo nextest run` and `cargo prun --tests`, all on the same thread count. The script reports
-the median wall time of the commands as a user types them, and each runner's pass/fail counts.
+`cargo nextest run` and `cargo prun --tests`, all on the same thread count, and `cargo prun
+--tests` as it runs by default (no -j: as many tests at once as the measured CPU lets the cores
+serve). The script reports the median wall time of the commands as a user types them, the CPU
+time each used (its processes and their children), and each runner's pass/fail counts.
 Each command runs once untimed first: caches are warm for all, and cargo prun has the history
 of one earlier run (as it would on any machine that ran the suite before).
 
@@ -15,6 +17,7 @@ of one earlier run (as it would on any machine that ran the suite before).
 
 import argparse
 import json
+import resource
 import os
 import re
 import shutil
@@ -27,8 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "target" / "bench-real"
 # Crates with plain #[test]s that build without system libraries: three with real work
-# (bytes' 1,079 tests, hashbrown, memchr) and four that cargo test finishes in 30-110 ms.
+# (bytes' 1,079 tests, hashbrown, memchr), four that cargo test finishes in 30-110 ms, and one
+# whose tests mostly wait (crossbeam-channel: sleeps, timeouts, blocked receivers).
 DEFAULT_CRATES = [
+    "crossbeam-channel@0.5.15",
     "bytes@1.12.2",
     "hashbrown@0.17.1",
     "memchr@2.8.3",
@@ -122,6 +127,7 @@ def main():
             "cargo test": ["cargo", "test", "--release", "--tests", "--", "--test-threads", threads],
             "nextest": ["cargo", "nextest", "run", "--release", "--no-fail-fast", "-j", threads],
             "cargo prun": [cargo_prun, "prun", "--release", "--tests", "--no-fail-fast", "-j", threads],
+            "cargo prun, default": [cargo_prun, "prun", "--release", "--tests", "--no-fail-fast"],
         }
         # Once first, not timed: warm caches for every runner, and cargo prun's history.
         for cmd in runners.values():
@@ -129,25 +135,29 @@ def main():
         # Then round by round, each runner once per round: a machine that slows down for a
         # while slows all three alike.
         times = {runner: [] for runner in runners}
+        cpu = {runner: [] for runner in runners}
         outs = {}
         for _ in range(args.runs):
             for runner, cmd in runners.items():
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 outs[runner] = run(cmd, crate, env)
                 times[runner].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[runner].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         result = {}
         for runner in runners:
-            result[runner] = (statistics.median(times[runner]), counts(runner, outs[runner]))
+            result[runner] = (statistics.median(times[runner]), counts(runner, outs[runner]), statistics.median(cpu[runner]))
             print(f"{name:14} {runner:10} {' '.join(f'{t:.3f}' for t in times[runner])} counts={result[runner][1]}", file=sys.stderr)
         rows.append((name, source.name, result))
 
-    print(f"\nMedian wall time of {args.runs} runs of each command, {threads} threads; (passed, failed).\n")
-    print("| crate | cargo test --tests | cargo nextest run | cargo prun --tests | prun vs best |")
-    print("|---|---|---|---|---|")
+    print(f"\nMedian wall time (and CPU time) of {args.runs} runs of each command, {threads} threads unless default; (passed, failed).\n")
+    print("| crate | cargo test --tests | cargo nextest run | cargo prun --tests -j | cargo prun --tests (default) | prun -j vs best | default vs best |")
+    print("|---|---|---|---|---|---|---|")
     for name, version, r in rows:
-        cell = lambda k: f"{r[k][0]:.2f}s {r[k][1]}"
+        cell = lambda k: f"{r[k][0]:.2f}s (cpu {r[k][2]:.2f}s) {r[k][1]}"
         best = min(r["cargo test"][0], r["nextest"][0])
-        print(f"| {version} | {cell('cargo test')} | {cell('nextest')} | {cell('cargo prun')} | {r['cargo prun'][0] / best:.2f}x |")
+        print(f"| {version} | {cell('cargo test')} | {cell('nextest')} | {cell('cargo prun')} | {cell('cargo prun, default')} | {r['cargo prun'][0] / best:.2f}x | {r['cargo prun, default'][0] / best:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -286,7 +286,10 @@ def main():
 
             def run_once():
                 run_env = dict(env)
-                if runner.endswith("history"):
+                if runner == "cargo prun, history":
+                    run_env["PRUN_HISTORY_DIR"] = str(history)
+                elif runner.endswith("history"):
+                    # A history of its own for each adaptive runner (the shards read `history`).
                     run_env["PRUN_HISTORY_DIR"] = str(history) + "-" + runner.replace(", ", "-")
                 else:
                     # A history of its own, empty, for every run.

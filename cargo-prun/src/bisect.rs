@@ -32,7 +32,8 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
             .map_err(|err| err.to_string())?;
     let target = find(&plan, &workspace.binaries, &args.test)?;
     let target_id = plan.tests[target].id(&workspace.binaries);
-    let candidates: Vec<usize> = if !args.with.is_empty() {
+    let everyone: Vec<usize> = (0..plan.tests.len()).filter(|&t| t != target).collect();
+    let mut candidates: Vec<usize> = if !args.with.is_empty() {
         args.with
             .iter()
             .map(|name| find(&plan, &workspace.binaries, name))
@@ -47,11 +48,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
                     .collect()
             })
             .unwrap_or_default();
-        if recorded.is_empty() {
-            (0..plan.tests.len()).filter(|&t| t != target).collect()
-        } else {
-            recorded
-        }
+        if recorded.is_empty() { everyone.clone() } else { recorded }
     };
 
     let run_dir = RunDir::new()?;
@@ -92,7 +89,19 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
     }
     eprintln!("bisecting {target_id} over {} candidates", candidates.len());
     let build_args = args.build.to_cargo_args();
-    let collision = executor.bisect(target, &candidates, Trials::default());
+    let mut collision = executor.bisect(target, &candidates, Trials::default());
+    // The tests beside it in the run first; if none of them is the culprit, every other test.
+    if collision.as_ref().is_some_and(|c| c.kind == CollisionKind::NoCulprit)
+        && candidates.len() < everyone.len()
+    {
+        eprintln!(
+            "no culprit among the {} tests beside it in the run: bisecting over all {}",
+            candidates.len(),
+            everyone.len()
+        );
+        candidates.clone_from(&everyone);
+        collision = executor.bisect(target, &candidates, Trials::default());
+    }
     let Some(collision) = collision else {
         println!("{target_id} has no candidates to bisect");
         return Ok(1);

@@ -1,5 +1,6 @@
-//! Doctests, when prun.toml says `doctests = "run"`: `cargo test --doc` after the tests, each
-//! doctest reported from libtest's own result lines, like every other test.
+//! Doctests, when prun.toml says `doctests = "run"`: `cargo test --doc` as one job of the
+//! schedule (the first), each doctest reported from libtest's own result lines, like every
+//! other test.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -203,6 +203,12 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     last_run.save(store.dir());
 
     let (events, finished) = mpsc::channel();
+    // Doctests are one job of the schedule, started first: rustdoc's compile runs beside the
+    // tests, weighed like any other job, rather than after them.
+    let doctests = config.doctests == Some(Doctests::Run);
+    if doctests {
+        plan.jobs.insert(0, plan::PlannedJob::doctests());
+    }
     let jobs: Vec<scheduler::Job> = plan.jobs.iter().map(|j| j.job.clone()).collect();
     let limits = plan.limits.clone();
     let repeating = cli.repeat.is_some() || cli.stress.is_some();
@@ -230,6 +236,11 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     executor.keep_passing_output = cli.no_capture || success_output != cli::TestOutput::Never;
     executor.retry = config.retry.clone();
     executor.leak_timeout = config.leak_timeout;
+    executor.doctests = doctests.then(|| execute::Doctests {
+        build_args: cli.build.to_cargo_args(),
+        filters: cli.filters.clone(),
+        threads,
+    });
     // A batch's test is announced once it has run this long: soon enough for the live line and
     // for the first SLOW notice.
     executor.notice_after = config.slow_timeout.period.min(std::time::Duration::from_millis(200));
@@ -261,7 +272,7 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     let mut sink = Sink {
         reporters,
         redactor,
-        summary: Summary { repeating, ..Summary::default() },
+        summary: Summary { repeating, doctests_run: doctests, ..Summary::default() },
         records: Vec::new(),
         last_run,
     };
@@ -299,19 +310,6 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         }
     }
     scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
-    if config.doctests == Some(Doctests::Run)
-        && !executor.stop.load(std::sync::atomic::Ordering::SeqCst)
-    {
-        sink.summary.doctests_run = true;
-        match doctests::run(&cli.build.to_cargo_args(), &cli.filters, threads) {
-            Ok(results) => {
-                for finished in results {
-                    sink.event(report::Event::Finished(finished));
-                }
-            }
-            Err(error) => eprintln!("warning: doctests not run: {error}"),
-        }
-    }
     let signal = interrupted.finish();
     let catalog: Vec<(String, String, bool)> = executor
         .tests

@@ -138,9 +138,17 @@ impl Guesses {
 /// another in one process.
 #[derive(Debug)]
 pub(crate) struct PlannedJob {
-    /// Indexes into [`Plan::tests`], all of one binary.
+    /// Indexes into [`Plan::tests`], all of one binary; none for the doctests' job.
     pub(crate) tests: Vec<usize>,
     pub(crate) job: Job,
+}
+
+impl PlannedJob {
+    /// `cargo test --doc` as one job (prun.toml: `doctests = "run"`): a slot, weighed as a
+    /// core (rustdoc compiles each doctest).
+    pub(crate) fn doctests() -> PlannedJob {
+        PlannedJob { tests: Vec::new(), job: Job { slots: 1, ..Job::default() } }
+    }
 }
 
 #[derive(Debug)]

@@ -365,6 +365,17 @@ fn doctests_run_when_the_config_says_so() {
     assert_eq!(failed["binary"], "doctests");
     assert!(failed["stdout"].as_str().unwrap().contains("a doctest that fails on purpose"));
     assert_eq!(last_line(&run.stderr), "4 passed, 3 failed, 1 skipped");
+
+    // One job of the schedule, the first: on one thread the doctests finish before any test.
+    let one = [&args[..], &["-j", "1"]].concat();
+    let run = cargo_prun_with(&one, &[("PRUN_CONFIG", config.as_os_str())]);
+    let binaries: Vec<String> = events(&run)
+        .filter(|e| e["type"] == "test-finished" && e["outcome"]["kind"] != "skipped")
+        .map(|e| e["binary"].as_str().unwrap().to_owned())
+        .collect();
+    let doctests = binaries.iter().take_while(|b| *b == "doctests").count();
+    assert_eq!(doctests, 2, "doctests first: {binaries:?}");
+    assert!(binaries[doctests..].iter().all(|b| b != "doctests"), "{binaries:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

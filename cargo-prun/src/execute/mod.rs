@@ -72,6 +72,16 @@ pub(crate) struct ProcessExecutor {
     pub(crate) notice_after: Duration,
     /// The run's loopback ports, held for as long as it runs.
     ports: ports::PortBand,
+    /// How to run the doctests' job, when the plan has one.
+    pub(crate) doctests: Option<Doctests>,
+}
+
+/// `cargo test --doc` for the doctests' job: the build flags, filters and thread count.
+#[derive(Debug, Clone)]
+pub(crate) struct Doctests {
+    pub(crate) build_args: Vec<String>,
+    pub(crate) filters: Vec<String>,
+    pub(crate) threads: usize,
 }
 
 /// Where and when one attempt of a test ran.
@@ -126,6 +136,7 @@ impl ProcessExecutor {
             leak_timeout: prun::config::LeakTimeout::default(),
             notice_after: Duration::from_millis(200),
             ports,
+            doctests: None,
         }
     }
 
@@ -472,6 +483,28 @@ impl ProcessExecutor {
         finished
     }
 
+    /// The doctests' job: each doctest reported as a test of the binary `doctests`.
+    fn run_doctests(&self, dispatch: Dispatch) -> (bool, Vec<Finished>) {
+        let Some(doctests) = &self.doctests else { return (true, Vec::new()) };
+        if self.stop.load(Ordering::SeqCst) {
+            return (true, Vec::new());
+        }
+        let started_at = self.started.elapsed();
+        match crate::doctests::run(&doctests.build_args, &doctests.filters, doctests.threads) {
+            Ok(results) => {
+                let finished: Vec<Finished> = results
+                    .into_iter()
+                    .map(|f| Finished { started_at, worker: dispatch.lane, ..f })
+                    .collect();
+                (finished.iter().all(|f| f.passed), finished)
+            }
+            Err(error) => {
+                eprintln!("warning: doctests not run: {error}");
+                (true, Vec::new())
+            }
+        }
+    }
+
     /// One more attempt of a plain test, as a batch of one in a fresh process.
     fn retry_alone(&self, index: usize, slot: usize, attempt: u32) -> Finished {
         let started_at = self.started.elapsed();
@@ -637,6 +670,9 @@ impl Executor for ProcessExecutor {
     fn execute(&self, _thread: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
         let slot = &dispatch.lane;
         let members = &self.jobs[dispatch.job].tests;
+        if members.is_empty() {
+            return self.run_doctests(dispatch);
+        }
         // A retry waits in its slot, holding its groups as the test would.
         std::thread::sleep(self.retry.wait_before(dispatch.attempt));
         let kind = self.binaries[self.tests[members[0]].binary].kind;
