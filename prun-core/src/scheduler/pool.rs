@@ -40,7 +40,7 @@ struct Shared {
 const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Runs every job on `threads` workers and returns when the dispatcher is done. An adaptive
-/// dispatcher also gets the machine's load every [`SAMPLE_EVERY`] (see [`Sampler`]).
+/// dispatcher also gets the machine's load every 100 ms (see [`Sampler`]).
 pub fn run<E: Executor>(threads: usize, dispatcher: Dispatcher, executor: Arc<E>) {
     let threads = threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
