@@ -67,11 +67,15 @@ class Suite:
             return None
         total = sum(t.ms for t in self.tests)
         longest = max(t.ms for t in self.tests)
+        return max([longest, total / threads] + self.group_totals()) / 1000
+
+    def group_totals(self):
+        """Each exclusive group's total time, in ms: its tests run one after another."""
         groups = {}
         for t in self.tests:
             if t.group:
                 groups[t.group] = groups.get(t.group, 0) + t.ms
-        return max([longest, total / threads] + list(groups.values())) / 1000
+        return list(groups.values())
 
     def physical_bound(self, cores):
         """Seconds no runner can beat on `cores`, whatever it runs at once: the longest test,
@@ -80,11 +84,7 @@ class Suite:
             return None
         cpu = sum(t.ms for t in self.tests if t.kind == "spin")
         longest = max(t.ms for t in self.tests)
-        groups = {}
-        for t in self.tests:
-            if t.group:
-                groups[t.group] = groups.get(t.group, 0) + t.ms
-        return max([longest, cpu / cores] + list(groups.values())) / 1000
+        return max([longest, cpu / cores] + self.group_totals()) / 1000
 
 
 def suites():
