@@ -5,8 +5,6 @@
 //! and its peak resident memory since then (the kernel's high-water mark, reset at each edge).
 //! Elsewhere (no `/proc`) nothing is measured, and the scheduler treats tests as unknown.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 /// What one attempt used.
@@ -16,17 +14,6 @@ pub struct Usage {
     pub cpu_ms: u64,
     /// Peak resident memory, in KiB.
     pub peak_kb: u64,
-}
-
-impl Usage {
-    pub fn cpu(&self) -> Duration {
-        Duration::from_millis(self.cpu_ms)
-    }
-
-    /// CPU per wall-clock time: 1.0 is one core busy for the whole test.
-    pub fn cores(&self, wall: Duration) -> f64 {
-        if wall.is_zero() { 1.0 } else { self.cpu().as_secs_f64() / wall.as_secs_f64() }
-    }
 }
 
 /// Measures one process across the tests it runs, one lap per test.

@@ -282,11 +282,6 @@ impl Dispatcher {
         self.adaptive.is_some()
     }
 
-    /// Expected CPU of the running jobs, in thousandths of a core.
-    pub fn demand(&self) -> u64 {
-        self.demand_used
-    }
-
     fn fits(&self, index: usize) -> bool {
         let job = &self.jobs[index];
         job.slots <= self.free_slots
