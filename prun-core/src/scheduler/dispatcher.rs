@@ -394,6 +394,24 @@ mod tests {
         assert!(d.next_runnable().is_some());
     }
 
+    /// Moves logical time to the next end among `running` (attempts and the tick they end
+    /// at), finishes the attempts that end then (`passed` says how each went) and returns the
+    /// new time.
+    fn advance(
+        running: &mut Vec<(u64, Dispatch)>,
+        d: &mut Dispatcher,
+        passed: impl Fn(&Dispatch) -> bool,
+    ) -> u64 {
+        let now = running.iter().map(|(end, _)| *end).min().expect("something runs");
+        let (done, still): (Vec<_>, Vec<_>) =
+            std::mem::take(running).into_iter().partition(|(end, _)| *end == now);
+        *running = still;
+        for (_, dispatch) in done {
+            d.finish(dispatch, passed(&dispatch));
+        }
+        now
+    }
+
     /// A generated suite: each job's needs, how long it runs (in ticks), and how many of its
     /// attempts fail before one passes.
     #[derive(Debug, Clone)]
@@ -475,13 +493,7 @@ mod tests {
                 if running.is_empty() {
                     break;
                 }
-                now = running.iter().map(|(end, _)| *end).min().unwrap();
-                let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(end, _)| *end == now);
-                running = still;
-                for (_, dispatch) in done {
-                    let passed = dispatch.attempt > failing_attempts[dispatch.job];
-                    d.finish(dispatch, passed);
-                }
+                now = advance(&mut running, &mut d, |dispatch| dispatch.attempt > failing_attempts[dispatch.job]);
             }
             prop_assert!(d.is_done());
             // Every job ran exactly once, plus one run per failed attempt it was allowed to retry.
@@ -665,12 +677,7 @@ mod tests {
                 if running.is_empty() {
                     break;
                 }
-                now = running.iter().map(|(end, _)| *end).min().unwrap();
-                let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(end, _)| *end == now);
-                running = still;
-                for (_, dispatch) in done {
-                    d.finish(dispatch, true);
-                }
+                now = advance(&mut running, &mut d, |_| true);
             }
             prop_assert!(d.is_done());
         }
