@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::UNIX_EPOCH;
 
 use prun::protocol::{Catalog, CatalogTest, HANDSHAKE_ENV};
@@ -37,18 +36,19 @@ pub(crate) struct Binary {
 /// is taken for libtest and listed the way nextest lists it.
 fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, String> {
     let list = |extra: &[&str]| {
-        let output = Command::new(&binary.path)
+        let output = binary
+            .command()
             .args(["--list", "--format", "terse"])
             .args(extra)
             .env(HANDSHAKE_ENV, "1")
             .env("LD_LIBRARY_PATH", dylib_path)
             .current_dir(&binary.package_dir)
             .output()
-            .map_err(|err| format!("cannot run {}: {err}", binary.path.display()))?;
+            .map_err(|err| format!("cannot run {}: {err}", binary.describe()))?;
         if !output.status.success() {
             return Err(format!(
                 "{} is not a test binary prun can run: `--list` failed with {}\n{}",
-                binary.path.display(),
+                binary.describe(),
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim_end()
             ));
@@ -86,7 +86,8 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
     // Its ignored tests, and whether it takes several filters at once (libtest does;
     // libtest-mimic's harnesses take one, and fail on two): both at once.
     let probe = || {
-        Command::new(&binary.path)
+        binary
+            .command()
             .args(["--list", "--format", "terse", "--exact", "--", "prun-probe-1", "prun-probe-2"])
             .env(HANDSHAKE_ENV, "1")
             .env("LD_LIBRARY_PATH", dylib_path)
@@ -271,6 +272,7 @@ mod tests {
             path: path.clone(),
             package_dir: dir.path().into(),
             package_name: "crate".into(),
+            runner: None,
         };
         let listed = Binary { binary: built.clone(), kind: Kind::Libtest, tests: Vec::new() };
         let mut cache = CatalogCache::load(dir.path());

@@ -508,6 +508,7 @@ mod tests {
             path: id.into(),
             package_dir: ".".into(),
             package_name: id.to_owned(),
+            runner: None,
         };
         Binary { binary, kind, tests }
     }

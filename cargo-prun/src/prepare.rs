@@ -38,8 +38,21 @@ pub(crate) fn prepare(
     };
     let config =
         Config::discover_with_profile(&root, profile).map_err(|err| Err(err.to_string()))?;
+    // What the binaries run under (cargo config's `target.<triple>.runner`), before building:
+    // a bad setting is said before the build's minutes.
+    let runner =
+        build::runner::resolve(build_args.target.as_deref(), &build_args.cargo_config, &cwd)
+            .map_err(Err)?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
-    let built = build(build_args, &root).map_err(Ok)?;
+    let mut built = build(build_args, &root).map_err(Ok)?;
+    if let Some(runner) = &runner {
+        eprintln!(
+            "note: running the test binaries under {} (set by {})",
+            runner.program.display(),
+            runner.source
+        );
+        built.iter_mut().for_each(|binary| binary.runner = Some(runner.clone()));
+    }
     let dylib_path = build::dylib_path(toolchain.join().unwrap_or_default(), &built);
     let history = history_store(
         build_args.manifest_path.as_deref(),

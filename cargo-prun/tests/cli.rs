@@ -833,14 +833,58 @@ fn cargos_build_flags_reach_cargo() {
     assert!(!run.stdout.contains("PASS ["), "{}", run.stdout);
     assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
     // --target with this machine's triple: binaries under target/TRIPLE, run as usual.
-    let rustc = Command::new("rustc").arg("-vV").output().unwrap();
-    let host = String::from_utf8_lossy(&rustc.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .unwrap();
+    let host = host_triple();
     let run = cargo_prun(&["-p", "plain", "--test", "integration", "--target", &host]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
+}
+
+/// This machine's target triple, as rustc names it.
+fn host_triple() -> String {
+    let rustc = Command::new("rustc").arg("-vV").output().unwrap();
+    String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap()
+}
+
+#[test]
+fn the_targets_runner_from_cargo_config_runs_every_test_binary() {
+    // A runner as a cross build sets one (qemu-aarch64, say): it logs what it runs, then runs it.
+    let dir = tempfile_dir("runner");
+    let log = dir.join("runner.log");
+    let script = dir.join("runner.sh");
+    std::fs::write(&script, format!("echo \"$@\" >> '{}'\nexec \"$@\"\n", log.display())).unwrap();
+    // --target TRIPLE with CARGO_TARGET_<TRIPLE>_RUNNER, as CI sets it for a cross target.
+    let host = host_triple();
+    let var = format!("CARGO_TARGET_{}_RUNNER", host.to_uppercase().replace('-', "_"));
+    let runner = format!("sh {}", script.display());
+    let run = cargo_prun_with(
+        &["-p", "plain", "--test", "integration", "--target", &host],
+        &[(&var, OsStr::new(&runner))],
+    );
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed", "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains(&format!("(set by the environment variable {var})")));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let binary = format!("/{host}/debug/deps/integration-");
+    assert!(logged.lines().any(|l| l.contains(&binary) && l.contains("--list")), "{logged}");
+    assert!(logged.lines().any(|l| l.contains(&binary) && l.contains("--exact")), "{logged}");
+    // A prun crate's worker processes too, under a `cfg(..)` runner given by --config.
+    std::fs::remove_file(&log).unwrap();
+    let config = format!("target.'cfg(unix)'.runner=['sh', '{}']", script.display());
+    let run = cargo_prun(&["-p", "shared-db", "-j", "2", "--config", &config]);
+    assert_eq!(last_line(&run.stdout), "12 passed, 0 failed", "{}\n{}", run.stdout, run.stderr);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains(prun::protocol::WORKER_FLAG), "{logged}");
+    // A runner that cannot start is an error that names it and where it was set.
+    let config = "target.'cfg(unix)'.runner='/no/such/runner'";
+    let run = cargo_prun(&["-p", "plain", "--test", "integration", "--config", config]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("under the runner /no/such/runner (set by --config"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

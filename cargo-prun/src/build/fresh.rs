@@ -502,6 +502,7 @@ mod tests {
             path: deps.join("a-1"),
             package_dir: dir.to_owned(),
             package_name: "a".into(),
+            runner: None,
         };
         (key, Built { binaries: vec![binary], reads })
     }

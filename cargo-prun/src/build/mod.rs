@@ -8,6 +8,7 @@ use cargo_metadata::Message;
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod fresh;
+pub(crate) mod runner;
 
 /// A test executable cargo built.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +23,38 @@ pub(crate) struct TestBinary {
     /// Cargo's kind of the target: `lib`, `test`, `bin`, `bench`, `example`, `proc-macro`.
     #[serde(default)]
     pub(crate) kind: String,
+    /// What it runs under, from cargo's config (`target.<triple>.runner`): read for each run,
+    /// never cached with the build.
+    #[serde(skip)]
+    pub(crate) runner: Option<runner::Runner>,
+}
+
+impl TestBinary {
+    /// A command that runs this binary as cargo test would: under the target's runner when
+    /// cargo's config sets one.
+    pub(crate) fn command(&self) -> Command {
+        match &self.runner {
+            Some(runner) => {
+                let mut command = Command::new(&runner.program);
+                command.args(&runner.args).arg(&self.path);
+                command
+            }
+            None => Command::new(&self.path),
+        }
+    }
+
+    /// What to call it in an error about starting it.
+    pub(crate) fn describe(&self) -> String {
+        match &self.runner {
+            Some(runner) => format!(
+                "{} under the runner {} (set by {})",
+                self.path.display(),
+                runner.program.display(),
+                runner.source
+            ),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 /// What `cargo test --no-run` built: the test executables, and what cargo said the build read
@@ -76,6 +109,7 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
                     package_dir,
                     package_name,
                     kind,
+                    runner: None,
                 });
             }
             Message::BuildScriptExecuted(script) => reads.build_script(&script),

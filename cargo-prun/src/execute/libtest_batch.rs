@@ -33,7 +33,7 @@ pub(crate) enum BatchResult {
 }
 
 pub(crate) struct Batch<'a> {
-    pub(crate) binary: &'a std::path::Path,
+    pub(crate) binary: &'a crate::build::TestBinary,
     pub(crate) cwd: &'a std::path::Path,
     pub(crate) env: &'a [(String, String)],
     /// Names, and each one's timeout.
@@ -108,7 +108,7 @@ fn run_process(
     let mut child = match crate::os::spawn(command) {
         Ok(child) => child,
         Err(err) => {
-            let why = format!("cannot start the test binary: {err}");
+            let why = format!("cannot start {}: {err}", batch.binary.describe());
             let not_run = names
                 .iter()
                 .map(|n| ((*n).to_owned(), (BatchResult::NotRun(why.clone()), Duration::ZERO)))
@@ -227,7 +227,7 @@ fn run_process(
                 eprintln!(
                     "warning: {}: one of {} left a process holding its output open {}; it was \
                      killed (run them with --isolate to tell which)",
-                    batch.binary.display(),
+                    batch.binary.path.display(),
                     names.join(", "),
                     prun::time::pretty(batch.leak_timeout)
                 );

@@ -10,6 +10,7 @@ use prun::usage::Usage;
 use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
+use crate::build::TestBinary;
 
 #[derive(Debug)]
 pub(crate) enum LibtestResult {
@@ -23,7 +24,7 @@ pub(crate) enum LibtestResult {
 }
 
 pub(crate) struct LibtestRun<'a> {
-    pub(crate) binary: &'a Path,
+    pub(crate) binary: &'a TestBinary,
     pub(crate) cwd: &'a Path,
     pub(crate) env: &'a [(String, String)],
     pub(crate) name: &'a str,
@@ -39,14 +40,14 @@ pub(crate) struct LibtestRun<'a> {
 /// environment, one test at a time: `flags`, the user's `-- HARNESS_ARGS`, then `--` and the
 /// test names (so that a name starting with `-` is never read as a flag).
 pub(crate) fn command(
-    binary: &Path,
+    binary: &TestBinary,
     cwd: &Path,
     env: &[(String, String)],
     names: &[&str],
     flags: &[&str],
     extra_args: &[String],
 ) -> Command {
-    let mut command = Command::new(binary);
+    let mut command = binary.command();
     command
         .args(flags)
         .args(["--exact", "--test-threads=1"])

@@ -190,7 +190,7 @@ impl ProcessExecutor {
         env.push((prun::protocol::WORKER_NAMESPACE_ENV.into(), namespace));
         let socket = self.run_dir.join(format!("w{slot}-b{binary_index}.sock"));
         let launch = Launch {
-            binary: &binary.binary.path,
+            binary: &binary.binary,
             cwd: &binary.binary.package_dir,
             env: &env,
             socket: &socket,
@@ -332,7 +332,7 @@ impl ProcessExecutor {
             self.send(Event::Started { binary, name, worker: slot, running_for });
         };
         let batch = Batch {
-            binary: &binary.binary.path,
+            binary: &binary.binary,
             cwd: &binary.binary.package_dir,
             env: &env,
             tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
@@ -354,7 +354,7 @@ impl ProcessExecutor {
         let binary = &self.binaries[test.binary];
         let env = self.env(binary, slot);
         let run = LibtestRun {
-            binary: &binary.binary.path,
+            binary: &binary.binary,
             cwd: &binary.binary.package_dir,
             env: &env,
             name: &test.name,

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ pub(crate) struct Limits {
 /// How a worker process is started.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch<'a> {
-    pub(crate) binary: &'a Path,
+    pub(crate) binary: &'a crate::build::TestBinary,
     pub(crate) cwd: &'a Path,
     pub(crate) env: &'a [(String, String)],
     /// Where its socket is made (the run's private directory).
@@ -60,7 +60,7 @@ impl WorkerProcess {
         let _ = std::fs::remove_file(launch.socket);
         let listener = UnixListener::bind(launch.socket)
             .map_err(|err| format!("cannot listen on {}: {err}", launch.socket.display()))?;
-        let mut command = Command::new(launch.binary);
+        let mut command = launch.binary.command();
         command
             .current_dir(launch.cwd)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
@@ -71,7 +71,7 @@ impl WorkerProcess {
             .stderr(Stdio::piped())
             .process_group(0);
         let mut child = crate::os::spawn(command)
-            .map_err(|err| format!("cannot start {}: {err}", launch.binary.display()))?;
+            .map_err(|err| format!("cannot start {}: {err}", launch.binary.describe()))?;
         launch.children.register(child.id());
         let output = Output::capture(
             child.stdout.take().expect("piped"),
