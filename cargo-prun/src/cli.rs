@@ -1,7 +1,9 @@
 //! `cargo prun`'s command line: the flags users know from `cargo test` and `cargo nextest`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::partition::Partition;
@@ -13,6 +15,111 @@ use crate::plan::Order;
 pub(crate) enum Cargo {
     /// Run every test of a workspace under one parallel schedule.
     Prun(Prun),
+}
+
+impl Cargo {
+    /// The command line, parsed. A flag `cargo test` takes that prun does not model (cargo's
+    /// `--ignore-rust-version`, `-Z`, ..., whatever cargo version this is) is not refused: it
+    /// goes to cargo's build as it was given.
+    pub(crate) fn parse_command_line() -> Cargo {
+        let mut args: Vec<OsString> = std::env::args_os().collect();
+        let mut passed = Vec::new();
+        let mut cargo_flags: Option<Vec<CargoFlag>> = None;
+        loop {
+            let err = match Cargo::try_parse_from(&args) {
+                Ok(mut cargo) => {
+                    let Cargo::Prun(prun) = &mut cargo;
+                    match prun.build_args() {
+                        Some(build) => build.passed_to_cargo = passed,
+                        None if passed.is_empty() => {}
+                        None => {
+                            eprintln!(
+                                "error: {} is a flag of cargo's build: this command builds nothing",
+                                passed[0]
+                            );
+                            std::process::exit(crate::exit::USAGE);
+                        }
+                    }
+                    return cargo;
+                }
+                Err(err) => err,
+            };
+            if err.kind() != ErrorKind::UnknownArgument {
+                err.exit();
+            }
+            let flags = cargo_flags.get_or_insert_with(cargo_test_flags);
+            match take_cargo_flag(&mut args, &err, flags) {
+                Some(taken) => passed.extend(taken),
+                None => err.exit(),
+            }
+        }
+    }
+}
+
+/// A flag of `cargo test --help`: its names and whether it takes a value (`--jobs <N>`; an
+/// optional one, `--bin [<NAME>]`, is only ever given as `--bin=NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CargoFlag {
+    names: Vec<String>,
+    takes_value: bool,
+}
+
+/// The flags this machine's `cargo test` takes, from its help (asked only when a flag is not
+/// prun's).
+fn cargo_test_flags() -> Vec<CargoFlag> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let help = std::process::Command::new(cargo).args(["test", "--help"]).output();
+    help.map(|out| flags_in_help(&String::from_utf8_lossy(&out.stdout))).unwrap_or_default()
+}
+
+/// The flags of a clap help text: lines that start with `-` after the indentation.
+fn flags_in_help(help: &str) -> Vec<CargoFlag> {
+    help.lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .map(|line| {
+            let mut names = Vec::new();
+            let mut takes_value = false;
+            for token in line.split_whitespace() {
+                if token.starts_with('-') {
+                    let name = token.trim_end_matches(',').trim_end_matches("...");
+                    names.push(name.split('[').next().unwrap_or(name).to_owned());
+                } else {
+                    takes_value = token.starts_with('<');
+                    break;
+                }
+            }
+            CargoFlag { names, takes_value }
+        })
+        .collect()
+}
+
+/// Takes the flag clap did not know out of `args` (with its value) when `cargo test` takes
+/// it; `None` when it is nobody's flag.
+fn take_cargo_flag(
+    args: &mut Vec<OsString>,
+    err: &clap::Error,
+    flags: &[CargoFlag],
+) -> Option<Vec<String>> {
+    let Some(ContextValue::String(unknown)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let name = unknown.split('=').next().unwrap_or(unknown);
+    let flag = flags.iter().find(|f| f.names.iter().any(|n| n == name))?;
+    // Only before `--`: what follows it is the harness's.
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let at = args[..end].iter().position(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == name
+            || arg.starts_with(&format!("{name}="))
+            || (!name.starts_with("--") && arg.starts_with(name))
+    })?;
+    let given = args.remove(at).to_string_lossy().into_owned();
+    let mut taken = vec![given.clone()];
+    let attached = given.len() > name.len();
+    if flag.takes_value && !attached && at < end - 1 {
+        taken.push(args.remove(at).to_string_lossy().into_owned());
+    }
+    Some(taken)
 }
 
 #[derive(Debug, Args)]
@@ -29,6 +136,19 @@ pub(crate) struct Prun {
     /// With no subcommand: run the tests.
     #[command(flatten)]
     pub(crate) run: Cli,
+}
+
+impl Prun {
+    /// The build flags of a command that builds.
+    fn build_args(&mut self) -> Option<&mut BuildArgs> {
+        match &mut self.command {
+            None => Some(&mut self.run.build),
+            Some(Command::Run(cli)) => Some(&mut cli.build),
+            Some(Command::List { run, .. }) => Some(&mut run.build),
+            Some(Command::Bisect(args)) => Some(&mut args.build),
+            Some(Command::Merge(_) | Command::Timings { .. }) => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +450,12 @@ pub(crate) struct BuildArgs {
     /// Test all integration test targets.
     #[arg(long = "tests")]
     pub(crate) all_tests: bool,
+    /// Run only the doctests (`cargo test --doc`): nothing else is built or run.
+    #[arg(long, conflicts_with_all = [
+        "lib", "bins", "bin", "tests", "all_tests", "all_targets", "examples", "example",
+        "benches", "bench",
+    ])]
+    pub(crate) doc: bool,
     /// Test every target cargo test would (passed to cargo).
     #[arg(long)]
     pub(crate) all_targets: bool,
@@ -393,6 +519,9 @@ pub(crate) struct BuildArgs {
     /// runs the binaries of that build without starting cargo).
     #[arg(long)]
     pub(crate) always_build: bool,
+    /// Flags cargo test takes that prun does not model, given to cargo as they were.
+    #[arg(skip)]
+    pub(crate) passed_to_cargo: Vec<String>,
 }
 
 impl BuildArgs {
@@ -446,6 +575,7 @@ impl BuildArgs {
         if let Some(path) = &self.manifest_path {
             args.extend(["--manifest-path".to_owned(), path.display().to_string()]);
         }
+        args.extend(self.passed_to_cargo.iter().cloned());
         args
     }
 }
@@ -539,6 +669,66 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    const HELP: &str = "Options:\n      --no-run                   Compile, but don't run tests\n  \
+        -v, --verbose...               Use verbose output\n  \
+        -Z <FLAG>                      Unstable (nightly-only) flags\n  \
+        -p, --package [<SPEC>]  Package to run tests for\n      \
+        --ignore-rust-version   Ignore `rust-version`\n      \
+        --lockfile-path <PATH>  Path of Cargo.lock\n      \
+        --timings[=<FMTS>]  Timing report\n";
+
+    fn parse(args: &[&str]) -> Result<(Cargo, Vec<String>), String> {
+        let mut args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let mut passed = Vec::new();
+        loop {
+            match Cargo::try_parse_from(&args) {
+                Ok(cargo) => return Ok((cargo, passed)),
+                Err(err) => match take_cargo_flag(&mut args, &err, &flags_in_help(HELP)) {
+                    Some(taken) => passed.extend(taken),
+                    None => return Err(err.to_string()),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn cargo_flags_prun_does_not_model_go_to_cargo_with_their_values() {
+        let flags = flags_in_help(HELP);
+        assert_eq!(flags[1].names, ["-v", "--verbose"]);
+        assert!(flags[2].takes_value && !flags[3].takes_value);
+        assert_eq!(flags[6].names, ["--timings"]);
+        let (_, passed) = parse(&[
+            "cargo",
+            "prun",
+            "--ignore-rust-version",
+            "-Zbuild-std",
+            "--lockfile-path",
+            "a/Cargo.lock",
+            "-Z",
+            "unstable-options",
+            "foo",
+            "--",
+            "--lockfile-path",
+        ])
+        .unwrap();
+        assert_eq!(
+            passed,
+            [
+                "--ignore-rust-version",
+                "-Zbuild-std",
+                "--lockfile-path",
+                "a/Cargo.lock",
+                "-Z",
+                "unstable-options"
+            ]
+        );
+        // A flag neither prun nor cargo takes is still an error.
+        let err = parse(&["cargo", "prun", "--no-such-flag"]).unwrap_err();
+        assert!(err.contains("--no-such-flag"), "{err}");
+        let (_, passed) = parse(&["cargo", "prun", "--lockfile-path=x"]).unwrap();
+        assert_eq!(passed, ["--lockfile-path=x"]);
     }
 
     #[test]

@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use clap::Parser;
 use prun::config::Concurrency;
 use prun::config::Doctests;
 use prun::scheduler::{self, Dispatcher};
@@ -43,7 +42,7 @@ use prepare::Workspace;
 use report::{Reporter, Summary};
 
 fn main() {
-    let Cargo::Prun(prun) = Cargo::parse();
+    let Cargo::Prun(prun) = Cargo::parse_command_line();
     let result = match prun.command {
         None => run(prun.run),
         Some(Command::Run(cli)) => run(*cli),
@@ -110,6 +109,11 @@ pub(crate) fn plan_run(
         .map_err(|err| err.to_string())
 }
 
+/// Whether prun.toml says `doctests = "run"`.
+fn config_runs_doctests(config: &prun::config::Config) -> bool {
+    config.doctests == Some(Doctests::Run)
+}
+
 fn run(mut cli: Cli) -> Result<i32, String> {
     if cli.quiet {
         cli.build.cargo_quiet = true;
@@ -148,7 +152,9 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     if cli.list {
         return list::print(&workspace.binaries, &plan, &history, cli.message_format);
     }
-    if plan.tests.is_empty() {
+    // `--doc`: the doctests' job is the run.
+    let doctests = config_runs_doctests(&workspace.config) || cli.build.doc;
+    if plan.tests.is_empty() && !doctests {
         let why = match plan.filtered_out {
             0 => "no test to run".to_owned(),
             n => format!("no test matches the filters ({n} tests filtered out)"),
@@ -205,7 +211,6 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     let (events, finished) = mpsc::channel();
     // Doctests are one job of the schedule, started first: rustdoc's compile runs beside the
     // tests, weighed like any other job, rather than after them.
-    let doctests = config.doctests == Some(Doctests::Run);
     if doctests {
         plan.jobs.insert(0, plan::PlannedJob::doctests());
     }

@@ -86,6 +86,10 @@ pub(crate) fn prepare(
 /// The test binaries: those of the last build when nothing it read has changed since (see
 /// [`build::fresh`]), else what cargo builds now. Err carries cargo's exit code.
 fn build(build_args: &BuildArgs, root: &std::path::Path) -> Result<Vec<build::TestBinary>, i32> {
+    if build_args.doc {
+        // Doctests only: `cargo test --doc` builds what they need when it runs them.
+        return Ok(Vec::new());
+    }
     let args = build_args.to_cargo_args();
     let key = build::fresh::Key::new(&args);
     if let Some(key) = key.as_ref().filter(|_| !build_args.always_build) {

@@ -377,6 +377,15 @@ fn doctests_run_when_the_config_says_so() {
     assert_eq!(doctests, 2, "doctests first: {binaries:?}");
     assert!(binaries[doctests..].iter().all(|b| b != "doctests"), "{binaries:?}");
     std::fs::remove_dir_all(dir).unwrap();
+
+    // --doc runs only the doctests, as cargo test --doc, with no prun.toml.
+    let run = cargo_prun(&["-p", "plain", "--doc", "--message-format", "json"]);
+    assert_eq!(run.code, 101, "{}", run.stderr);
+    let tests = outcomes(&run);
+    assert!(tests.values().all(|e| e["binary"] == "doctests"), "{tests:?}");
+    assert_eq!(last_line(&run.stderr), "1 passed, 1 failed");
+    let run = cargo_prun(&["-p", "plain", "--doc", "--lib"]);
+    assert_eq!(run.code, 2, "cargo refuses --doc with other targets, and so does prun");
 }
 
 #[test]
@@ -837,6 +846,17 @@ fn cargos_build_flags_reach_cargo() {
     let run = cargo_prun(&["-p", "plain", "--test", "integration", "--target", &host]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(last_line(&run.stdout), "2 passed, 0 failed");
+    // Cargo's flags that prun does not model go to cargo as given, values and all.
+    let args = ["-p", "plain", "--test", "integration", "--ignore-rust-version", "--all"];
+    let run = cargo_prun(&args);
+    assert_eq!(last_line(&run.stdout), "2 passed, 0 failed", "{}", run.stderr);
+    let run = cargo_prun(&["-p", "plain", "-Z", "unstable-options", "--always-build"]);
+    assert_eq!(run.code, 3, "cargo's own refusal, on a stable toolchain: {}", run.stderr);
+    assert!(run.stderr.contains("-Z"), "{}", run.stderr);
+    // What neither takes is refused, naming the flag.
+    let run = cargo_prun(&["-p", "plain", "--no-such-flag"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--no-such-flag"), "{}", run.stderr);
 }
 
 /// This machine's target triple, as rustc names it.

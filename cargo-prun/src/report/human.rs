@@ -434,7 +434,7 @@ impl Reporter for Human {
         if !summary.doctests_run {
             let _ = writeln!(
                 self.out,
-                "  doctests: not run (prun.toml: doctests = \"run\" runs them); or `cargo test --doc`"
+                "  doctests: not run (prun.toml: doctests = \"run\" runs them too; --doc runs only them)"
             );
         }
         let mut last = format!("{} passed, {} failed", summary.passed, summary.failed);
