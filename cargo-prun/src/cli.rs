@@ -426,6 +426,52 @@ pub(crate) struct Cli {
     pub(crate) outputs: Outputs,
 }
 
+impl Cli {
+    /// libtest's own flags after `--`, as cargo test users type them (`cargo test --
+    /// --test-threads=1 --nocapture --ignored name --exact`), become prun's: they choose what
+    /// runs and how, for every kind of binary, rather than reaching only plain binaries (where
+    /// a second `--nocapture` or `--ignored` would break prun's own). The rest stays the
+    /// harness's.
+    pub(crate) fn take_libtest_args(&mut self) {
+        let mut rest = Vec::new();
+        let mut args = std::mem::take(&mut self.harness_args).into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, attached) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_owned(), Some(value.to_owned()))
+                }
+                _ => (arg.clone(), None),
+            };
+            let mut value = || attached.clone().or_else(|| args.next());
+            match flag.as_str() {
+                "--nocapture" | "--no-capture" => self.no_capture = true,
+                "--exact" => self.exact = true,
+                "--ignored" => self.ignored = true,
+                "--include-ignored" => self.include_ignored = true,
+                "-q" | "--quiet" => self.quiet = true,
+                "--show-output" => self.success_output = Some(TestOutput::Final),
+                "--test-threads" => match value().map(|v| v.parse::<i64>()) {
+                    Some(Ok(n)) => {
+                        self.test_threads.get_or_insert(n);
+                    }
+                    Some(Err(_)) | None => rest.push(arg),
+                },
+                "--skip" => self.skip.extend(value()),
+                // libtest's flags with a value stay the harness's, value and all.
+                "--color" | "--format" | "--logfile" | "-Z" | "--shuffle-seed" => {
+                    rest.push(arg);
+                    if attached.is_none() {
+                        rest.extend(args.next());
+                    }
+                }
+                _ if flag.starts_with('-') => rest.push(arg),
+                _ => self.filters.push(arg),
+            }
+        }
+        self.harness_args = rest;
+    }
+}
+
 /// Flags passed on to `cargo test --no-run` (all but `--always-build`).
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
@@ -729,6 +775,35 @@ mod tests {
         assert!(err.contains("--no-such-flag"), "{err}");
         let (_, passed) = parse(&["cargo", "prun", "--lockfile-path=x"]).unwrap();
         assert_eq!(passed, ["--lockfile-path=x"]);
+    }
+
+    #[test]
+    fn libtests_flags_after_the_dashes_become_prun_s() {
+        let Ok(Cargo::Prun(prun)) = Cargo::try_parse_from([
+            "cargo",
+            "prun",
+            "-q",
+            "--",
+            "--test-threads=1",
+            "--nocapture",
+            "name",
+            "--skip",
+            "slow",
+            "--exact",
+            "--ignored",
+            "--format",
+            "json",
+            "--report-time",
+        ]) else {
+            panic!("parses")
+        };
+        let mut cli = prun.run;
+        cli.take_libtest_args();
+        assert_eq!(cli.test_threads, Some(1));
+        assert!(cli.no_capture && cli.exact && cli.ignored && cli.quiet);
+        assert_eq!(cli.filters, ["name"]);
+        assert_eq!(cli.skip, ["slow"]);
+        assert_eq!(cli.harness_args, ["--format", "json", "--report-time"]);
     }
 
     #[test]

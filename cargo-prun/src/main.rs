@@ -46,7 +46,10 @@ fn main() {
     let result = match prun.command {
         None => run(prun.run),
         Some(Command::Run(cli)) => run(*cli),
-        Some(Command::List { format, run }) => list::list(&run, format),
+        Some(Command::List { format, mut run }) => {
+            run.take_libtest_args();
+            list::list(&run, format)
+        }
         Some(Command::Merge(args)) => merge::merge(&args),
         Some(Command::Timings { action }) => timings::timings(action),
         Some(Command::Bisect(args)) => bisect::bisect(&args),
@@ -115,6 +118,7 @@ fn config_runs_doctests(config: &prun::config::Config) -> bool {
 }
 
 fn run(mut cli: Cli) -> Result<i32, String> {
+    cli.take_libtest_args();
     if cli.quiet {
         cli.build.cargo_quiet = true;
         cli.status_level.get_or_insert(cli::StatusLevel::Fail);

@@ -645,6 +645,20 @@ fn nextest_and_cargo_habits_are_understood() {
     let run = cargo_prun(&["-p", "plain", "--config", "build.jobs=0"]);
     assert_ne!(run.code, 0, "cargo saw --config: {}", run.stderr);
     assert!(run.stderr.contains("jobs"), "{}", run.stderr);
+    // libtest's flags after `--`, as cargo test users type them, choose what runs.
+    let args = ["-p", "plain", "--lib", "--message-format", "json", "--"];
+    let run = cargo_prun(&[&args[..], &["tests::doubles", "--exact", "--test-threads=1"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ran: Vec<String> = outcomes(&run).into_keys().collect();
+    assert_eq!(ran, ["tests::doubles"]);
+    let run = cargo_prun(&[&args[..], &["--ignored", "--nocapture"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ran: Vec<String> = outcomes(&run)
+        .into_iter()
+        .filter(|(_, e)| e["outcome"]["kind"] == "passed")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(ran, ["tests::ignored"]);
 }
 
 #[test]
