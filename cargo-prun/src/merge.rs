@@ -158,8 +158,13 @@ fn join(documents: Vec<(PathBuf, Document)>) -> Document {
         started_unix_ms: documents.iter().map(|(_, d)| d.meta.started_unix_ms).min().unwrap_or(0),
     };
     let mut summary = Summary::default();
-    let mut merged =
-        Document { meta, attempts: Vec::new(), parallel_only: Vec::new(), summary: None };
+    let mut merged = Document {
+        meta,
+        attempts: Vec::new(),
+        parallel_only: Vec::new(),
+        summary: None,
+        rerun_started_ms: None,
+    };
     let mut skipped = 0;
     for (path, document) in documents {
         let shard = document.meta.partition.clone().unwrap_or_else(|| path.display().to_string());

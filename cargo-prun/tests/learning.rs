@@ -322,6 +322,10 @@ fn the_html_report_renders_its_timeline_in_chromium() {
         assert!(!page.contains(fetch), "the page fetches nothing, but has {fetch}");
     }
     assert!(page.contains("Fails only in parallel (2)"), "the polluted tests are listed");
+    // The timeline first, then the failures; a section with nothing in it is left out.
+    let at = |text: &str| page.find(text).unwrap_or_else(|| panic!("no {text}"));
+    assert!(at("<h2>Timeline</h2>") < at("<h2>Failures"), "the page opens on the timeline");
+    assert!(!page.contains("(0)</h2>"), "empty sections are left out");
 
     // The trace: Chrome's format, a span per attempt.
     let trace = read_json(&trace);
@@ -364,6 +368,25 @@ fn the_html_report_renders_its_timeline_in_chromium() {
     assert!(dom.contains("fill-opacity=\"0."), "a bar shaded by its CPU use: {dom}");
     assert!(dom.contains("class=\"at-once\""), "the tests-at-once line: {dom}");
     assert!(dom.contains("at once (max "), "{dom}");
+    // Names on the bars, ticks at round values, the rerun-alone phase drawn and explained.
+    assert!(dom.contains("class=\"bar-name\""), "a bar carries its test's name: {dom}");
+    let ticks: Vec<&str> =
+        dom.split("class=\"tick\">").skip(1).map(|rest| &rest[..rest.find('<').unwrap()]).collect();
+    assert!(ticks.len() >= 3 && ticks[0] == "0ms", "{ticks:?}");
+    let ms = |tick: &str| -> f64 {
+        let (number, unit) = tick.split_at(tick.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+        number.parse::<f64>().unwrap()
+            * [("ms", 1.0), ("s", 1e3), ("m", 6e4)].iter().find(|(u, _)| *u == unit).unwrap().1
+    };
+    // Evenly spaced by 1, 2 or 5 times a power of ten.
+    let step = ms(ticks[1]);
+    let mantissa = step / 10f64.powf(step.log10().floor());
+    assert!([1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-9), "{ticks:?}");
+    for (i, tick) in ticks.iter().enumerate() {
+        assert!((ms(tick) - i as f64 * step).abs() < 1e-6, "round tick values: {ticks:?}");
+    }
+    assert!(dom.contains("class=\"rerun-phase\""), "the rerun-alone phase is drawn: {dom}");
+    assert!(dom.contains("the failed tests rerun alone)"), "and said: {dom}");
     let screenshot = dir.join("report.png");
     let shot = browser(&[
         &format!("--screenshot={}", screenshot.display()),

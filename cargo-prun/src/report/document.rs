@@ -44,6 +44,10 @@ pub(crate) struct Document {
     pub(crate) parallel_only: Vec<ParallelOnly>,
     /// `None` while the run goes on (or when it died).
     pub(crate) summary: Option<Summary>,
+    /// When the failed tests started to run again alone (after the schedule), in milliseconds
+    /// from the run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rerun_started_ms: Option<u64>,
 }
 
 impl Document {
@@ -75,18 +79,25 @@ pub(crate) struct Writer {
     written: Option<Instant>,
     /// The first error writing a file.
     pub(crate) error: Option<String>,
+    /// When the run started (its tests' times count from then).
+    origin: Option<Instant>,
 }
 
 impl Writer {
     pub(crate) fn new(meta: Meta, outputs: Outputs) -> Writer {
-        let document =
-            Document { meta, attempts: Vec::new(), parallel_only: Vec::new(), summary: None };
-        Writer { document, outputs, written: None, error: None }
+        let document = Document {
+            meta,
+            attempts: Vec::new(),
+            parallel_only: Vec::new(),
+            summary: None,
+            rerun_started_ms: None,
+        };
+        Writer { document, outputs, written: None, error: None, origin: None }
     }
 
     /// Writes every file asked for at once (for `cargo prun merge`).
     pub(crate) fn write_document(document: Document, outputs: Outputs) -> Result<(), String> {
-        let mut writer = Writer { document, outputs, written: None, error: None };
+        let mut writer = Writer { document, outputs, written: None, error: None, origin: None };
         writer.write(true);
         writer.error.map_or(Ok(()), Err)
     }
@@ -122,7 +133,13 @@ impl Writer {
 
 impl Reporter for Writer {
     fn started(&mut self, _tests: usize, _binaries: usize, _skipped: usize) {
+        self.origin = Some(Instant::now());
         self.write(false);
+    }
+
+    fn rerunning(&mut self, _tests: usize, _bisect_within: Option<Duration>) {
+        let since = self.origin.map(|origin| origin.elapsed().as_millis() as u64);
+        self.document.rerun_started_ms = since;
     }
 
     fn finished(&mut self, finished: &Finished) {

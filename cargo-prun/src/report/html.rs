@@ -1,11 +1,13 @@
-//! `--html PATH`: one self-contained page (no fetches): the summary, failures with their
-//! output, flaky, quarantined and parallel-only tests, the slowest tests, and a timeline with a
-//! lane per worker in which each attempt's span, its groups and its wait for a group show.
+//! `--html PATH`: one self-contained page (no fetches): the summary, then a timeline with a
+//! lane per worker in which each attempt's span (named), its groups, its wait for a group and
+//! the rerun-alone phase show, then failures with their output, parallel-only and flaky tests
+//! and the slowest tests. A section with nothing in it is left out.
 //!
 //! The lists are rendered here; the timeline is drawn in the page from the run's data
 //! (embedded as JSON), so that it can scale to the window and show details on hover.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use super::document::Document;
 use super::{Finished, Outcome, ParallelOnly};
@@ -21,13 +23,15 @@ pre { background: #f6f8fa; padding: 8px; overflow-x: auto; max-height: 30em; }
 details { margin: 0.4em 0; } summary { cursor: pointer; font-family: monospace; }
 #timeline { width: 100%; border: 1px solid #ddd; }
 #timeline text { font: 11px sans-serif; }
+#timeline text.bar-name { font: 10px monospace; fill: #1f2328; }
 .legend span { display: inline-block; margin-right: 1em; }
 .legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -2px; }
 "#;
 
 const SCRIPT: &str = r#"
 (function () {
-  const run = JSON.parse(document.getElementById('run-data').textContent);
+  const info = JSON.parse(document.getElementById('run-data').textContent);
+  const run = info.attempts;
   const colors = { passed: '#2da44e', flaky: '#d4a72c', retry: '#d4a72c', failed: '#cf222e',
     'timed-out': '#8250df', crashed: '#6e7781', skipped: '#afb8c1',
     'not-run': '#d0d7de', leaked: '#bf8700' };
@@ -39,7 +43,8 @@ const SCRIPT: &str = r#"
   }
   lanes.sort();
   lanes.forEach((key, i) => { laneOf[key] = i; });
-  const end = Math.max(1, ...run.map(a => a.start + a.duration));
+  // The axis ends when the run did (the header's time), or at the last attempt's end if later.
+  const end = Math.max(1, info.duration || 0, ...run.map(a => a.start + a.duration));
   const left = 110, width = 1000, laneHeight = 26, top = 20, band = 60;
   const svg = document.getElementById('timeline');
   const ns = 'http://www.w3.org/2000/svg';
@@ -52,10 +57,21 @@ const SCRIPT: &str = r#"
     (parent || svg).appendChild(el);
     return el;
   }
-  for (let s = 0; s <= 10; s++) {
-    const t = end * s / 10;
-    add('line', { x1: x(t), x2: x(t), y1: top - 4, y2: top + lanes.length * laneHeight, stroke: '#eee' });
-    add('text', { x: x(t) - 10, y: top - 6 }).textContent = (t / 1000).toFixed(2) + 's';
+  // Ticks at round values: 1, 2 or 5 times a power of ten milliseconds, 4 to 10 of them.
+  let step = Math.pow(10, Math.floor(Math.log10(end / 10)));
+  for (const m of [1, 2, 5, 10]) { if (end / (step * m) <= 10) { step *= m; break; } }
+  const label = t => t >= 60000 && t % 60000 === 0 ? (t / 60000) + 'm'
+    : t >= 1000 ? +(t / 1000).toFixed(3) + 's' : t + 'ms';
+  for (let t = 0; t <= end + 1e-9; t += step) {
+    add('line', { x1: x(t), x2: x(t), y1: top - 4, y2: lanesEnd, stroke: '#eee' });
+    add('text', { x: x(t) - 8, y: top - 6, class: 'tick' }).textContent = label(Math.round(t));
+  }
+  // After the schedule, the failed tests ran again alone: that phase is drawn as a band.
+  if (info.rerun_started != null) {
+    const r = add('rect', { x: x(info.rerun_started), y: top - 2, height: lanesEnd - top + 2,
+      width: Math.max(1, x(end) - x(info.rerun_started)), fill: '#ddf4ff', class: 'rerun-phase' });
+    add('title', {}, r).textContent = 'failed tests rerun alone, to tell parallel-only failures';
+    add('text', { x: x(info.rerun_started) + 3, y: lanesEnd - 4 }).textContent = 'rerun alone';
   }
   lanes.forEach((key, i) => {
     const [shard, worker] = key.split('/');
@@ -78,6 +94,13 @@ const SCRIPT: &str = r#"
       'fill-opacity': cores == null ? 1 : (0.3 + 0.7 * Math.min(1, cores)).toFixed(2),
       stroke: a.groups.length ? '#0969da' : 'none', 'stroke-width': a.groups.length ? 2 : 0,
       class: 'span', 'data-test': a.id });
+    // The test's name on its bar, as much as fits (about 6 px a character).
+    const room = Math.floor((x(a.start + a.duration) - x(a.start) - 4) / 6);
+    if (room >= 4) {
+      const name = a.id.length <= room ? a.id : a.id.slice(0, room - 1) + '…';
+      add('text', { x: x(a.start) + 2, y: y + laneHeight - 8, class: 'bar-name',
+        'pointer-events': 'none' }).textContent = name;
+    }
     add('title', {}, rect).textContent = `${a.id}: ${a.kind} in ${a.duration} ms` +
       (a.attempt > 1 ? `, attempt ${a.attempt}` : '') +
       (cores == null ? '' : `; CPU ${a.cpu} ms (${cores.toFixed(2)} cores)`) +
@@ -97,7 +120,7 @@ const SCRIPT: &str = r#"
   add('polyline', { points: points.join(' '), fill: 'none', stroke: '#0969da', class: 'at-once' });
   add('text', { x: 4, y: lanesEnd + 30 }).textContent = `at once (max ${most})`;
   document.getElementById('timeline-status').textContent =
-    `${run.length} attempts on ${lanes.length} workers`;
+    `${run.length} attempts on ${lanes.length} workers` + (info.why ? ` (${info.why})` : '');
 })();
 "#;
 
@@ -134,6 +157,48 @@ pub(crate) fn render(document: &Document) -> String {
         );
     }
 
+    page.push_str(
+        "<h2>Timeline</h2>\n<p class=\"legend\"><span><i style=\"background:#2da44e\"></i>passed</span>\
+         <span><i style=\"background:#d4a72c\"></i>flaky or retried</span>\
+         <span><i style=\"background:#cf222e\"></i>failed</span>\
+         <span><i style=\"background:#8250df\"></i>timed out; thin bar: waiting for a group</span>\
+         <span><i style=\"border:2px solid #0969da\"></i>holds a group</span>\
+         <span id=\"timeline-status\">the timeline needs JavaScript</span></p>\n\
+         <svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\"></svg>\n",
+    );
+    let data: Vec<serde_json::Value> = document
+        .attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": format!("{} {}", a.binary, a.name),
+                "worker": a.worker,
+                "shard": a.shard,
+                "start": a.started_at.as_millis() as u64,
+                "duration": a.duration.as_millis() as u64,
+                "group_wait": a.group_wait.as_millis() as u64,
+                "groups": a.groups,
+                "attempt": a.attempt,
+                "kind": a.outcome_kind(),
+                "cpu": a.usage.map(|u| u.cpu_ms),
+            })
+        })
+        .collect();
+    // The axis runs to the header's time; where the bars end earlier, the page says why.
+    let merged = document.attempts.iter().any(|a| a.shard.is_some());
+    let why = if merged {
+        Some("each shard's times count from that shard's start".to_owned())
+    } else {
+        document.rerun_started_ms.map(|at| {
+            format!("from {}: the failed tests rerun alone", seconds(Duration::from_millis(at)))
+        })
+    };
+    let data = serde_json::json!({
+        "attempts": data,
+        "duration": document.summary.as_ref().map(|s| s.duration.as_millis() as u64),
+        "rerun_started": document.rerun_started_ms,
+        "why": why,
+    });
     let failures: Vec<&&Finished> = finals
         .iter()
         .filter(|f| {
@@ -212,33 +277,6 @@ pub(crate) fn render(document: &Document) -> String {
         page.push_str("</table>\n");
     });
 
-    page.push_str(
-        "<h2>Timeline</h2>\n<p class=\"legend\"><span><i style=\"background:#2da44e\"></i>passed</span>\
-         <span><i style=\"background:#d4a72c\"></i>flaky or retried</span>\
-         <span><i style=\"background:#cf222e\"></i>failed</span>\
-         <span><i style=\"background:#8250df\"></i>timed out; thin bar: waiting for a group</span>\
-         <span><i style=\"border:2px solid #0969da\"></i>holds a group</span>\
-         <span id=\"timeline-status\">the timeline needs JavaScript</span></p>\n\
-         <svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\"></svg>\n",
-    );
-    let data: Vec<serde_json::Value> = document
-        .attempts
-        .iter()
-        .map(|a| {
-            serde_json::json!({
-                "id": format!("{} {}", a.binary, a.name),
-                "worker": a.worker,
-                "shard": a.shard,
-                "start": a.started_at.as_millis() as u64,
-                "duration": a.duration.as_millis() as u64,
-                "group_wait": a.group_wait.as_millis() as u64,
-                "groups": a.groups,
-                "attempt": a.attempt,
-                "kind": a.outcome_kind(),
-                "cpu": a.usage.map(|u| u.cpu_ms),
-            })
-        })
-        .collect();
     // `</` cannot end the script element early once escaped.
     let data = serde_json::to_string(&data).expect("data serializes").replace("</", "<\\/");
     let _ = write!(
@@ -248,9 +286,10 @@ pub(crate) fn render(document: &Document) -> String {
     page
 }
 
+/// A list with its count; none at all when it is empty.
 fn section(page: &mut String, title: &str, count: usize, body: impl FnOnce(&mut String)) {
-    let _ = writeln!(page, "<h2>{title} ({count})</h2>");
     if count > 0 {
+        let _ = writeln!(page, "<h2>{title} ({count})</h2>");
         body(page);
     }
 }
