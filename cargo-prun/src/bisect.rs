@@ -53,7 +53,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
 
     let run_dir = RunDir::new()?;
     let (events, _ignored) = mpsc::channel();
-    let executor = ProcessExecutor::new(
+    let mut executor = ProcessExecutor::new(
         workspace.binaries,
         plan.tests,
         plan.jobs,
@@ -65,6 +65,9 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
         None,
         Instant::now(),
     );
+    // A leak counts as it did in the run.
+    executor.leak_timeout = workspace.config.leak_timeout;
+    executor.leak_timeouts = workspace.leak_timeouts;
     let names =
         |tests: &[usize]| -> Vec<String> { tests.iter().map(|&t| executor.id(t)).collect() };
     if executor.fails(&[], target) {

@@ -173,7 +173,8 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         }
     }
     let nextest_fail_fast = workspace.nextest.as_ref().and_then(|n| n.fail_fast);
-    let Workspace { root, config, binaries, dylib_path, history: store, .. } = workspace;
+    let Workspace { root, config, binaries, dylib_path, history: store, leak_timeouts, .. } =
+        workspace;
 
     // A bad `[redact]` pattern stops the run before any test starts.
     let redactor = report::redact::Redactor::new(
@@ -245,6 +246,7 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     executor.keep_passing_output = cli.no_capture || success_output != cli::TestOutput::Never;
     executor.retry = config.retry.clone();
     executor.leak_timeout = config.leak_timeout;
+    executor.leak_timeouts = leak_timeouts;
     executor.doctests = doctests.then(|| execute::Doctests {
         build_args: cli.build.to_cargo_args(),
         filters: cli.filters.clone(),

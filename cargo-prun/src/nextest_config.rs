@@ -5,7 +5,7 @@
 //! whose `filter` (a filterset) gives tests a `test-group`, `threads-required`, `retries` or a
 //! `slow-timeout`. What prun cannot honour is named in one warning line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,7 @@ struct Override {
     threads_required: Option<u32>,
     retries: Option<u32>,
     slow_timeout: Option<SlowTimeout>,
+    leak_timeout: Option<LeakTimeout>,
 }
 
 /// The nearest `.config/nextest.toml` at or above `root`, read for `profile`; `None` when
@@ -160,6 +161,7 @@ impl NextestConfig {
             threads_required: None,
             retries: None,
             slow_timeout: None,
+            leak_timeout: None,
         };
         for (key, value) in entry.as_table().into_iter().flatten() {
             let at = format!("{at}.{key}");
@@ -177,6 +179,7 @@ impl NextestConfig {
                 }
                 "retries" => found.retries = Some(retries(&at, value)?),
                 "slow-timeout" => found.slow_timeout = Some(typed(&at, value)?),
+                "leak-timeout" => found.leak_timeout = Some(typed(&at, value)?),
                 _ => self.ignored.push(at),
             }
         }
@@ -190,8 +193,14 @@ impl NextestConfig {
     }
 
     /// The profile's settings into prun's config (where prun.toml would have put them), and the
-    /// overrides into the tests they choose.
-    pub(crate) fn apply(&self, config: &mut Config, binaries: &mut [Binary]) {
+    /// overrides into the tests they choose. What it returns: the tests whose leak timeout an
+    /// override sets, by `BINARY NAME`.
+    pub(crate) fn apply(
+        &self,
+        config: &mut Config,
+        binaries: &mut [Binary],
+    ) -> HashMap<String, LeakTimeout> {
+        let mut leak_timeouts = HashMap::new();
         config.threads = self.threads.or(config.threads);
         config.slow_timeout = self.slow_timeout.unwrap_or(config.slow_timeout);
         config.leak_timeout = self.leak_timeout.unwrap_or(config.leak_timeout);
@@ -208,12 +217,16 @@ impl NextestConfig {
                 };
                 // The first override that sets a key wins, as in nextest.
                 let mut group = None;
-                let (mut threads, mut retries, mut slow) = (None, None, None);
+                let (mut threads, mut retries, mut slow, mut leak) = (None, None, None, None);
                 for o in self.overrides.iter().filter(|o| o.filter.matches(&candidate)) {
                     group = group.or(o.test_group.clone());
                     threads = threads.or(o.threads_required);
                     retries = retries.or(o.retries);
                     slow = slow.or(o.slow_timeout);
+                    leak = leak.or(o.leak_timeout);
+                }
+                if let Some(leak) = leak {
+                    leak_timeouts.insert(format!("{} {}", binary.binary.id, test.name), leak);
                 }
                 if let Some(group) = group.filter(|g| g != "@global")
                     && !test.groups.contains(&group)
@@ -230,6 +243,7 @@ impl NextestConfig {
                 }
             }
         }
+        leak_timeouts
     }
 
     /// One line naming what prun read past, if anything.
@@ -288,6 +302,53 @@ test-threads = "num-cpus"
         assert_eq!(config.ignored, ["profile.default.junit"]);
         let warning = config.warning().unwrap();
         assert!(warning.contains("prun does not honour profile.default.junit"), "{warning}");
+    }
+
+    #[test]
+    fn overrides_reach_the_tests_their_filter_chooses() {
+        let text = "[test-groups]\nserial = { max-threads = 1 }\n\
+            [[profile.default.overrides]]\nfilter = 'test(/^write/)'\ntest-group = 'serial'\n\
+            threads-required = 2\nretries = 4\n\
+            leak-timeout = { period = '2s', result = 'fail' }\n";
+        let config = parse(text, "default").unwrap();
+        let test = |name: &str| prun::protocol::CatalogTest {
+            name: name.to_owned(),
+            category: "unit".to_owned(),
+            groups: Vec::new(),
+            timeout_ms: None,
+            retries: None,
+            threads: 1,
+            ignore: false,
+            ignore_reason: None,
+            isolate: false,
+            at: None,
+        };
+        let binary = crate::build::TestBinary {
+            id: "db".into(),
+            path: "db".into(),
+            package_dir: ".".into(),
+            package_name: "db".into(),
+            kind: "lib".into(),
+            runner: None,
+        };
+        let mut binaries = [Binary {
+            binary,
+            kind: crate::discover::Kind::Libtest,
+            tests: vec![test("write_rows"), test("read_rows")],
+        }];
+        let mut prun_config = Config::default();
+        let leaks = config.apply(&mut prun_config, &mut binaries);
+        let [write, read] = &binaries[0].tests[..] else { panic!() };
+        assert_eq!(
+            (write.groups.as_slice(), write.threads, write.retries),
+            (&["serial".to_owned()][..], 2, Some(4))
+        );
+        assert_eq!((read.groups.len(), read.threads, read.retries), (0, 1, None));
+        assert_eq!(prun_config.groups["serial"].capacity.get(), 1);
+        let leak = leaks["db write_rows"];
+        assert_eq!((leak.period, leak.fail), (Duration::from_secs(2), true));
+        assert!(!leaks.contains_key("db read_rows"));
+        assert!(config.warning().is_none(), "every key was honoured");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(crate) struct Workspace {
     pub(crate) history: Store,
     /// `.config/nextest.toml`, read when there is no prun.toml.
     pub(crate) nextest: Option<crate::nextest_config::NextestConfig>,
+    /// Tests with a leak timeout of their own (nextest.toml's overrides), by `BINARY NAME`.
+    pub(crate) leak_timeouts: HashMap<String, prun::config::LeakTimeout>,
 }
 
 /// Reads the config, builds the tests and asks each binary what it holds. `Err(Ok(code))` is
@@ -69,18 +71,19 @@ pub(crate) fn prepare(
         Some(_) => None,
         None => crate::nextest_config::discover(&root, nextest_profile).map_err(Err)?,
     };
+    let mut leak_timeouts = HashMap::new();
     if let Some(nextest) = &nextest {
         eprintln!(
             "note: no prun.toml: reading {} (profile {})",
             nextest.path.display(),
             nextest.profile
         );
-        nextest.apply(&mut config, &mut binaries);
+        leak_timeouts = nextest.apply(&mut config, &mut binaries);
         if let Some(warning) = nextest.warning() {
             eprintln!("{warning}");
         }
     }
-    Ok(Workspace { root, config, binaries, dylib_path, history, nextest })
+    Ok(Workspace { root, config, binaries, dylib_path, history, nextest, leak_timeouts })
 }
 
 /// The test binaries: those of the last build when nothing it read has changed since (see

@@ -157,6 +157,12 @@ fn a_test_of_its_own_that_leaves_a_child_is_reported_leak() {
     assert_eq!(kind(leaked), "failed", "{leaked}");
     assert!(leaked["outcome"]["reason"].as_str().unwrap().contains("200ms"), "{leaked}");
     assert_eq!(run.code, 101);
+    // For this one test, by an override of .config/nextest.toml (profile `leaky`).
+    let (run, outcomes) = run_stall(&["--isolate", "a_leaves", "-P", "leaky"], None);
+    let leaked = &outcomes["a_leaves_a_child_holding_its_output"];
+    assert_eq!(kind(leaked), "failed", "{leaked}");
+    assert!(leaked["outcome"]["reason"].as_str().unwrap().contains("300ms"), "{leaked}");
+    assert!(!run.stderr.contains("does not honour"), "{}", run.stderr);
 }
 
 #[test]

@@ -379,7 +379,7 @@ impl ProcessExecutor {
                 match results.get(&self.tests[last].name)?.0 {
                     BatchResult::Passed => Some(true),
                     // A leak fails the test when the config says so, in a replay as in the run.
-                    BatchResult::Leaked(_) => Some(!self.leak_timeout.fail),
+                    BatchResult::Leaked(_) => Some(!self.leak_timeout_of(&self.tests[last]).fail),
                     BatchResult::NotRun(_) => None,
                     _ => Some(false),
                 }

@@ -68,6 +68,8 @@ pub(crate) struct ProcessExecutor {
     pub(crate) retry: prun::config::RetryConfig,
     /// How long a test's output may stay open after its process ended, and whether a leak fails.
     pub(crate) leak_timeout: prun::config::LeakTimeout,
+    /// Tests whose leak timeout is their own (nextest.toml's overrides), by `BINARY NAME`.
+    pub(crate) leak_timeouts: std::collections::HashMap<String, prun::config::LeakTimeout>,
     /// A batch's test is announced (`Event::Started`) once it has run this long.
     pub(crate) notice_after: Duration,
     /// The run's loopback ports, held for as long as it runs.
@@ -134,6 +136,7 @@ impl ProcessExecutor {
             failed_alone: Mutex::default(),
             retry: prun::config::RetryConfig::default(),
             leak_timeout: prun::config::LeakTimeout::default(),
+            leak_timeouts: std::collections::HashMap::new(),
             notice_after: Duration::from_millis(200),
             ports,
             doctests: None,
@@ -344,7 +347,12 @@ impl ProcessExecutor {
             children: &self.children,
             on_long: &on_long,
             notice_after: self.notice_after,
-            leak_timeout: self.leak_timeout.period,
+            // A batch waits as long as the most patient of its tests would.
+            leak_timeout: tests
+                .iter()
+                .map(|t| self.leak_timeout_of(t).period)
+                .max()
+                .unwrap_or(self.leak_timeout.period),
         };
         libtest_batch::run(&batch)
     }
@@ -362,7 +370,7 @@ impl ProcessExecutor {
             extra_args: &self.harness_args,
             timeout: test.timeout,
             children: &self.children,
-            leak_timeout: self.leak_timeout.period,
+            leak_timeout: self.leak_timeout_of(test).period,
         };
         let (result, usage) = libtest_process::run(&run);
         let (outcome, printed) = match result {
@@ -370,7 +378,7 @@ impl ProcessExecutor {
             LibtestResult::Failed(reason, printed) => (Outcome::Failed { reason }, printed),
             LibtestResult::Crashed(reason, printed) => (Outcome::Crashed { reason }, printed),
             LibtestResult::TimedOut(after, printed) => (Outcome::TimedOut { after }, printed),
-            LibtestResult::Leaked(reason, printed) => (self.leak_outcome(reason), printed),
+            LibtestResult::Leaked(reason, printed) => (self.leak_outcome(test, reason), printed),
         };
         (outcome, printed, usage)
     }
@@ -518,9 +526,17 @@ impl ProcessExecutor {
         self.batch_finished(index, result, ran)
     }
 
+    /// The test's leak timeout: its own, else the run's.
+    pub(crate) fn leak_timeout_of(&self, test: &PlannedTest) -> prun::config::LeakTimeout {
+        if self.leak_timeouts.is_empty() {
+            return self.leak_timeout;
+        }
+        self.leak_timeouts.get(&test.id(&self.binaries)).copied().unwrap_or(self.leak_timeout)
+    }
+
     /// A passing test that leaked: LEAK, or a failure when the config says so.
-    fn leak_outcome(&self, reason: String) -> Outcome {
-        if self.leak_timeout.fail {
+    fn leak_outcome(&self, test: &PlannedTest, reason: String) -> Outcome {
+        if self.leak_timeout_of(test).fail {
             let reason = format!("leaked: {reason} (leak-timeout result = \"fail\")");
             Outcome::Failed { reason }
         } else {
@@ -545,7 +561,9 @@ impl ProcessExecutor {
             }
             BatchResult::TimedOut(after) => (Outcome::TimedOut { after }, Printed::default()),
             BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
-            BatchResult::Leaked(reason) => (self.leak_outcome(reason), Printed::default()),
+            BatchResult::Leaked(reason) => {
+                (self.leak_outcome(&self.tests[index], reason), Printed::default())
+            }
         };
         self.report(index, ran, outcome, printed, String::new())
     }
