@@ -1,10 +1,16 @@
-//! History: what earlier runs learned about each test (recent durations, outcomes, attempts),
-//! kept in `target/prun/history.json` so that the next run can order tests longest first, size
-//! batches, balance `timing` shards and tell flaky tests from broken ones.
+//! History: what earlier runs learned about each test (recent durations, outcomes, attempts,
+//! CPU and memory), kept in `target/prun/history.bin` so that the next run can order tests
+//! longest first, size batches, weigh tests, balance `timing` shards and tell flaky tests from
+//! broken ones.
 //!
-//! The file is replaced whole under a lock, after merging with what is on disk, so two runs at
-//! once both land, and a reader never sees half a file. A file prun cannot read is a warning
-//! and a fresh start: history is advice, and never fails a run.
+//! The file is compact, so that a suite of 100,000 tests pays little for it each run: postcard
+//! (a maintained serde format of varints), each binary's id once, and a test's runs run-length
+//! encoded (a test whose runs look alike, as most do, is one record and a count; a peak memory
+//! is kept to the MiB for that). It is replaced whole under a lock, after merging with what is
+//! on disk, so two runs at once both land and a reader never sees half a file; a run that
+//! changes nothing in it (a stable suite whose last runs all look alike) does not write it. A
+//! file prun cannot read is a warning and a fresh start: history is advice, and never fails a
+//! run. A `history.json` of an earlier prun is read once and replaced.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Finished, Outcome, ParallelOnly};
 
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
+/// What a history file starts with (then its version and the postcard body).
+const MAGIC: &[u8] = b"prun history\n";
 /// Runs kept per test: enough for a median and a flaky rate, small enough to stay fast.
 const KEEP: usize = 20;
 
@@ -171,8 +179,10 @@ impl History {
             _ => finished.duration,
         };
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        // A peak to the MiB (rounded up): runs of a test that differ by a few KiB look alike,
+        // and are kept as one record and a count.
         let (cpu_ms, peak_kb) = match finished.usage {
-            Some(usage) => (Some(usage.cpu_ms), Some(usage.peak_kb)),
+            Some(usage) => (Some(usage.cpu_ms), Some(usage.peak_kb.div_ceil(1024) * 1024)),
             None => (None, None),
         };
         Some(Record { duration_ms, outcome, attempts: finished.attempt, cpu_ms, peak_kb })
@@ -221,6 +231,11 @@ impl Store {
     }
 
     pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join("history.bin")
+    }
+
+    /// An earlier prun's history, read when there is no `history.bin` yet.
+    fn json_path(&self) -> PathBuf {
         self.dir.join("history.json")
     }
 
@@ -230,7 +245,7 @@ impl Store {
 
     /// The history on disk; a missing file is an empty history, an unreadable one a warning.
     pub(crate) fn load(&self) -> History {
-        match read(&self.path()) {
+        match self.read().map(|(history, _)| history) {
             Ok(history) => history,
             Err(problem) => {
                 eprintln!(
@@ -249,19 +264,139 @@ impl Store {
         std::fs::create_dir_all(&self.dir).map_err(describe)?;
         let lock = crate::private::open_lock(&self.dir.join("history.lock")).map_err(describe)?;
         lock.lock().map_err(describe)?;
-        let mut history = read(&self.path()).unwrap_or_default();
+        let (mut history, before) = self.read().unwrap_or_default();
         history.version = VERSION;
         change(&mut history);
-        let json = serde_json::to_vec(&history).map_err(|err| err.to_string())?;
-        replace(&self.path(), &json).map_err(describe)?;
+        let bytes = encode(&history)?;
+        // Nothing learned that is not there already: the file stays as it is.
+        if before.as_deref() != Some(&bytes[..]) {
+            replace(&self.path(), &bytes).map_err(describe)?;
+        }
+        if before.is_none() {
+            // Migrated (or nothing to migrate): an earlier prun's file is not read again.
+            let _ = std::fs::remove_file(self.json_path());
+        }
         // The lock is released when `lock` is closed.
         Ok(())
     }
+
+    /// The history, and the bytes of its file (`None` when it was not read from `history.bin`).
+    fn read(&self) -> Result<(History, Option<Vec<u8>>), String> {
+        match read_bytes(&self.path())? {
+            Some(bytes) => Ok((decode(&bytes)?, Some(bytes))),
+            None => match crate::private::read_state(&self.json_path())? {
+                Some(json) => Ok((parse_json(&json)?, None)),
+                None => Ok((History { version: VERSION, ..History::default() }, None)),
+            },
+        }
+    }
+}
+
+/// The history file's layout: each binary once, with its tests.
+#[derive(Serialize, Deserialize)]
+struct BinaryOnDisk {
+    id: String,
+    tests: Vec<TestOnDisk>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TestOnDisk {
+    name: String,
+    /// Oldest first, run-length encoded.
+    runs: Vec<RunsOnDisk>,
+    neighbours: Vec<String>,
+    under_load: bool,
+}
+
+/// `times` runs in a row that ended alike.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct RunsOnDisk {
+    times: u32,
+    duration_ms: u64,
+    outcome: Ended,
+    attempts: u32,
+    cpu_ms: Option<u64>,
+    peak_kb: Option<u64>,
+}
+
+/// The history as its file holds it.
+fn encode(history: &History) -> Result<Vec<u8>, String> {
+    let mut binaries: Vec<BinaryOnDisk> = Vec::new();
+    for (id, test) in &history.tests {
+        let (binary, name) = id.split_once(' ').unwrap_or((id.as_str(), ""));
+        let mut runs: Vec<RunsOnDisk> = Vec::new();
+        for run in &test.runs {
+            let record = RunsOnDisk {
+                times: 1,
+                duration_ms: run.duration_ms,
+                outcome: run.outcome,
+                attempts: run.attempts,
+                cpu_ms: run.cpu_ms,
+                peak_kb: run.peak_kb,
+            };
+            match runs.last_mut() {
+                Some(last) if RunsOnDisk { times: last.times, ..record } == *last => {
+                    last.times += 1
+                }
+                _ => runs.push(record),
+            }
+        }
+        let test = TestOnDisk {
+            name: name.to_owned(),
+            runs,
+            neighbours: test.neighbours.clone(),
+            under_load: test.under_load,
+        };
+        match binaries.last_mut() {
+            Some(last) if last.id == binary => last.tests.push(test),
+            _ => binaries.push(BinaryOnDisk { id: binary.to_owned(), tests: vec![test] }),
+        }
+    }
+    let mut bytes = MAGIC.to_vec();
+    let bytes = postcard::to_io(&VERSION, &mut bytes)
+        .and_then(|bytes| postcard::to_io(&binaries, bytes))
+        .map_err(|err| format!("cannot encode the history: {err}"))?;
+    Ok(std::mem::take(bytes))
+}
+
+fn decode(bytes: &[u8]) -> Result<History, String> {
+    let body = bytes.strip_prefix(MAGIC).ok_or("not a prun history")?;
+    let unreadable = |err: postcard::Error| format!("not a prun history ({err})");
+    let (version, body) = postcard::take_from_bytes::<u32>(body).map_err(unreadable)?;
+    if version != VERSION {
+        return Err(format!(
+            "written by another version of prun (history version {version}, this prun reads {VERSION})"
+        ));
+    }
+    let binaries: Vec<BinaryOnDisk> = postcard::from_bytes(body).map_err(unreadable)?;
+    let mut history = History { version, tests: BTreeMap::new() };
+    for binary in binaries {
+        for test in binary.tests {
+            let runs = test
+                .runs
+                .iter()
+                .flat_map(|r| {
+                    let record = Record {
+                        duration_ms: r.duration_ms,
+                        outcome: r.outcome,
+                        attempts: r.attempts,
+                        cpu_ms: r.cpu_ms,
+                        peak_kb: r.peak_kb,
+                    };
+                    std::iter::repeat_n(record, r.times.min(KEEP as u32) as usize)
+                })
+                .collect();
+            let entry =
+                TestHistory { runs, neighbours: test.neighbours, under_load: test.under_load };
+            history.tests.insert(format!("{} {}", binary.id, test.name), entry);
+        }
+    }
+    Ok(history)
 }
 
 /// Where the next history is written before it takes the history's place.
 fn next_path(path: &Path) -> PathBuf {
-    path.with_extension("json.new")
+    path.with_extension("bin.new")
 }
 
 /// Puts `contents` in `path`'s place (under the history's lock) without renaming over a file:
@@ -289,40 +424,43 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&next, path)
 }
 
-fn read(path: &Path) -> Result<History, String> {
+/// The history file's bytes; `None` when there is none.
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let read = crate::private::read_state;
     // No history: an update is between removing the old one and renaming the new in, and the
     // new one is complete. Unless, by the time it is read, that one is in place and the next
-    // update is writing another: one that does not parse sends us back to the history.
+    // update is writing another: one that does not decode sends us back to the history.
     for _ in 0..8 {
         match read(path)? {
-            Some(bytes) => return parse(&bytes),
+            Some(bytes) => return Ok(Some(bytes)),
             None => match read(&next_path(path))? {
-                None => return Ok(History { version: VERSION, ..History::default() }),
-                Some(bytes) => match parse(&bytes) {
-                    Ok(history) => return Ok(history),
-                    Err(_) => continue,
-                },
+                None => return Ok(None),
+                Some(bytes) if decode(&bytes).is_ok() => return Ok(Some(bytes)),
+                Some(_) => continue,
             },
         }
     }
     Err("the history is being replaced without end".to_owned())
 }
 
-fn parse(bytes: &[u8]) -> Result<History, String> {
+/// A `history.json` of an earlier prun (version 1).
+fn parse_json(bytes: &[u8]) -> Result<History, String> {
     #[derive(Deserialize)]
     struct Versioned {
         version: u32,
     }
     let versioned: Versioned =
         serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))?;
-    if versioned.version != VERSION {
+    if versioned.version != 1 {
         return Err(format!(
-            "written by another version of prun (history version {}, this prun reads {VERSION})",
+            "written by another version of prun (history version {}, this prun reads 1 and {VERSION})",
             versioned.version
         ));
     }
-    serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))
+    let mut history: History =
+        serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))?;
+    history.version = VERSION;
+    Ok(history)
 }
 
 #[cfg(test)]
@@ -388,14 +526,132 @@ mod tests {
     fn corrupt_or_foreign_files_are_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_owned());
-        for bad in ["{ not json", r#"{"version": 99, "tests": {}}"#, ""] {
+        let mut foreign = MAGIC.to_vec();
+        foreign.push(99);
+        let bad: [&[u8]; 4] = [b"{ not json", b"prun history\n\x02\xff\xff", &foreign, b""];
+        for bad in bad {
             std::fs::write(store.path(), bad).unwrap();
-            assert!(read(&store.path()).is_err(), "{bad:?}");
+            assert!(store.read().is_err(), "{bad:?}");
             assert!(store.load().tests.is_empty());
             // The next run replaces it with a good file.
             store.update(|h| h.add("a t".into(), record(1, Ended::Passed))).unwrap();
             assert_eq!(store.load().tests.len(), 1);
         }
+    }
+
+    /// A suite of `tests` tiny tests after `runs` runs, as one run's update records it.
+    fn suite_history(store: &Store, tests: usize, runs: usize) {
+        for _ in 0..runs {
+            store
+                .update(|h| {
+                    for i in 0..tests {
+                        let record = Record {
+                            duration_ms: 0,
+                            outcome: Ended::Passed,
+                            attempts: 1,
+                            cpu_ms: None,
+                            peak_kb: None,
+                        };
+                        h.add(format!("my-crate::integration tests::module::case_{i:05}"), record);
+                    }
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_suite_of_tiny_tests_costs_well_under_a_hundred_bytes_a_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        suite_history(&store, 2000, KEEP + 2);
+        let bytes = std::fs::metadata(store.path()).unwrap().len();
+        // The names alone are 19 bytes a test here (`tests::module::case_00042`, the binary's id
+        // once); the runs add a record and a count.
+        assert!(bytes < 2000 * 40, "{bytes} bytes for 2,000 tests");
+        let history = store.load();
+        assert_eq!(history.tests.len(), 2000);
+        assert!(history.tests.values().all(|t| t.runs.len() == KEEP));
+    }
+
+    #[test]
+    fn a_run_that_changes_nothing_does_not_rewrite_the_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        suite_history(&store, 10, KEEP);
+        let inode = std::fs::metadata(store.path()).unwrap().ino();
+        // Another run like the last KEEP: the file is not replaced (a new one is a new inode).
+        suite_history(&store, 10, 1);
+        assert_eq!(std::fs::metadata(store.path()).unwrap().ino(), inode);
+        // A run that differs is recorded.
+        store.update(|h| h.add("b new".into(), record(3, Ended::Failed))).unwrap();
+        assert_ne!(std::fs::metadata(store.path()).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn runs_round_trip_through_the_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        let runs = [
+            Record {
+                duration_ms: 5,
+                outcome: Ended::Passed,
+                attempts: 1,
+                cpu_ms: Some(4),
+                peak_kb: Some(2048),
+            },
+            Record {
+                duration_ms: 5,
+                outcome: Ended::Passed,
+                attempts: 1,
+                cpu_ms: Some(4),
+                peak_kb: Some(2048),
+            },
+            Record {
+                duration_ms: 9,
+                outcome: Ended::Flaky,
+                attempts: 2,
+                cpu_ms: None,
+                peak_kb: None,
+            },
+            Record {
+                duration_ms: 5,
+                outcome: Ended::Passed,
+                attempts: 1,
+                cpu_ms: Some(4),
+                peak_kb: Some(2048),
+            },
+        ];
+        store
+            .update(|h| {
+                for run in &runs {
+                    h.add("crate::t odd name with spaces".into(), run.clone());
+                }
+                h.add("other-bin x".into(), record(1, Ended::Imported));
+                let test = h.tests.get_mut("other-bin x").unwrap();
+                test.neighbours = vec!["crate::t y".into()];
+                test.under_load = true;
+            })
+            .unwrap();
+        let history = store.load();
+        assert_eq!(history.tests["crate::t odd name with spaces"].runs, runs);
+        let other = &history.tests["other-bin x"];
+        assert_eq!(
+            (other.neighbours.as_slice(), other.under_load),
+            (&["crate::t y".to_owned()][..], true)
+        );
+    }
+
+    #[test]
+    fn an_earlier_prun_s_json_history_is_read_once_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        let json = r#"{"version":1,"tests":{"a t":{"runs":[{"duration_ms":7,"outcome":"passed","attempts":1}]}}}"#;
+        std::fs::write(store.json_path(), json).unwrap();
+        assert_eq!(store.load().tests["a t"].runs[0].duration_ms, 7);
+        store.update(|h| h.add("a t".into(), record(9, Ended::Passed))).unwrap();
+        assert!(!store.json_path().exists());
+        assert_eq!(store.load().tests["a t"].runs.len(), 2);
     }
 
     #[test]
@@ -427,7 +683,7 @@ mod tests {
             let reader = scope.spawn(|| {
                 let mut reads = 0;
                 while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
-                    assert!(read(&store.path()).is_ok());
+                    assert!(store.read().is_ok());
                     reads += 1;
                 }
             });

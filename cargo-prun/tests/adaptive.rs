@@ -37,12 +37,15 @@ fn meet(k: usize, history: &Path, marker: &Path, extra: &[&str]) -> Run {
     cargo_prun_with(&args, &env)
 }
 
+/// What the history in `dir` says of the test `name`, as `cargo prun list --format json` shows it.
 fn history_of(dir: &Path, name: &str) -> Value {
-    let history: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap()).unwrap();
-    let tests = history["tests"].as_object().unwrap();
-    let (_, test) = tests.iter().find(|(id, _)| id.ends_with(&format!(" {name}"))).unwrap();
-    test.clone()
+    let list = cargo_prun_with(
+        &["list", "-p", "adaptive", "--format", "json"],
+        &[("PRUN_HISTORY_DIR", dir.as_os_str())],
+    );
+    events(&list)
+        .find(|line| line["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed: {}", list.stdout))
 }
 
 #[test]
@@ -78,9 +81,14 @@ fn waiting_tests_run_more_at_once_than_cores_and_a_failure_under_load_is_told_ap
     let burn = &outcome["burn"]["usage"];
     assert!(burn["cpu_ms"].as_u64().unwrap() >= 50, "{burn}");
     assert!(burn["peak_kb"].as_u64().unwrap() > 0, "{burn}");
-    assert!(history_of(&history, "burn")["runs"][0]["cpu_ms"].as_u64().unwrap() >= 50);
-    assert!(history_of(&history, "meet_00")["runs"][0]["cpu_ms"].is_u64());
-    assert_eq!(history_of(&history, "a_fragile")["under_load"], true);
+    let burned = history_of(&history, "burn");
+    assert_eq!(burned["runs"], 1, "{burned}");
+    // It burned 5 ticks of CPU (50 ms): its CPU per second of its typical time says as much.
+    let cpu_ms =
+        burned["cpu_per_second"].as_f64().unwrap() * burned["typical_ms"].as_f64().unwrap();
+    assert!(cpu_ms >= 45.0, "{burned}");
+    assert!(history_of(&history, "meet_00")["cpu_per_second"].is_f64());
+    assert_eq!(history_of(&history, "a_fragile")["fails_under_load"], true);
 
     // With the history, the meeting tests weigh what they used: all meet again, and a_fragile
     // (a core of its own now, and nothing beyond the cores beside it) passes. Not beside burn:

@@ -94,7 +94,7 @@ fn bad_inputs(dir: &Path) -> Vec<(&'static str, Vec<String>, Option<&'static str
     let unwritable = "/nonexistent-dir/report.xml".to_owned();
     let history = dir.join("history");
     std::fs::create_dir_all(&history).unwrap();
-    std::fs::write(history.join("history.json"), "{ not json").unwrap();
+    std::fs::write(history.join("history.bin"), "{ not a history").unwrap();
     let s = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
     vec![
         ("an unknown flag", s(&["--no-such-flag"]), None),
@@ -197,8 +197,8 @@ fn the_readme_table_is_what_the_hardening_suite_reports() {
         let outcome = format!("exit {}: {}", run.code, first_problem(&run, &dir));
         let kept = match run.code {
             0 => {
-                let fresh = std::fs::read_to_string(history.join("history.json")).unwrap();
-                let valid = serde_json::from_str::<Value>(&fresh).is_ok();
+                let fresh = std::fs::read(history.join("history.bin")).unwrap();
+                let valid = fresh.starts_with(b"prun history\n") && fresh.len() > 20;
                 format!("the run, in full; a fresh history written: {valid}")
             }
             4 => "nothing ran; nothing to keep".to_owned(),
@@ -412,7 +412,7 @@ fn trust_rows(dir: &Path) -> Vec<[String; 3]> {
 
     let history = dir.join("fifo-history");
     std::fs::create_dir_all(&history).unwrap();
-    nix::unistd::mkfifo(&history.join("history.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    nix::unistd::mkfifo(&history.join("history.bin"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let run = cargo_prun_with(
         &["-p", "plain", "--test", "integration"],
         &[("PRUN_HISTORY_DIR", history.as_os_str())],

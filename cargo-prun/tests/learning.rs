@@ -72,17 +72,18 @@ fn history_puts_the_longest_test_first_and_balances_timing_shards() {
 #[test]
 fn a_corrupt_history_is_a_warning_and_a_fresh_start() {
     let dir = tempfile_dir("history-corrupt");
-    std::fs::write(dir.join("history.json"), "{ this is not json").unwrap();
+    std::fs::write(dir.join("history.bin"), "{ this is not a history").unwrap();
     let run = with_history(&dir, &["-p", "learning", "--test", "durations"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("warning: ignoring the test history"), "{}", run.stderr);
-    let history: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap()).unwrap();
-    assert_eq!(history["version"], 1);
-    assert_eq!(history["tests"].as_object().unwrap().len(), 5);
+    // A fresh history of this run's five tests took its place.
+    let list =
+        with_history(&dir, &["list", "-p", "learning", "--test", "durations", "--format", "json"]);
+    let runs: Vec<Value> = events(&list).map(|line| line["runs"].clone()).collect();
+    assert_eq!(runs, vec![Value::from(1); 5], "{}", list.stdout);
     // Not world-writable (nor readable): the file is the user's.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.join("history.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join("history.bin")).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "{mode:o}");
     std::fs::remove_dir_all(dir).unwrap();
 }

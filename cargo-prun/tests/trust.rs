@@ -71,7 +71,7 @@ fn the_run_directory_is_0700_whatever_the_umask() {
 #[test]
 fn a_fifo_in_place_of_the_history_is_a_warning_not_a_hang() {
     let history = tempfile::TempDir::with_prefix_in("fifo-", prun_e2e::fixtures_tmp_dir()).unwrap();
-    for name in ["history.json", "history.lock"] {
+    for name in ["history.bin", "history.lock"] {
         nix::unistd::mkfifo(&history.path().join(name), nix::sys::stat::Mode::S_IRWXU).unwrap();
     }
     let run = common::cargo_prun_with(
