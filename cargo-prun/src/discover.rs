@@ -30,6 +30,9 @@ pub(crate) struct Binary {
     pub(crate) kind: Kind,
     /// Its tests in declaration order (prun) or libtest's order (by name).
     pub(crate) tests: Vec<CatalogTest>,
+    /// A libtest binary's `#[bench]` functions, which prun does not run but which a libtest
+    /// filter can still choose.
+    pub(crate) benchmarks: Vec<String>,
 }
 
 /// Lists one binary's tests. A prun binary answers the handshake with its catalog; anything else
@@ -69,7 +72,12 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
                 prun::protocol::VERSION
             ));
         }
-        return Ok(Binary { binary, kind: Kind::Prun, tests: catalog.tests });
+        return Ok(Binary {
+            binary,
+            kind: Kind::Prun,
+            tests: catalog.tests,
+            benchmarks: Vec::new(),
+        });
     }
     // A `harness = false` target whose `main` ignores its arguments ran just now as a program:
     // it is not run again to list its ignored tests, and it is not dropped without a word.
@@ -118,7 +126,12 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
         })
         .collect();
     let kind = if many_filters { Kind::Libtest } else { Kind::OneFilter };
-    Ok(Binary { binary, kind, tests })
+    let benchmarks = listed
+        .lines()
+        .filter_map(|line| line.strip_suffix(": benchmark"))
+        .map(str::to_owned)
+        .collect();
+    Ok(Binary { binary, kind, tests, benchmarks })
 }
 
 /// The test names in libtest's `--list --format terse` (`NAME: test`; benchmarks are not
@@ -147,7 +160,7 @@ fn listing(listed: &str) -> Result<Vec<String>, &str> {
 
 /// What binaries said when they were last listed, kept in `target/prun/catalogs.json` and good
 /// while a binary's file is unchanged (same size and modification time): an unchanged binary
-/// is not started again to be listed (`catalogs-v2.json`). Only a cache: unreadable, it is rebuilt.
+/// is not started again to be listed (`catalogs-v3.json`). Only a cache: unreadable, it is rebuilt.
 pub(crate) struct CatalogCache {
     path: PathBuf,
     entries: HashMap<PathBuf, Cached>,
@@ -161,6 +174,8 @@ struct Cached {
     modified_ns: u128,
     kind: Kind,
     tests: Vec<CatalogTest>,
+    #[serde(default)]
+    benchmarks: Vec<String>,
 }
 
 /// A binary's file as the cache keys it.
@@ -172,8 +187,8 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
 
 impl CatalogCache {
     pub(crate) fn load(dir: &Path) -> CatalogCache {
-        // v2: binaries are probed for how many filters they take; older caches did not.
-        let path = dir.join("catalogs-v2.json");
+        // v3: binaries are probed for how many filters they take, and their benchmarks kept; older caches did not.
+        let path = dir.join("catalogs-v3.json");
         let entries = match crate::private::read_state(&path) {
             Ok(bytes) => bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
             Err(err) => {
@@ -192,13 +207,19 @@ impl CatalogCache {
             binary: binary.clone(),
             kind: cached.kind,
             tests: cached.tests.clone(),
+            benchmarks: cached.benchmarks.clone(),
         })
     }
 
     fn put(&mut self, binary: &Binary) {
         if let Some((len, modified_ns)) = stamp(&binary.binary.path) {
-            let cached =
-                Cached { len, modified_ns, kind: binary.kind, tests: binary.tests.clone() };
+            let cached = Cached {
+                len,
+                modified_ns,
+                kind: binary.kind,
+                tests: binary.tests.clone(),
+                benchmarks: binary.benchmarks.clone(),
+            };
             self.entries.insert(binary.binary.path.clone(), cached);
             self.changed = true;
         }
@@ -274,7 +295,12 @@ mod tests {
             package_name: "crate".into(),
             runner: None,
         };
-        let listed = Binary { binary: built.clone(), kind: Kind::Libtest, tests: Vec::new() };
+        let listed = Binary {
+            binary: built.clone(),
+            kind: Kind::Libtest,
+            tests: Vec::new(),
+            benchmarks: Vec::new(),
+        };
         let mut cache = CatalogCache::load(dir.path());
         assert!(cache.get(&built).is_none());
         cache.put(&listed);
@@ -285,7 +311,7 @@ mod tests {
         std::fs::write(&path, "a rebuilt binary").unwrap();
         assert!(cache.get(&built).is_none());
         // A cache file that cannot be read is an empty cache.
-        std::fs::write(dir.path().join("catalogs-v2.json"), "garbage").unwrap();
+        std::fs::write(dir.path().join("catalogs-v3.json"), "garbage").unwrap();
         assert!(CatalogCache::load(dir.path()).entries.is_empty());
     }
 }

@@ -27,24 +27,24 @@ const MAGIC: &[u8] = b"prun history\n";
 /// Runs kept per test: enough for a median and a flaky rate, small enough to stay fast.
 const KEEP: usize = 20;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct History {
     pub(crate) version: u32,
     /// By test id, `BINARY NAME`.
     pub(crate) tests: BTreeMap<String, TestHistory>,
 }
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct TestHistory {
-    /// Oldest first.
-    pub(crate) runs: Vec<Record>,
+    /// The last `KEEP` runs, oldest first, run-length encoded: runs in a row that ended alike
+    /// are one record and how many (most tests' runs look alike: a suite of 100,000 tests is
+    /// 100,000 records in memory, not 2 million).
+    runs: Vec<(Record, u32)>,
     /// When it last failed only in parallel: the tests beside it then (what `cargo prun
     /// bisect` starts from).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) neighbours: Vec<String>,
     /// It failed while the machine was oversubscribed and passed with no load: later runs give
     /// it a whole core and admit nothing beyond the cores while it runs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) under_load: bool,
 }
 
@@ -73,22 +73,42 @@ pub(crate) enum Ended {
 }
 
 impl TestHistory {
+    /// Its recent runs, oldest first.
+    #[cfg(test)]
+    fn runs(&self) -> impl Iterator<Item = &Record> {
+        self.runs.iter().flat_map(|(record, times)| std::iter::repeat_n(record, *times as usize))
+    }
+
+    /// How many runs it keeps.
+    pub(crate) fn run_count(&self) -> usize {
+        self.runs.iter().map(|(_, times)| *times as usize).sum()
+    }
+
     /// The median duration of the recent runs.
     pub(crate) fn typical(&self) -> Option<Duration> {
-        let mut durations: Vec<u64> = self.runs.iter().map(|r| r.duration_ms).collect();
+        let mut durations: Vec<(u64, u32)> =
+            self.runs.iter().map(|(r, times)| (r.duration_ms, *times)).collect();
         durations.sort_unstable();
-        let middle = *durations.get(durations.len() / 2)?;
-        Some(Duration::from_millis(middle))
+        let mut left = self.run_count() / 2;
+        for (duration_ms, times) in durations {
+            if left < times as usize {
+                return Some(Duration::from_millis(duration_ms));
+            }
+            left -= times as usize;
+        }
+        None
     }
 
     /// What its recent measured runs used: CPU per second of wall time (thousandths of a
     /// core), and the highest peak memory (KiB). `None` before a run measured it.
     pub(crate) fn demand(&self) -> Option<(u32, u64)> {
-        let measured = self.runs.iter().filter_map(|r| Some((r.duration_ms, r.cpu_ms?, r.peak_kb)));
+        let measured = self.runs.iter().filter_map(|(r, times)| {
+            Some((r.duration_ms, r.cpu_ms?, r.peak_kb, u64::from(*times)))
+        });
         let (mut wall, mut cpu, mut peak, mut any) = (0u64, 0u64, 0u64, false);
-        for (duration_ms, cpu_ms, peak_kb) in measured {
-            wall += duration_ms;
-            cpu += cpu_ms;
+        for (duration_ms, cpu_ms, peak_kb, times) in measured {
+            wall += duration_ms * times;
+            cpu += cpu_ms * times;
             peak = peak.max(peak_kb.unwrap_or(0));
             any = true;
         }
@@ -102,19 +122,45 @@ impl TestHistory {
 
     /// The share of recent runs (not imported) that failed at least once.
     pub(crate) fn flaky_rate(&self) -> Option<f64> {
-        let runs: Vec<&Record> =
-            self.runs.iter().filter(|r| r.outcome != Ended::Imported).collect();
-        if runs.is_empty() {
+        let count = |keep: &dyn Fn(&Record) -> bool| -> u32 {
+            self.runs.iter().filter(|(r, _)| keep(r)).map(|(_, times)| times).sum()
+        };
+        let runs = count(&|r| r.outcome != Ended::Imported);
+        if runs == 0 {
             return None;
         }
-        let flaky = runs.iter().filter(|r| r.outcome == Ended::Flaky).count();
-        Some(flaky as f64 / runs.len() as f64)
+        let flaky = count(&|r| r.outcome == Ended::Flaky);
+        Some(f64::from(flaky) / f64::from(runs))
     }
 
     fn push(&mut self, record: Record) {
-        self.runs.push(record);
-        let extra = self.runs.len().saturating_sub(KEEP);
-        self.runs.drain(..extra);
+        match self.runs.last_mut() {
+            Some((last, times)) if *last == record => *times += 1,
+            _ => self.runs.push((record, 1)),
+        }
+        let mut extra = self.run_count().saturating_sub(KEEP);
+        while extra > 0 {
+            let (_, times) = &mut self.runs[0];
+            let dropped = (*times as usize).min(extra);
+            *times -= dropped as u32;
+            extra -= dropped;
+            if *times == 0 {
+                self.runs.remove(0);
+            }
+        }
+    }
+
+    /// The last run ended otherwise than it was recorded (a failure found flaky).
+    fn last_ended(&mut self, outcome: Ended) {
+        let Some((last, times)) = self.runs.last_mut() else { return };
+        let mut record = last.clone();
+        record.outcome = outcome;
+        if *times > 1 {
+            *times -= 1;
+            self.runs.push((record, 1));
+        } else {
+            *last = record;
+        }
     }
 }
 
@@ -129,12 +175,12 @@ impl History {
     pub(crate) fn expected_concurrency(&self, cores: usize, ceiling: usize) -> usize {
         let (mut wall, mut cpu) = (0u64, 0u64);
         for test in self.tests.values() {
-            for run in &test.runs {
+            for (run, times) in &test.runs {
                 if let Some(cpu_ms) = run.cpu_ms {
-                    wall += run.duration_ms;
+                    wall += run.duration_ms * u64::from(*times);
                     // A test that waits still costs its process something (the dispatcher's
                     // lightest weight, a fiftieth of a core).
-                    cpu += cpu_ms.max(run.duration_ms / 50);
+                    cpu += cpu_ms.max(run.duration_ms / 50) * u64::from(*times);
                 }
             }
         }
@@ -155,9 +201,7 @@ impl History {
     pub(crate) fn note_diagnosis(&mut self, found: &ParallelOnly) {
         let test = self.tests.entry(format!("{} {}", found.binary, found.name)).or_default();
         if found.flaky || found.under_load {
-            if let Some(last) = test.runs.last_mut() {
-                last.outcome = Ended::Flaky;
-            }
+            test.last_ended(Ended::Flaky);
             test.under_load |= found.under_load;
         } else {
             test.neighbours.clone_from(&found.neighbours);
@@ -197,7 +241,7 @@ pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Ve
     const MOST: usize = 5;
     let mut hints: Vec<(Duration, String)> = Vec::new();
     for (id, category, prun) in catalog {
-        let Some(test) = history.get(id).filter(|t| t.runs.len() >= 2) else { continue };
+        let Some(test) = history.get(id).filter(|t| t.run_count() >= 2) else { continue };
         let Some(typical) = test.typical() else { continue };
         let suggest = if typical >= Duration::from_secs(1) { "slow" } else { "integration" };
         // A plain `#[test]` gets no hint: it has no attribute to change, and the history
@@ -223,11 +267,14 @@ pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Ve
 /// Where a workspace keeps its history: `TARGET_DIR/prun/`.
 pub(crate) struct Store {
     dir: PathBuf,
+    /// The file as `load` read it: an update that finds it unchanged takes the history loaded
+    /// then rather than decoding it again.
+    loaded: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl Store {
     pub(crate) fn new(dir: PathBuf) -> Store {
-        Store { dir }
+        Store { dir, loaded: std::sync::Mutex::new(None) }
     }
 
     pub(crate) fn path(&self) -> PathBuf {
@@ -245,7 +292,11 @@ impl Store {
 
     /// The history on disk; a missing file is an empty history, an unreadable one a warning.
     pub(crate) fn load(&self) -> History {
-        match self.read().map(|(history, _)| history) {
+        let read = self.read().map(|(history, bytes)| {
+            *self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = bytes;
+            history
+        });
+        match read {
             Ok(history) => history,
             Err(problem) => {
                 eprintln!(
@@ -260,11 +311,29 @@ impl Store {
     /// Adds records to the history on disk: read, merge and write under an exclusive lock, so
     /// concurrent runs never lose each other's records.
     pub(crate) fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), String> {
+        self.update_loaded(None, change)
+    }
+
+    /// [`Store::update`], given the history [`Store::load`] returned: when the file is as it
+    /// was then, that history is changed rather than the file decoded again.
+    pub(crate) fn update_loaded(
+        &self,
+        loaded: Option<History>,
+        change: impl FnOnce(&mut History),
+    ) -> Result<(), String> {
         let describe = |err: std::io::Error| format!("{}: {err}", self.dir.display());
         std::fs::create_dir_all(&self.dir).map_err(describe)?;
         let lock = crate::private::open_lock(&self.dir.join("history.lock")).map_err(describe)?;
         lock.lock().map_err(describe)?;
-        let (mut history, before) = self.read().unwrap_or_default();
+        let then = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let (mut history, before) = match (loaded, then) {
+            (Some(history), Some(then))
+                if read_bytes(&self.path()).ok().flatten().as_ref() == Some(&then) =>
+            {
+                (history, Some(then))
+            }
+            _ => self.read().unwrap_or_default(),
+        };
         history.version = VERSION;
         change(&mut history);
         let bytes = encode(&history)?;
@@ -324,23 +393,18 @@ fn encode(history: &History) -> Result<Vec<u8>, String> {
     let mut binaries: Vec<BinaryOnDisk> = Vec::new();
     for (id, test) in &history.tests {
         let (binary, name) = id.split_once(' ').unwrap_or((id.as_str(), ""));
-        let mut runs: Vec<RunsOnDisk> = Vec::new();
-        for run in &test.runs {
-            let record = RunsOnDisk {
-                times: 1,
+        let runs: Vec<RunsOnDisk> = test
+            .runs
+            .iter()
+            .map(|(run, times)| RunsOnDisk {
+                times: *times,
                 duration_ms: run.duration_ms,
                 outcome: run.outcome,
                 attempts: run.attempts,
                 cpu_ms: run.cpu_ms,
                 peak_kb: run.peak_kb,
-            };
-            match runs.last_mut() {
-                Some(last) if RunsOnDisk { times: last.times, ..record } == *last => {
-                    last.times += 1
-                }
-                _ => runs.push(record),
-            }
-        }
+            })
+            .collect();
         let test = TestOnDisk {
             name: name.to_owned(),
             runs,
@@ -372,22 +436,21 @@ fn decode(bytes: &[u8]) -> Result<History, String> {
     let mut history = History { version, tests: BTreeMap::new() };
     for binary in binaries {
         for test in binary.tests {
-            let runs = test
-                .runs
-                .iter()
-                .flat_map(|r| {
-                    let record = Record {
-                        duration_ms: r.duration_ms,
-                        outcome: r.outcome,
-                        attempts: r.attempts,
-                        cpu_ms: r.cpu_ms,
-                        peak_kb: r.peak_kb,
-                    };
-                    std::iter::repeat_n(record, r.times.min(KEEP as u32) as usize)
-                })
-                .collect();
-            let entry =
-                TestHistory { runs, neighbours: test.neighbours, under_load: test.under_load };
+            let mut entry = TestHistory {
+                runs: Vec::with_capacity(test.runs.len()),
+                neighbours: test.neighbours,
+                under_load: test.under_load,
+            };
+            for r in test.runs {
+                let record = Record {
+                    duration_ms: r.duration_ms,
+                    outcome: r.outcome,
+                    attempts: r.attempts,
+                    cpu_ms: r.cpu_ms,
+                    peak_kb: r.peak_kb,
+                };
+                entry.runs.push((record, r.times.clamp(1, KEEP as u32)));
+            }
             history.tests.insert(format!("{} {}", binary.id, test.name), entry);
         }
     }
@@ -457,9 +520,30 @@ fn parse_json(bytes: &[u8]) -> Result<History, String> {
             versioned.version
         ));
     }
-    let mut history: History =
+    #[derive(Deserialize)]
+    struct V1 {
+        tests: BTreeMap<String, TestV1>,
+    }
+    #[derive(Deserialize)]
+    struct TestV1 {
+        runs: Vec<Record>,
+        #[serde(default)]
+        neighbours: Vec<String>,
+        #[serde(default)]
+        under_load: bool,
+    }
+    let v1: V1 =
         serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))?;
-    history.version = VERSION;
+    let mut history = History { version: VERSION, tests: BTreeMap::new() };
+    for (id, old) in v1.tests {
+        let mut test = TestHistory {
+            runs: Vec::new(),
+            neighbours: old.neighbours,
+            under_load: old.under_load,
+        };
+        old.runs.into_iter().for_each(|record| test.push(record));
+        history.tests.insert(id, test);
+    }
     Ok(history)
 }
 
@@ -518,8 +602,18 @@ mod tests {
         for ms in 0..(KEEP as u64 + 5) {
             test.push(record(ms, Ended::Passed));
         }
-        assert_eq!(test.runs.len(), KEEP);
-        assert_eq!(test.runs[0].duration_ms, 5);
+        assert_eq!(test.run_count(), KEEP);
+        assert_eq!(test.runs().next().unwrap().duration_ms, 5);
+        // Alike runs are one record: the oldest go one by one all the same.
+        let mut alike = TestHistory::default();
+        alike.push(record(1, Ended::Failed));
+        for _ in 0..KEEP {
+            alike.push(record(0, Ended::Passed));
+        }
+        assert_eq!((alike.run_count(), alike.runs.len(), alike.flaky_rate()), (KEEP, 1, Some(0.0)));
+        alike.last_ended(Ended::Flaky);
+        assert_eq!(alike.runs.len(), 2);
+        assert_eq!(alike.flaky_rate(), Some(1.0 / KEEP as f64));
     }
 
     #[test]
@@ -570,7 +664,7 @@ mod tests {
         assert!(bytes < 2000 * 40, "{bytes} bytes for 2,000 tests");
         let history = store.load();
         assert_eq!(history.tests.len(), 2000);
-        assert!(history.tests.values().all(|t| t.runs.len() == KEEP));
+        assert!(history.tests.values().all(|t| t.run_count() == KEEP));
     }
 
     #[test]
@@ -634,7 +728,9 @@ mod tests {
             })
             .unwrap();
         let history = store.load();
-        assert_eq!(history.tests["crate::t odd name with spaces"].runs, runs);
+        let kept: Vec<Record> =
+            history.tests["crate::t odd name with spaces"].runs().cloned().collect();
+        assert_eq!(kept, runs);
         let other = &history.tests["other-bin x"];
         assert_eq!(
             (other.neighbours.as_slice(), other.under_load),
@@ -648,10 +744,35 @@ mod tests {
         let store = Store::new(dir.path().to_owned());
         let json = r#"{"version":1,"tests":{"a t":{"runs":[{"duration_ms":7,"outcome":"passed","attempts":1}]}}}"#;
         std::fs::write(store.json_path(), json).unwrap();
-        assert_eq!(store.load().tests["a t"].runs[0].duration_ms, 7);
+        assert_eq!(store.load().tests["a t"].typical(), Some(Duration::from_millis(7)));
         store.update(|h| h.add("a t".into(), record(9, Ended::Passed))).unwrap();
         assert!(!store.json_path().exists());
-        assert_eq!(store.load().tests["a t"].runs.len(), 2);
+        assert_eq!(store.load().tests["a t"].run_count(), 2);
+    }
+
+    #[test]
+    fn an_update_takes_the_loaded_history_only_while_the_file_is_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        store.update(|h| h.add("a one".into(), record(1, Ended::Passed))).unwrap();
+        // Unchanged since it was loaded: the loaded history is the one changed (not decoded
+        // again), as this marker, which the file does not have, shows.
+        let mut loaded = store.load();
+        loaded.add("a marker".into(), record(1, Ended::Passed));
+        store
+            .update_loaded(Some(loaded), |h| h.add("a two".into(), record(1, Ended::Passed)))
+            .unwrap();
+        assert_eq!(store.load().tests.len(), 3);
+        // Another run wrote it meanwhile: the file is read, and both runs land.
+        let loaded = store.load();
+        Store::new(dir.path().to_owned())
+            .update(|h| h.add("a other".into(), record(1, Ended::Passed)))
+            .unwrap();
+        store
+            .update_loaded(Some(loaded), |h| h.add("a mine".into(), record(1, Ended::Passed)))
+            .unwrap();
+        let ids: Vec<String> = store.load().tests.into_keys().collect();
+        assert_eq!(ids, ["a marker", "a mine", "a one", "a other", "a two"]);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(crate) fn print(
                 "threads": test.meta.threads,
                 "typical_ms": typical.map(|t| t.as_millis()),
                 "flaky_rate": flaky_rate,
-                "runs": known.map_or(0, |k| k.runs.len()),
+                "runs": known.map_or(0, |k| k.run_count()),
                 "cpu_per_second": demand.map(|(millicores, _)| f64::from(millicores) / 1000.0),
                 "peak_kb": demand.map(|(_, peak_kb)| peak_kb),
                 "fails_under_load": under_load,

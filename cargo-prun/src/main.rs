@@ -332,7 +332,7 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         .collect();
     sink.summary.interrupted = signal.is_some();
     sink.summary.duration = started.elapsed();
-    sink.summary.hints = learn(&store, &sink, &catalog, cli.partition.is_some());
+    sink.summary.hints = learn(&store, history, &sink, &catalog, cli.partition.is_some());
     report::redact::lines(&sink.redactor, &mut sink.summary.hints);
     sink.last_run.save(store.dir());
     let summary = sink.done();
@@ -385,9 +385,7 @@ impl Sink {
             report::Event::ParallelOnly(found) => {
                 if found.under_load {
                     self.summary.forgive(&found);
-                    let id = format!("{} {}", found.binary, found.name);
-                    self.last_run.failed.remove(&id);
-                    self.last_run.passed.insert(id);
+                    self.last_run.passed(&format!("{} {}", found.binary, found.name));
                 }
                 for reporter in &mut self.reporters {
                     reporter.parallel_only(&found);
@@ -403,8 +401,8 @@ impl Sink {
             let id = format!("{} {}", finished.binary, finished.name);
             match &finished.outcome {
                 prun::Outcome::NotRun { .. } => {}
-                outcome if outcome.passed() => drop(self.last_run.passed.insert(id)),
-                _ => drop(self.last_run.failed.insert(id)),
+                outcome if outcome.passed() => self.last_run.passed(&id),
+                _ => self.last_run.failed(id),
             }
         }
         self.summary.record(&finished);
@@ -431,12 +429,13 @@ impl Sink {
 /// `catalog`: each test's id, category, and whether its binary is a prun harness.
 fn learn(
     store: &history::Store,
+    loaded: History,
     sink: &Sink,
     catalog: &[(String, String, bool)],
     partitioned: bool,
 ) -> Vec<String> {
     let mut hints = Vec::new();
-    let update = store.update(|history| {
+    let update = store.update_loaded(Some(loaded), |history| {
         for (id, record) in &sink.records {
             history.add(id.clone(), record.clone());
         }

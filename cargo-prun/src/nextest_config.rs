@@ -335,6 +335,7 @@ test-threads = "num-cpus"
             binary,
             kind: crate::discover::Kind::Libtest,
             tests: vec![test("write_rows"), test("read_rows")],
+            benchmarks: Vec::new(),
         }];
         let mut prun_config = Config::default();
         let leaks = config.apply(&mut prun_config, &mut binaries);

@@ -414,7 +414,24 @@ fn jobs(
             count = count.min(usize::try_from(enough).unwrap_or(usize::MAX)).max(1);
         }
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
-        if learned {
+        if binaries[binary].kind == Kind::Libtest {
+            // A plain binary's batches are runs of its tests in libtest's order, which a few
+            // substrings can name (see `execute::libtest_select`): thousands of names would
+            // cost libtest seconds to match. Each run about as long as the others.
+            let weight = |m: usize| if learned { tests[m].expected + PER_TEST } else { PER_TEST };
+            let mut members = members;
+            members.sort_by(|&a, &b| tests[a].name.cmp(&tests[b].name));
+            let total: Duration = members.iter().map(|&m| weight(m)).sum();
+            let mut done = Duration::ZERO;
+            for member in members {
+                // The batch this test's middle falls in, by the work before it.
+                let middle = done + weight(member) / 2;
+                let at = (middle.as_nanos() * count as u128 / total.as_nanos().max(1)) as usize;
+                batches[at.min(count - 1)].push(member);
+                done += weight(member);
+            }
+            batches.retain(|batch| !batch.is_empty());
+        } else if learned {
             let mut load = vec![Duration::ZERO; count];
             let mut members = members;
             members.sort_by_key(|&m| std::cmp::Reverse(tests[m].expected));
@@ -510,7 +527,7 @@ mod tests {
             package_name: id.to_owned(),
             runner: None,
         };
-        Binary { binary, kind, tests }
+        Binary { binary, kind, tests, benchmarks: Vec::new() }
     }
 
     fn known(pairs: &[(&str, u64)]) -> HashMap<String, Duration> {
@@ -604,5 +621,23 @@ mod tests {
         assert_eq!(batches.len(), 4);
         let sizes: Vec<usize> = batches.iter().map(|b| b.tests.len()).collect();
         assert!(sizes.iter().all(|&n| n == 15 || n == 16), "{sizes:?}");
+    }
+
+    #[test]
+    fn a_plain_binarys_batches_are_runs_of_its_tests_in_name_order() {
+        // Declared out of name order; libtest runs them by name.
+        let tests: Vec<CatalogTest> =
+            (0..64).rev().map(|i| test(&format!("t{i:02}"), &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        for times in [HashMap::new(), known(&[("plain t10", 40), ("plain t50", 60)])] {
+            let plan = plan_of(&binaries, &times, 2);
+            let mut names: Vec<Vec<&str>> = job_names(&plan);
+            names.sort();
+            let flat: Vec<&str> = names.concat();
+            let mut sorted = flat.clone();
+            sorted.sort_unstable();
+            assert_eq!(flat, sorted, "each batch a run, the runs in order: {names:?}");
+            assert_eq!(flat.len(), 64);
+        }
     }
 }

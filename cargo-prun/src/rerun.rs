@@ -1,7 +1,8 @@
 //! `--rerun-failed`: which tests the last run did not pass. Each run records the tests it was
 //! responsible for (after filters and the partition) as it starts, and which of them passed,
-//! failed or were not run as it ends (`TARGET/prun/last-run.json`, beside the history): a run
-//! that is killed midway leaves every test pending. A `--json` report, or a merge of CI
+//! failed or were not run as it ends (`TARGET/prun/last-run-v2.json`, beside the history): a run
+//! that is killed midway leaves every test pending. What a run that ended keeps is small: the
+//! tests it did not pass, not the thousands it did. A `--json` report, or a merge of CI
 //! shards, serves as well: the tests it selected that have no passing final attempt, so the
 //! tests of a shard that never reported are rerun too.
 
@@ -12,15 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::document::Document;
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// What one run was responsible for and how it went, by `BINARY NAME`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LastRun {
     version: u32,
-    pub(crate) selected: BTreeSet<String>,
-    pub(crate) passed: BTreeSet<String>,
-    pub(crate) failed: BTreeSet<String>,
+    /// How many tests it was responsible for.
+    selected: usize,
+    /// Those it has not passed (yet): every one as it starts.
+    pending: BTreeSet<String>,
+    /// Those of `pending` that failed.
+    failed: BTreeSet<String>,
 }
 
 /// The tests to run again, and one line saying which and why.
@@ -32,12 +36,23 @@ pub(crate) struct Rerun {
 
 impl LastRun {
     pub(crate) fn new(selected: impl IntoIterator<Item = String>) -> LastRun {
-        LastRun { version: VERSION, selected: selected.into_iter().collect(), ..LastRun::default() }
+        let pending: BTreeSet<String> = selected.into_iter().collect();
+        LastRun { version: VERSION, selected: pending.len(), pending, failed: BTreeSet::new() }
+    }
+
+    /// The test passed (in the end: a failure found to be under load counts as a pass).
+    pub(crate) fn passed(&mut self, id: &str) {
+        self.pending.remove(id);
+        self.failed.remove(id);
+    }
+
+    pub(crate) fn failed(&mut self, id: String) {
+        self.failed.insert(id);
     }
 
     /// Where each run records itself.
     pub(crate) fn path(dir: &Path) -> PathBuf {
-        dir.join("last-run.json")
+        dir.join("last-run-v2.json")
     }
 
     /// Written atomically; a record that cannot be written only means no `--rerun-failed`.
@@ -53,13 +68,13 @@ impl LastRun {
 
     /// What to run again: every selected test that did not pass.
     pub(crate) fn rerun(&self, from: &Path) -> Rerun {
-        let tests: BTreeSet<String> = self.selected.difference(&self.passed).cloned().collect();
+        let tests = self.pending.clone();
         let failed = tests.intersection(&self.failed).count();
         let not_run = tests.len() - failed;
         let said = format!(
             "--rerun-failed: {} of the {} tests of {} ({failed} failed, {not_run} did not finish)",
             tests.len(),
-            self.selected.len(),
+            self.selected,
             from.display()
         );
         Rerun { tests, said }
@@ -84,9 +99,9 @@ pub(crate) fn read(path: Option<&Path>, dir: &Path) -> Result<Rerun, String> {
     for attempt in document.attempts.iter().filter(|attempt| !attempt.will_retry) {
         let id = format!("{} {}", attempt.binary, attempt.name);
         if attempt.outcome.passed() && !matches!(attempt.outcome, prun::Outcome::NotRun { .. }) {
-            last.passed.insert(id);
+            last.passed(&id);
         } else if !matches!(attempt.outcome, prun::Outcome::NotRun { .. }) {
-            last.failed.insert(id);
+            last.failed(id);
         }
     }
     Ok(last.rerun(&path))
@@ -99,8 +114,10 @@ mod tests {
     #[test]
     fn every_selected_test_that_did_not_pass_is_rerun() {
         let mut last = LastRun::new(["a x", "a y", "b z", "b w"].map(String::from));
-        last.passed.extend(["a x".to_owned(), "b w".to_owned()]);
-        last.failed.insert("a y".to_owned());
+        last.failed("a x".to_owned());
+        last.passed("a x");
+        last.passed("b w");
+        last.failed("a y".to_owned());
         let rerun = last.rerun(Path::new("last-run.json"));
         assert_eq!(rerun.tests, BTreeSet::from(["a y".to_owned(), "b z".to_owned()]));
         assert_eq!(

@@ -13,7 +13,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::children::Children;
-use super::libtest_process::command;
+use super::libtest_process::{Select, command};
+use super::libtest_select::Universe;
 use super::status;
 use prun::usage::Usage;
 
@@ -50,6 +51,8 @@ pub(crate) struct Batch<'a> {
     pub(crate) notice_after: Duration,
     /// How long the output may stay open after the process ended.
     pub(crate) leak_timeout: Duration,
+    /// Every name the binary has, to say a batch in substrings (`None`: by its names).
+    pub(crate) universe: Option<&'a Universe>,
 }
 
 /// A test of a batch process that ended: its name, result and how long it took.
@@ -103,8 +106,17 @@ fn run_process(
     } else {
         names.iter().copied().collect()
     };
+    // Thousands of names cost libtest seconds to match: a few substrings say the same.
+    let substrings = match (&named[..], batch.universe) {
+        ([], _) | (_, None) => None,
+        (named, Some(universe)) => universe.cover(named),
+    };
+    let select = match &substrings {
+        Some(substrings) => Select::Substrings(substrings),
+        None => Select::Names(&named),
+    };
     let flags: &[&str] = if batch.include_ignored { &["--include-ignored"] } else { &[] };
-    let command = command(batch.binary, batch.cwd, batch.env, &named, flags, batch.extra_args);
+    let command = command(batch.binary, batch.cwd, batch.env, select, flags, batch.extra_args);
     let mut child = match crate::os::spawn(command) {
         Ok(child) => child,
         Err(err) => {

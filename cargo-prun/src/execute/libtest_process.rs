@@ -36,24 +36,38 @@ pub(crate) struct LibtestRun<'a> {
     pub(crate) leak_timeout: Duration,
 }
 
+/// Which tests a libtest process runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Select<'a> {
+    /// These names exactly (none: every test).
+    Names(&'a [&'a str]),
+    /// Every test whose name contains one of these (see `libtest_select`).
+    Substrings(&'a [String]),
+}
+
 /// A libtest binary run as the test processes are: in its package's directory, with the run's
 /// environment, one test at a time: `flags`, the user's `-- HARNESS_ARGS`, then `--` and the
-/// test names (so that a name starting with `-` is never read as a flag).
+/// names or substrings that select the tests (so that one starting with `-` is never read as a
+/// flag).
 pub(crate) fn command(
     binary: &TestBinary,
     cwd: &Path,
     env: &[(String, String)],
-    names: &[&str],
+    select: Select<'_>,
     flags: &[&str],
     extra_args: &[String],
 ) -> Command {
     let mut command = binary.command();
+    command.args(flags).arg("--test-threads=1");
+    if let Select::Names(_) = select {
+        command.arg("--exact");
+    }
+    command.args(extra_args).arg("--");
+    match select {
+        Select::Names(names) => command.args(names),
+        Select::Substrings(substrings) => command.args(substrings),
+    };
     command
-        .args(flags)
-        .args(["--exact", "--test-threads=1"])
-        .args(extra_args)
-        .arg("--")
-        .args(names)
         .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -75,7 +89,9 @@ fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> LibtestResu
     if test.ignored {
         flags.push("--ignored");
     }
-    let command = command(test.binary, test.cwd, test.env, &[test.name], &flags, test.extra_args);
+    let names = [test.name];
+    let select = Select::Names(&names);
+    let command = command(test.binary, test.cwd, test.env, select, &flags, test.extra_args);
     let mut child = match crate::os::spawn(command) {
         Ok(child) => child,
         Err(err) => {

@@ -8,6 +8,7 @@ mod children;
 mod diagnose;
 mod libtest_batch;
 mod libtest_process;
+mod libtest_select;
 pub(crate) mod output;
 mod ports;
 mod status;
@@ -68,6 +69,8 @@ pub(crate) struct ProcessExecutor {
     pub(crate) retry: prun::config::RetryConfig,
     /// How long a test's output may stay open after its process ended, and whether a leak fails.
     pub(crate) leak_timeout: prun::config::LeakTimeout,
+    /// Each binary's every test name, when a batch of it first needs them (`libtest_select`).
+    universes: Vec<std::sync::OnceLock<libtest_select::Universe>>,
     /// Tests whose leak timeout is their own (nextest.toml's overrides), by `BINARY NAME`.
     pub(crate) leak_timeouts: std::collections::HashMap<String, prun::config::LeakTimeout>,
     /// A batch's test is announced (`Event::Started`) once it has run this long.
@@ -114,7 +117,9 @@ impl ProcessExecutor {
         started: Instant,
     ) -> ProcessExecutor {
         let ports = ports::PortBand::reserve(&run_id);
+        let universes = binaries.iter().map(|_| std::sync::OnceLock::new()).collect();
         ProcessExecutor {
+            universes,
             binaries,
             tests,
             jobs,
@@ -353,6 +358,12 @@ impl ProcessExecutor {
                 .map(|t| self.leak_timeout_of(t).period)
                 .max()
                 .unwrap_or(self.leak_timeout.period),
+            universe: Some(self.universes[tests[0].binary].get_or_init(|| {
+                let names = binary.tests.iter().map(|t| t.name.as_str());
+                libtest_select::Universe::new(
+                    names.chain(binary.benchmarks.iter().map(String::as_str)),
+                )
+            })),
         };
         libtest_batch::run(&batch)
     }
