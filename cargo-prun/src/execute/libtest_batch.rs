@@ -575,13 +575,27 @@ fn sections(stdout: &str, failed: &[&str]) -> BTreeMap<String, String> {
 fn stream(mut stream: impl Read + Send + 'static, send: mpsc::Sender<Piped>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = stream.read(&mut buf) {
+        let mut last: Option<Instant> = None;
+        loop {
+            // A batch of tiny tests prints two lines a test, thousands a second: a wake-up of
+            // this thread and the batch's for each would cost more than the tests. So after a
+            // short read the next waits out `PACE` (the lines gather in the pipe meanwhile); a
+            // quiet stream is read the moment it speaks, a loud one (a full buffer) at once.
+            if let Some(wait) = last.and_then(|at| PACE.checked_sub(at.elapsed())) {
+                std::thread::sleep(wait);
+            }
+            let Ok(n) = stream.read(&mut buf) else { break };
             if n == 0 || send.send(Piped::Out(buf[..n].to_vec())).is_err() {
                 break;
             }
+            last = (n < buf.len() / 2).then(Instant::now);
         }
     });
 }
+
+/// How often, at most, a batch's output is read while it comes in short writes: the times
+/// tests are seen to start and end are this close (durations are kept to the millisecond).
+const PACE: Duration = Duration::from_millis(1);
 
 /// All of `stream`, once it ends.
 fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
