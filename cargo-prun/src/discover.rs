@@ -108,21 +108,14 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
         let many_filters = probe();
         (ignored.join().unwrap_or_else(|_| Err("listing panicked".to_owned())), many_filters)
     });
-    let ignored: Vec<String> = listing(&ignored?).unwrap_or_default();
+    let ignored: std::collections::HashSet<String> =
+        listing(&ignored?).unwrap_or_default().into_iter().collect();
     let tests = listing(&listed)
         .unwrap_or_default()
         .into_iter()
-        .map(|name| CatalogTest {
-            ignore: ignored.contains(&name),
-            name,
-            category: "unit".to_owned(),
-            groups: Vec::new(),
-            timeout_ms: None,
-            retries: None,
-            threads: 1,
-            ignore_reason: None,
-            isolate: false,
-            at: None,
+        .map(|name| {
+            let ignore = ignored.contains(&name);
+            plain_test(name, ignore)
         })
         .collect();
     let kind = if many_filters { Kind::Libtest } else { Kind::OneFilter };
@@ -132,6 +125,22 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
         .map(str::to_owned)
         .collect();
     Ok(Binary { binary, kind, tests, benchmarks })
+}
+
+/// A test of a binary that is not prun's: all it has is a name, and whether it is ignored.
+fn plain_test(name: String, ignore: bool) -> CatalogTest {
+    CatalogTest {
+        name,
+        category: "unit".to_owned(),
+        groups: Vec::new(),
+        timeout_ms: None,
+        retries: None,
+        threads: 1,
+        ignore,
+        ignore_reason: None,
+        isolate: false,
+        at: None,
+    }
 }
 
 /// The test names in libtest's `--list --format terse` (`NAME: test`; benchmarks are not
@@ -158,14 +167,19 @@ fn listing(listed: &str) -> Result<Vec<String>, &str> {
     }
 }
 
-/// What binaries said when they were last listed, kept in `target/prun/catalogs.json` and good
+/// What binaries said when they were last listed, kept in `target/prun/catalogs.bin` and good
 /// while a binary's file is unchanged (same size and modification time): an unchanged binary
-/// is not started again to be listed (`catalogs-v3.json`). Only a cache: unreadable, it is rebuilt.
+/// is not started again to be listed. Compact, as the history is (postcard; a plain binary's
+/// tests are their names and which are ignored), since it is read every run. Only a cache:
+/// unreadable, it is rebuilt.
 pub(crate) struct CatalogCache {
     path: PathBuf,
     entries: HashMap<PathBuf, Cached>,
     changed: bool,
 }
+
+/// What the cache file starts with.
+const CACHE_MAGIC: &[u8] = b"prun catalogs 1\n";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cached {
@@ -173,9 +187,45 @@ struct Cached {
     len: u64,
     modified_ns: u128,
     kind: Kind,
-    tests: Vec<CatalogTest>,
-    #[serde(default)]
+    tests: CachedTests,
     benchmarks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum CachedTests {
+    /// A plain binary's: its names, and the indices of the ignored ones.
+    Plain { names: Vec<String>, ignored: Vec<u32> },
+    /// A prun binary's catalog, in the protocol's JSON.
+    Prun(String),
+}
+
+impl CachedTests {
+    fn of(binary: &Binary) -> Option<CachedTests> {
+        Some(match binary.kind {
+            Kind::Prun => CachedTests::Prun(serde_json::to_string(&binary.tests).ok()?),
+            Kind::Libtest | Kind::OneFilter => CachedTests::Plain {
+                names: binary.tests.iter().map(|t| t.name.clone()).collect(),
+                ignored: (0..binary.tests.len())
+                    .filter(|&i| binary.tests[i].ignore)
+                    .filter_map(|i| u32::try_from(i).ok())
+                    .collect(),
+            },
+        })
+    }
+
+    fn tests(&self) -> Option<Vec<CatalogTest>> {
+        match self {
+            CachedTests::Prun(json) => serde_json::from_str(json).ok(),
+            CachedTests::Plain { names, ignored } => {
+                let mut tests: Vec<CatalogTest> =
+                    names.iter().map(|name| plain_test(name.clone(), false)).collect();
+                for &i in ignored {
+                    tests.get_mut(i as usize)?.ignore = true;
+                }
+                Some(tests)
+            }
+        }
+    }
 }
 
 /// A binary's file as the cache keys it.
@@ -187,10 +237,11 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
 
 impl CatalogCache {
     pub(crate) fn load(dir: &Path) -> CatalogCache {
-        // v3: binaries are probed for how many filters they take, and their benchmarks kept; older caches did not.
-        let path = dir.join("catalogs-v3.json");
+        let path = dir.join("catalogs.bin");
         let entries = match crate::private::read_state(&path) {
-            Ok(bytes) => bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
+            Ok(bytes) => {
+                bytes.and_then(|bytes| postcard::from_bytes(bytes.strip_prefix(CACHE_MAGIC)?).ok())
+            }
             Err(err) => {
                 eprintln!("warning: catalog cache not read ({err}); listing every binary");
                 None
@@ -203,21 +254,26 @@ impl CatalogCache {
     fn get(&self, binary: &TestBinary) -> Option<Binary> {
         let cached = self.entries.get(&binary.path)?;
         let (len, modified_ns) = stamp(&binary.path)?;
-        (cached.len == len && cached.modified_ns == modified_ns).then(|| Binary {
+        if (cached.len, cached.modified_ns) != (len, modified_ns) {
+            return None;
+        }
+        Some(Binary {
             binary: binary.clone(),
             kind: cached.kind,
-            tests: cached.tests.clone(),
+            tests: cached.tests.tests()?,
             benchmarks: cached.benchmarks.clone(),
         })
     }
 
     fn put(&mut self, binary: &Binary) {
-        if let Some((len, modified_ns)) = stamp(&binary.binary.path) {
+        if let Some((len, modified_ns)) = stamp(&binary.binary.path)
+            && let Some(tests) = CachedTests::of(binary)
+        {
             let cached = Cached {
                 len,
                 modified_ns,
                 kind: binary.kind,
-                tests: binary.tests.clone(),
+                tests,
                 benchmarks: binary.benchmarks.clone(),
             };
             self.entries.insert(binary.binary.path.clone(), cached);
@@ -230,9 +286,9 @@ impl CatalogCache {
         if self.changed
             && let Some(dir) = self.path.parent()
             && std::fs::create_dir_all(dir).is_ok()
-            && let Ok(json) = serde_json::to_vec(&self.entries)
+            && let Ok(bytes) = postcard::to_extend(&self.entries, CACHE_MAGIC.to_vec())
         {
-            let _ = write_atomically(&self.path, &json);
+            let _ = write_atomically(&self.path, &bytes);
         }
     }
 }
@@ -298,20 +354,42 @@ mod tests {
         let listed = Binary {
             binary: built.clone(),
             kind: Kind::Libtest,
-            tests: Vec::new(),
-            benchmarks: Vec::new(),
+            tests: vec![plain_test("a".into(), false), plain_test("b c".into(), true)],
+            benchmarks: vec!["bench_x".into()],
         };
         let mut cache = CatalogCache::load(dir.path());
         assert!(cache.get(&built).is_none());
         cache.put(&listed);
         cache.save();
         let cache = CatalogCache::load(dir.path());
-        assert_eq!(cache.get(&built).map(|b| b.kind), Some(Kind::Libtest));
+        let got = cache.get(&built).unwrap();
+        assert_eq!(
+            (got.kind, &got.tests, &got.benchmarks),
+            (Kind::Libtest, &listed.tests, &listed.benchmarks)
+        );
+        // A prun binary's catalog keeps everything its attributes said.
+        let prun_path = dir.path().join("prun-0123");
+        std::fs::write(&prun_path, "a prun binary").unwrap();
+        let prun_binary = TestBinary { path: prun_path, ..built.clone() };
+        let mut declared = plain_test("slow_one".into(), false);
+        (declared.category, declared.groups, declared.at) =
+            ("slow".into(), vec!["db".into()], Some("tests/a.rs:3".into()));
+        let prun = Binary {
+            binary: prun_binary.clone(),
+            kind: Kind::Prun,
+            tests: vec![declared],
+            benchmarks: Vec::new(),
+        };
+        let mut cache = cache;
+        cache.put(&prun);
+        cache.save();
+        let cache = CatalogCache::load(dir.path());
+        assert_eq!(cache.get(&prun_binary).unwrap().tests, prun.tests);
         // Rebuilt (another size here), it is listed again.
         std::fs::write(&path, "a rebuilt binary").unwrap();
         assert!(cache.get(&built).is_none());
         // A cache file that cannot be read is an empty cache.
-        std::fs::write(dir.path().join("catalogs-v3.json"), "garbage").unwrap();
+        std::fs::write(dir.path().join("catalogs.bin"), "garbage").unwrap();
         assert!(CatalogCache::load(dir.path()).entries.is_empty());
     }
 }

@@ -311,16 +311,17 @@ impl Store {
     /// Adds records to the history on disk: read, merge and write under an exclusive lock, so
     /// concurrent runs never lose each other's records.
     pub(crate) fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), String> {
-        self.update_loaded(None, change)
+        self.update_loaded(None, change).map(drop)
     }
 
     /// [`Store::update`], given the history [`Store::load`] returned: when the file is as it
-    /// was then, that history is changed rather than the file decoded again.
+    /// was then, that history is changed rather than the file decoded again. The history as it
+    /// now is, and whether the file changed.
     pub(crate) fn update_loaded(
         &self,
         loaded: Option<History>,
         change: impl FnOnce(&mut History),
-    ) -> Result<(), String> {
+    ) -> Result<(History, bool), String> {
         let describe = |err: std::io::Error| format!("{}: {err}", self.dir.display());
         std::fs::create_dir_all(&self.dir).map_err(describe)?;
         let lock = crate::private::open_lock(&self.dir.join("history.lock")).map_err(describe)?;
@@ -338,7 +339,8 @@ impl Store {
         change(&mut history);
         let bytes = encode(&history)?;
         // Nothing learned that is not there already: the file stays as it is.
-        if before.as_deref() != Some(&bytes[..]) {
+        let changed = before.as_deref() != Some(&bytes[..]);
+        if changed {
             replace(&self.path(), &bytes).map_err(describe)?;
         }
         if before.is_none() {
@@ -346,7 +348,7 @@ impl Store {
             let _ = std::fs::remove_file(self.json_path());
         }
         // The lock is released when `lock` is closed.
-        Ok(())
+        Ok((history, changed))
     }
 
     /// The history, and the bytes of its file (`None` when it was not read from `history.bin`).

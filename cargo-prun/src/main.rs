@@ -443,15 +443,20 @@ fn learn(
             history.note_diagnosis(found);
         }
         hints = history::hints(history, catalog);
-        // A run of the whole selection takes the snapshot timing shards balance by.
-        if !partitioned
-            && let Err(err) = timings::write(&timings::snapshot_path(store.dir()), history)
-        {
-            eprintln!("warning: {err}");
-        }
     });
-    if let Err(error) = update {
-        eprintln!("warning: the test history was not saved: {error}");
+    match update {
+        // A run of the whole selection takes the snapshot timing shards balance by (the same
+        // as the last one while the history is).
+        Ok((history, changed)) if !partitioned => {
+            let snapshot = timings::snapshot_path(store.dir());
+            if (changed || !snapshot.exists())
+                && let Err(err) = timings::write(&snapshot, &history)
+            {
+                eprintln!("warning: {err}");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => eprintln!("warning: the test history was not saved: {error}"),
     }
     hints
 }
