@@ -17,8 +17,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from run import timed  # bench/run.py's: seconds to run a command, which must succeed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,14 +38,6 @@ def generate(crate, tests, binaries):
         names = range(b * per, min(tests, (b + 1) * per))
         source = "\n".join(f"#[test]\nfn t{i:06}() {{}}" for i in names)
         (crate / "tests" / f"empty_{b:02}.rs").write_text(source + "\n")
-
-
-def timed(cmd, cwd, env):
-    start = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return time.perf_counter() - start
 
 
 def main():

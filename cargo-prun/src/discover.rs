@@ -128,7 +128,7 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
 }
 
 /// A test of a binary that is not prun's: all it has is a name, and whether it is ignored.
-fn plain_test(name: String, ignore: bool) -> CatalogTest {
+pub(crate) fn plain_test(name: String, ignore: bool) -> CatalogTest {
     CatalogTest {
         name,
         category: "unit".to_owned(),

@@ -688,36 +688,20 @@ mod tests {
     fn runs_round_trip_through_the_file_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_owned());
-        let runs = [
-            Record {
-                duration_ms: 5,
-                outcome: Ended::Passed,
-                attempts: 1,
-                cpu_ms: Some(4),
-                peak_kb: Some(2048),
-            },
-            Record {
-                duration_ms: 5,
-                outcome: Ended::Passed,
-                attempts: 1,
-                cpu_ms: Some(4),
-                peak_kb: Some(2048),
-            },
-            Record {
-                duration_ms: 9,
-                outcome: Ended::Flaky,
-                attempts: 2,
-                cpu_ms: None,
-                peak_kb: None,
-            },
-            Record {
-                duration_ms: 5,
-                outcome: Ended::Passed,
-                attempts: 1,
-                cpu_ms: Some(4),
-                peak_kb: Some(2048),
-            },
-        ];
+        let measured = Record {
+            duration_ms: 5,
+            outcome: Ended::Passed,
+            attempts: 1,
+            cpu_ms: Some(4),
+            peak_kb: Some(2048),
+        };
+        let flaky = Record {
+            duration_ms: 9,
+            outcome: Ended::Flaky,
+            attempts: 2,
+            ..record(0, Ended::Passed)
+        };
+        let runs = [measured.clone(), measured.clone(), flaky, measured];
         store
             .update(|h| {
                 for run in &runs {

@@ -311,18 +311,7 @@ test-threads = "num-cpus"
             threads-required = 2\nretries = 4\n\
             leak-timeout = { period = '2s', result = 'fail' }\n";
         let config = parse(text, "default").unwrap();
-        let test = |name: &str| prun::protocol::CatalogTest {
-            name: name.to_owned(),
-            category: "unit".to_owned(),
-            groups: Vec::new(),
-            timeout_ms: None,
-            retries: None,
-            threads: 1,
-            ignore: false,
-            ignore_reason: None,
-            isolate: false,
-            at: None,
-        };
+        let test = |name: &str| crate::discover::plain_test(name.to_owned(), false);
         let binary = crate::build::TestBinary {
             id: "db".into(),
             path: "db".into(),
