@@ -268,7 +268,9 @@ fn run(mut cli: Cli) -> Result<i32, String> {
             let _done = ShutDownOnDrop(executor.clone());
             let mut round = 0;
             loop {
-                let pool = limits.threads as usize;
+                // No more threads than jobs: an adaptive run's ceiling (dozens) is not worth
+                // starting for a binary of two batches.
+                let pool = (limits.threads as usize).min(jobs.len()).max(1);
                 scheduler::run(pool, Dispatcher::new(jobs.clone(), &limits), executor.clone());
                 round += 1;
                 if executor.stop.load(std::sync::atomic::Ordering::SeqCst) || !rounds.more(round) {

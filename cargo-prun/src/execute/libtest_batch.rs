@@ -131,7 +131,9 @@ fn run_process(
     let pid = child.id();
     batch.children.register(pid);
     let (send, events) = mpsc::channel();
-    stream(child.stdout.take().expect("piped"), send.clone());
+    // Paced only when there are many tests to read: a small batch is read as it speaks.
+    let pace = (names.len() >= PACED_FROM).then_some(PACE);
+    stream(child.stdout.take().expect("piped"), send.clone(), pace);
     let stderr = collect(child.stderr.take().expect("piped"));
     // The process's end is an event beside its output: a child it left holding stdout must
     // not keep the batch waiting for the pipe to close.
@@ -572,7 +574,11 @@ fn sections(stdout: &str, failed: &[&str]) -> BTreeMap<String, String> {
 }
 
 /// Sends the bytes of `stream` as they arrive.
-fn stream(mut stream: impl Read + Send + 'static, send: mpsc::Sender<Piped>) {
+fn stream(
+    mut stream: impl Read + Send + 'static,
+    send: mpsc::Sender<Piped>,
+    pace: Option<Duration>,
+) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut last: Option<Instant> = None;
@@ -581,7 +587,8 @@ fn stream(mut stream: impl Read + Send + 'static, send: mpsc::Sender<Piped>) {
             // this thread and the batch's for each would cost more than the tests. So after a
             // short read the next waits out `PACE` (the lines gather in the pipe meanwhile); a
             // quiet stream is read the moment it speaks, a loud one (a full buffer) at once.
-            if let Some(wait) = last.and_then(|at| PACE.checked_sub(at.elapsed())) {
+            if let Some(wait) = last.zip(pace).and_then(|(at, pace)| pace.checked_sub(at.elapsed()))
+            {
                 std::thread::sleep(wait);
             }
             let Ok(n) = stream.read(&mut buf) else { break };
@@ -596,6 +603,10 @@ fn stream(mut stream: impl Read + Send + 'static, send: mpsc::Sender<Piped>) {
 /// How often, at most, a batch's output is read while it comes in short writes: the times
 /// tests are seen to start and end are this close (durations are kept to the millisecond).
 const PACE: Duration = Duration::from_millis(1);
+
+/// A process of this many tests or more is read at that pace; a smaller one as it speaks
+/// (its end is seen a millisecond sooner, which is what a small suite's run is made of).
+const PACED_FROM: usize = 256;
 
 /// All of `stream`, once it ends.
 fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
