@@ -21,6 +21,8 @@ pub(crate) struct Universe {
     sorted: Vec<String>,
     /// Every name after a NUL (which no name has): `\0a\0b`.
     joined: Vec<u8>,
+    /// No name holds a NUL, so `joined` tells names apart (else no batch is said in substrings).
+    separable: bool,
 }
 
 impl Universe {
@@ -33,7 +35,8 @@ impl Universe {
             joined.push(0);
             joined.extend_from_slice(name.as_bytes());
         }
-        Universe { sorted, joined }
+        let separable = !sorted.iter().any(|name| name.contains('\0'));
+        Universe { sorted, joined, separable }
     }
 
     /// Substrings whose tests, among every test of the binary, are exactly `batch`; `None`
@@ -42,7 +45,7 @@ impl Universe {
         let mut batch: Vec<&str> = batch.to_vec();
         batch.sort_unstable();
         batch.dedup();
-        if batch.is_empty() || self.sorted.iter().any(|name| name.contains('\0')) {
+        if batch.is_empty() || !self.separable {
             return None;
         }
         let mut chosen = Vec::new();
