@@ -350,6 +350,7 @@ mod tests {
             package_dir: dir.path().into(),
             package_name: "crate".into(),
             runner: None,
+            env: Vec::new(),
         };
         let listed = Binary {
             binary: built.clone(),

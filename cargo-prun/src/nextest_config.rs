@@ -319,6 +319,7 @@ test-threads = "num-cpus"
             package_name: "db".into(),
             kind: "lib".into(),
             runner: None,
+            env: Vec::new(),
         };
         let mut binaries = [Binary {
             binary,

@@ -526,6 +526,7 @@ mod tests {
             package_dir: ".".into(),
             package_name: id.to_owned(),
             runner: None,
+            env: Vec::new(),
         };
         Binary { binary, kind, tests, benchmarks: Vec::new() }
     }

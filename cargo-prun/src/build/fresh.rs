@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Built, TestBinary};
 
 /// Changes whenever what a stamp records or means changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Stamps kept per target directory, one file per command line and environment: a test suite
 /// that runs cargo prun in many environments must not push out the stamp of the usual one.
 const KEEP: usize = 64;
@@ -104,18 +104,22 @@ fn dep_info_of(output: &Path, target: &str) -> Option<PathBuf> {
 }
 
 /// A binary is reported where cargo linked it out of `deps/` (`debug/my-bin`, a hard link to
-/// `debug/deps/my_bin-HASH`): the dep-info is that of the file in `deps/` that is the same file.
+/// `debug/deps/my_bin-HASH`), and a build script beside the file it was linked from
+/// (`build/PKG-HASH/build-script-build` and `build_script_build-HASH`): the dep-info is that of
+/// the file that is the same file.
 fn uplifted_dep_info(output: &Path, crate_name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(output).ok()?;
-    let deps = output.parent()?.join("deps");
+    let dir = output.parent()?;
     let prefix = format!("{crate_name}-");
-    std::fs::read_dir(&deps).ok()?.flatten().find_map(|entry| {
-        let name = entry.file_name().into_string().ok()?;
-        let same = name.starts_with(&prefix)
-            && !name.contains('.')
-            && entry.metadata().is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
-        same.then(|| deps.join(format!("{name}.d")))
+    [dir.join("deps"), dir.to_owned()].into_iter().find_map(|deps| {
+        std::fs::read_dir(&deps).ok()?.flatten().find_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let same = name.starts_with(&prefix)
+                && !name.contains('.')
+                && entry.metadata().is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+            same.then(|| deps.join(format!("{name}.d")))
+        })
     })
 }
 
@@ -292,24 +296,7 @@ fn inputs(key: &Key, built: &Built) -> Option<BTreeSet<PathBuf>> {
     paths.insert(key.cargo.clone());
     paths.insert(bin.join(format!("rustc{}", std::env::consts::EXE_SUFFIX)));
 
-    for (dep_info, src_path) in &reads.units {
-        let text = std::fs::read_to_string(dep_info).ok()?;
-        let files = dep_info_files(&text);
-        // Relative paths are relative to where cargo ran rustc: the root source file's path
-        // ends in its own relative path.
-        let base = files
-            .iter()
-            .map(Path::new)
-            .filter(|file| file.is_relative())
-            .find_map(|file| strip_suffix(src_path, file));
-        for file in files.iter().map(Path::new) {
-            match (file.is_relative(), &base) {
-                (false, _) => paths.insert(file.to_owned()),
-                (true, Some(base)) => paths.insert(base.join(file)),
-                (true, None) => return None,
-            };
-        }
-    }
+    paths.extend(compiled(reads)?);
 
     let mut config_dirs: BTreeSet<PathBuf> = BTreeSet::new();
     config_dirs.extend(key.cwd.ancestors().map(Path::to_owned));
@@ -378,6 +365,34 @@ fn inputs(key: &Key, built: &Built) -> Option<BTreeSet<PathBuf>> {
     Some(paths)
 }
 
+/// Every file rustc read to compile the build's local units (their sources, and what they
+/// `include!`), from the dep-info it wrote; `None` when prun cannot tell.
+pub(crate) fn compiled(reads: &Reads) -> Option<BTreeSet<PathBuf>> {
+    let mut paths = BTreeSet::new();
+    for (dep_info, src_path) in &reads.units {
+        let text = std::fs::read_to_string(dep_info).ok()?;
+        let files = dep_info_files(&text);
+        // Relative paths are relative to where cargo ran rustc: the root source file's path
+        // ends in its own relative path.
+        let base = files
+            .iter()
+            .map(Path::new)
+            .filter(|file| file.is_relative())
+            .find_map(|file| strip_suffix(src_path, file));
+        for file in files.iter().map(Path::new) {
+            match (file.is_relative(), &base) {
+                (false, _) => paths.insert(file.to_owned()),
+                (true, Some(base)) => paths.insert(base.join(file)),
+                (true, None) => return None,
+            };
+        }
+    }
+    if reads.unknown {
+        return None;
+    }
+    Some(paths)
+}
+
 /// `path` without `suffix` at its end, if it ends so.
 fn strip_suffix(path: &Path, suffix: &Path) -> Option<PathBuf> {
     let mut base = path.to_owned();
@@ -432,6 +447,16 @@ mod tests {
             Some(deps.join("my_bin-2.d"))
         );
         assert_eq!(dep_info_of(&temp.path().join("gone"), "gone"), None);
+        // A build script, as cargo reports it: the link beside the file it was linked from.
+        let script = temp.path().join("build").join("x-1");
+        std::fs::create_dir_all(&script).unwrap();
+        std::fs::write(script.join("build_script_build-1"), "script").unwrap();
+        std::fs::hard_link(script.join("build_script_build-1"), script.join("build-script-build"))
+            .unwrap();
+        assert_eq!(
+            dep_info_of(&script.join("build-script-build"), "build-script-build"),
+            Some(script.join("build_script_build-1.d"))
+        );
     }
 
     #[test]
@@ -503,8 +528,9 @@ mod tests {
             package_dir: dir.to_owned(),
             package_name: "a".into(),
             runner: None,
+            env: Vec::new(),
         };
-        (key, Built { binaries: vec![binary], reads })
+        (key, Built { binaries: vec![binary], reads, programs: Vec::new(), out_dirs: Vec::new() })
     }
 
     /// Files `built` as a build that started a moment before `package` wrote anything.

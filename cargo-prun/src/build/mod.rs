@@ -27,6 +27,11 @@ pub(crate) struct TestBinary {
     /// never cached with the build.
     #[serde(skip)]
     pub(crate) runner: Option<runner::Runner>,
+    /// Variables its tests see beyond those of every test: `OUT_DIR` when its package has a
+    /// build script (as cargo test sets it), and from an archive, where the workspace's
+    /// programs were unpacked (`CARGO_BIN_EXE_NAME`).
+    #[serde(default)]
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl TestBinary {
@@ -63,6 +68,11 @@ impl TestBinary {
 pub(crate) struct Built {
     pub(crate) binaries: Vec<TestBinary>,
     pub(crate) reads: fresh::Reads,
+    /// The workspace's programs built beside the tests (`[[bin]]` targets, which a test may run
+    /// as `CARGO_BIN_EXE_NAME`): target name and path.
+    pub(crate) programs: Vec<(String, PathBuf)>,
+    /// Each package's build script output directory (`OUT_DIR`), by package name.
+    pub(crate) out_dirs: Vec<(String, PathBuf)>,
 }
 
 /// Runs `cargo test --no-run` with `args`; cargo's own messages and errors go to stderr as
@@ -80,6 +90,7 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
         })?;
     let mut binaries = Vec::new();
     let mut reads = fresh::Reads::default();
+    let (mut programs, mut out_dirs) = (Vec::new(), Vec::new());
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     for message in Message::parse_stream(stdout).flatten() {
         match message {
@@ -87,6 +98,9 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
                 reads.artifact(&artifact);
                 let Some(path) = artifact.executable else { continue };
                 if !artifact.profile.test {
+                    if artifact.target.kind.iter().any(|kind| kind.to_string() == "bin") {
+                        programs.push((artifact.target.name.clone(), path.into()));
+                    }
                     continue;
                 }
                 let package_name = package_name(&artifact.package_id.repr)
@@ -110,9 +124,15 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
                     package_name,
                     kind,
                     runner: None,
+                    env: Vec::new(),
                 });
             }
-            Message::BuildScriptExecuted(script) => reads.build_script(&script),
+            Message::BuildScriptExecuted(script) => {
+                reads.build_script(&script);
+                if let Some(name) = package_name(&script.package_id.repr) {
+                    out_dirs.push((name, script.out_dir.clone().into_std_path_buf()));
+                }
+            }
             _ => {}
         }
     }
@@ -121,7 +141,14 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
         return Err(crate::exit::BUILD_FAILED);
     }
     binaries.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Built { binaries, reads })
+    // The last output cargo reported for a package is the one its tests were built with.
+    for binary in &mut binaries {
+        if let Some((_, dir)) = out_dirs.iter().rev().find(|(name, _)| *name == binary.package_name)
+        {
+            binary.env.push(("OUT_DIR".to_owned(), dir.display().to_string()));
+        }
+    }
+    Ok(Built { binaries, reads, programs, out_dirs })
 }
 
 /// The package name in a package id spec: `…/dir#name@1.0.0`, or `…/name#1.0.0` when the

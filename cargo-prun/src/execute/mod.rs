@@ -166,7 +166,7 @@ impl ProcessExecutor {
     /// the variables cargo test sets.
     fn env(&self, binary: &Binary, slot: usize) -> Vec<(String, String)> {
         let ports = self.ports.range(slot);
-        vec![
+        let mut env = vec![
             ("PRUN_RUN_ID".into(), self.run_id.clone()),
             (prun::protocol::WORKER_ID_ENV.into(), slot.to_string()),
             (prun::protocol::PORT_RANGE_ENV.into(), format!("{}-{}", ports.0, ports.1)),
@@ -175,7 +175,9 @@ impl ProcessExecutor {
             ("CARGO_PKG_NAME".into(), binary.binary.package_name.clone()),
             ("RUST_TEST_THREADS".into(), "1".into()),
             ("LD_LIBRARY_PATH".into(), self.dylib_path.to_string_lossy().into_owned()),
-        ]
+        ];
+        env.extend(binary.binary.env.iter().cloned());
+        env
     }
 
     /// This slot's worker process for the binary (the running one, or a new one), and its
