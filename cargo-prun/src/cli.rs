@@ -146,6 +146,7 @@ impl Prun {
             Some(Command::Run(cli)) => Some(&mut cli.build),
             Some(Command::List { run, .. }) => Some(&mut run.build),
             Some(Command::Bisect(args)) => Some(&mut args.build),
+            Some(Command::Archive(args)) => Some(args),
             Some(Command::Merge(_) | Command::Timings { .. }) => None,
         }
     }
@@ -174,6 +175,10 @@ pub(crate) enum Command {
     },
     /// Find the tests that make TEST fail when they run before it or beside it.
     Bisect(Box<BisectArgs>),
+    /// Build the tests once and write them, with their catalogs, the shared libraries they
+    /// load and their build scripts' outputs, to --archive-file FILE: `cargo prun
+    /// --archive-file FILE` runs them on any machine of the same target, without cargo.
+    Archive(Box<BuildArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -565,6 +570,14 @@ pub(crate) struct BuildArgs {
     /// runs the binaries of that build without starting cargo).
     #[arg(long)]
     pub(crate) always_build: bool,
+    /// Run the tests of an archive `cargo prun archive` made, not a build: no cargo or
+    /// toolchain needed. (With `cargo prun archive`: the file to write.)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) archive_file: Option<PathBuf>,
+    /// With --archive-file: the checkout of the sources the archive was built from, where its
+    /// tests run [default: where it was built].
+    #[arg(long, value_name = "DIR", requires = "archive_file")]
+    pub(crate) workspace_remap: Option<PathBuf>,
     /// Flags cargo test takes that prun does not model, given to cargo as they were.
     #[arg(skip)]
     pub(crate) passed_to_cargo: Vec<String>,
@@ -698,7 +711,13 @@ mod tests {
 
     /// The `cargo prun` commands of a CI recipe, with its shell variables filled in.
     fn commands(recipe: &str) -> Vec<Vec<String>> {
-        let joined = recipe.replace("\\\n", " ");
+        let mut joined = recipe.replace("\\\n", " ");
+        // However a recipe starts cargo-prun (cargo on the build job; the binary itself where
+        // there is no cargo), it is the same command line.
+        for launcher in ["prun-bin/bin/cargo-prun", "./cargo-prun", "$PRUN", "$prun"] {
+            joined = joined.replace(&format!("{launcher} prun "), "cargo prun ");
+        }
+        let outputs = "--json merged.json --junit merged.xml --html report.html --timings t.json";
         joined
             .lines()
             .filter_map(|line| Some(&line[line.find("cargo prun ")?..]))
@@ -706,9 +725,13 @@ mod tests {
                 let command = command.split(" || ").next().unwrap_or(command);
                 command
                     .replace("${{ matrix.shard }}", "1")
-                    .replace("$PRUN_SHARDS", "4")
-                    .replace("$PRUN_SHARD", "1")
+                    .replace("$CI_NODE_INDEX", "1")
+                    .replace("$JOB_COMPLETION_INDEX", "0")
+                    .replace("$K", "1")
                     .replace("$timings", "--timings prun-timings.json")
+                    .replace("$outputs", outputs)
+                    // Which shard `auto` is comes from the CI's variables (tested in partition).
+                    .replace(":auto", ":1/4")
                     .replace("shard-*.json", "shard-1.json shard-2.json")
                     .split_whitespace()
                     .map(str::to_owned)
@@ -810,12 +833,28 @@ mod tests {
     fn the_ci_recipes_use_real_flags() {
         let recipes = [
             ("github-actions.yml", include_str!("../../ci-recipes/github-actions.yml")),
+            ("gitlab-ci.yml", include_str!("../../ci-recipes/gitlab-ci.yml")),
             ("codebuild-buildspec.yml", include_str!("../../ci-recipes/codebuild-buildspec.yml")),
+            (
+                "kubernetes-indexed-job.yml",
+                include_str!("../../ci-recipes/kubernetes-indexed-job.yml"),
+            ),
         ];
         for (name, recipe) in recipes {
             let commands = commands(recipe);
-            // Each shard runs, the shards are merged, and the timings are kept.
-            for needed in ["--partition", "merge", "import", "export"] {
+            // The shards run from an archive (made here, unless another job makes it), the
+            // shards are merged, a lost one is rerun, and the timings are kept.
+            let mut needed = vec![
+                "--archive-file",
+                "--workspace-remap",
+                "--partition",
+                "merge",
+                "--rerun-failed",
+            ];
+            if !name.starts_with("kubernetes") {
+                needed.push("archive");
+            }
+            for needed in needed {
                 assert!(commands.iter().any(|c| c.iter().any(|a| a == needed)), "{name}: {needed}");
             }
             for command in commands {
@@ -824,10 +863,5 @@ mod tests {
                 }
             }
         }
-        let codebuild = recipes[1].1;
-        for key in ["build-graph:", "fast-fail: true", "depend-on:"] {
-            assert!(codebuild.contains(key), "the CodeBuild recipe has {key}");
-        }
-        assert!(recipes[0].1.contains("shard: [1, 2, 3, 4]"));
     }
 }

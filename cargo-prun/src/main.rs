@@ -3,6 +3,7 @@
 //! build (cargo) → discover (handshake) → plan (selection, config, priority) → schedule (prun's
 //! dispatcher) → execute (worker and test processes) → report (human, JSON, JUnit).
 
+mod archive;
 mod bisect;
 mod build;
 mod cli;
@@ -53,6 +54,7 @@ fn main() {
         Some(Command::Merge(args)) => merge::merge(&args),
         Some(Command::Timings { action }) => timings::timings(action),
         Some(Command::Bisect(args)) => bisect::bisect(&args),
+        Some(Command::Archive(args)) => archive::archive(&args),
     };
     std::process::exit(match result {
         Ok(code) => code,
@@ -157,7 +159,13 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         return list::print(&workspace.binaries, &plan, &history, cli.message_format);
     }
     // `--doc`: the doctests' job is the run.
-    let doctests = config_runs_doctests(&workspace.config) || cli.build.doc;
+    let mut doctests = config_runs_doctests(&workspace.config) || cli.build.doc;
+    let from_archive = workspace.unpacked.is_some();
+    if doctests && from_archive {
+        // cargo compiles doctests when it runs them: a run from an archive has no cargo.
+        eprintln!("note: the doctests are not run from an archive (they need cargo)");
+        doctests = false;
+    }
     if plan.tests.is_empty() && !doctests {
         let why = match plan.filtered_out {
             0 => "no test to run".to_owned(),
@@ -173,8 +181,17 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         }
     }
     let nextest_fail_fast = workspace.nextest.as_ref().and_then(|n| n.fail_fast);
-    let Workspace { root, config, binaries, dylib_path, history: store, leak_timeouts, .. } =
-        workspace;
+    // `_unpacked` (an archive's directory) lives until the run ends.
+    let Workspace {
+        root,
+        config,
+        binaries,
+        dylib_path,
+        history: store,
+        leak_timeouts,
+        unpacked: _unpacked,
+        ..
+    } = workspace;
 
     // A bad `[redact]` pattern stops the run before any test starts.
     let redactor = report::redact::Redactor::new(
@@ -196,11 +213,12 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         let base = config.source.as_ref().and_then(|s| s.parent()).unwrap_or(&root);
         Some(base.join(path))
     });
-    let meta = report::document::Meta::new(
+    let mut meta = report::document::Meta::new(
         cli.partition.map(|p| p.to_string()),
         plan.all_selected.clone(),
         threads,
     );
+    meta.rerun = cli.rerun_failed.is_some();
     let mut reporters = reporters(&cli, junit, meta, plan.filtered_out)?;
     let started = Instant::now();
     let binary_count =
@@ -285,7 +303,12 @@ fn run(mut cli: Cli) -> Result<i32, String> {
     let mut sink = Sink {
         reporters,
         redactor,
-        summary: Summary { repeating, doctests_run: doctests, ..Summary::default() },
+        summary: Summary {
+            repeating,
+            doctests_run: doctests,
+            doctests_unavailable: from_archive,
+            ..Summary::default()
+        },
         records: Vec::new(),
         last_run,
     };

@@ -23,6 +23,8 @@ pub(crate) struct Workspace {
     pub(crate) nextest: Option<crate::nextest_config::NextestConfig>,
     /// Tests with a leak timeout of their own (nextest.toml's overrides), by `BINARY NAME`.
     pub(crate) leak_timeouts: HashMap<String, prun::config::LeakTimeout>,
+    /// Where an archive (`--archive-file`) was unpacked: removed when the run ends.
+    pub(crate) unpacked: Option<tempfile::TempDir>,
 }
 
 /// Reads the config, builds the tests and asks each binary what it holds. `Err(Ok(code))` is
@@ -34,6 +36,9 @@ pub(crate) fn prepare(
 ) -> Result<Workspace, Result<i32, String>> {
     let cwd = std::env::current_dir()
         .map_err(|err| Err(format!("cannot read the current directory: {err}")))?;
+    if let Some(file) = &build_args.archive_file {
+        return from_archive(build_args, file, &cwd, profile, nextest_profile).map_err(Err);
+    }
     let root = match &build_args.manifest_path {
         Some(path) => path.parent().map(|p| cwd.join(p)).unwrap_or_else(|| cwd.clone()),
         None => cwd.clone(),
@@ -63,13 +68,119 @@ pub(crate) fn prepare(
     )
     .map_err(Err)?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
-    let mut binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
+    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
     catalogs.save();
-    let mut config = config;
+    let found = Found { root, binaries, dylib_path, history, unpacked: None };
+    finish(found, config, nextest_profile).map_err(Err)
+}
+
+/// The binaries to run and where, however they were found.
+struct Found {
+    root: PathBuf,
+    binaries: Vec<Binary>,
+    dylib_path: std::ffi::OsString,
+    history: Store,
+    unpacked: Option<tempfile::TempDir>,
+}
+
+/// `--archive-file`: the binaries of an archive, checked against this machine and the sources
+/// at `--workspace-remap`; no cargo.
+fn from_archive(
+    build_args: &BuildArgs,
+    file: &std::path::Path,
+    cwd: &std::path::Path,
+    profile: Option<&str>,
+    nextest_profile: Option<&str>,
+) -> Result<Workspace, String> {
+    let flags = build_flags(build_args);
+    if !flags.is_empty() {
+        return Err(format!(
+            "--archive-file runs the binaries the archive holds, so cargo's build flags do not \
+             apply: {}. Choose what to build when making the archive (`cargo prun archive`), \
+             and what to run with filters or -E 'package(NAME)'{}",
+            flags.join(", "),
+            if flags.iter().any(|f| f == "--manifest-path") {
+                "; the sources' checkout is --workspace-remap DIR"
+            } else {
+                ""
+            }
+        ));
+    }
+    if build_args.doc {
+        return Err("--doc needs cargo, which compiles doctests when they run: an archive \
+                    holds none"
+            .into());
+    }
+    let mut unpacked = crate::archive::unpack(file, build_args.workspace_remap.as_deref(), cwd)?;
+    let config =
+        Config::discover_with_profile(&unpacked.root, profile).map_err(|err| err.to_string())?;
+    let runner = build::runner::resolve(Some(&unpacked.target), &build_args.cargo_config, cwd)?;
+    match &runner {
+        Some(runner) => {
+            eprintln!(
+                "note: running the test binaries under {} (set by {})",
+                runner.program.display(),
+                runner.source
+            );
+            for binary in &mut unpacked.binaries {
+                binary.binary.runner = Some(runner.clone());
+            }
+        }
+        None if !crate::archive::runs_here(&unpacked.target) => {
+            return Err(format!(
+                "--archive-file {}: its tests were built for {}, which this {} {} machine \
+                 cannot run (cargo's config can name a runner for it: target.{}.runner)",
+                file.display(),
+                unpacked.target,
+                std::env::consts::ARCH,
+                std::env::consts::OS,
+                unpacked.target
+            ));
+        }
+        None => {}
+    }
+    let history =
+        history_store(None, build_args.target_dir.as_deref(), Some(unpacked.root.join("target")))?;
+    let found = Found {
+        root: unpacked.root,
+        binaries: unpacked.binaries,
+        dylib_path: unpacked.dylib_path,
+        history,
+        unpacked: Some(unpacked.dir),
+    };
+    finish(found, config, nextest_profile)
+}
+
+/// The cargo flags given that choose or change a build (what an archive cannot honour).
+fn build_flags(build_args: &BuildArgs) -> Vec<String> {
+    let mut given: Vec<String> = Vec::new();
+    let mut args = build_args.to_cargo_args().into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "--target-dir" => {
+                args.next();
+            }
+            "--quiet" | "--verbose" | "--locked" | "--frozen" | "--offline" => {}
+            flag if flag.starts_with('-') && !given.iter().any(|g| g == flag) => {
+                given.push(flag.to_owned());
+            }
+            _ => {}
+        }
+    }
+    given
+}
+
+/// The config's last word: nextest.toml's groups and overrides when there is no prun.toml.
+fn finish(
+    found: Found,
+    mut config: Config,
+    nextest_profile: Option<&str>,
+) -> Result<Workspace, String> {
+    let Found { root, mut binaries, dylib_path, history, unpacked } = found;
     // A project on nextest: its groups and overrides, when it has no prun.toml.
     let nextest = match config.source {
         Some(_) => None,
-        None => crate::nextest_config::discover(&root, nextest_profile).map_err(Err)?,
+        None => crate::nextest_config::discover(&root, nextest_profile)?,
     };
     let mut leak_timeouts = HashMap::new();
     if let Some(nextest) = &nextest {
@@ -83,7 +194,7 @@ pub(crate) fn prepare(
             eprintln!("{warning}");
         }
     }
-    Ok(Workspace { root, config, binaries, dylib_path, history, nextest, leak_timeouts })
+    Ok(Workspace { root, config, binaries, dylib_path, history, nextest, leak_timeouts, unpacked })
 }
 
 /// The test binaries: those of the last build when nothing it read has changed since (see

@@ -88,6 +88,28 @@ pub(crate) fn resolve(
     choose(&settings, &triple, &cfg)
 }
 
+/// The triple the build is for: `--target`, else `CARGO_BUILD_TARGET` or `build.target` from
+/// cargo's config, else the host's (`rustc -vV`).
+pub(crate) fn target_triple(
+    target: Option<&str>,
+    cargo_config: &[String],
+    cwd: &Path,
+) -> Result<String, String> {
+    if let Some(triple) = target {
+        return Ok(triple.to_owned());
+    }
+    let tables = config_files(cwd)
+        .iter()
+        .map(|path| read_table(path).map(|table| (path.clone(), table)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let cli = cargo_config
+        .iter()
+        .rev()
+        .map(|arg| cli_table(arg, cwd))
+        .collect::<Result<Vec<_>, String>>()?;
+    build_target(&cli, &tables)?.map_or_else(host_triple, Ok)
+}
+
 /// Cargo's choice among the settings (closest first): the triple's own, else the one matching
 /// `cfg(..)` key (the closest setting of each key counts).
 fn choose(settings: &[Setting], triple: &str, cfg: &[Cfg]) -> Result<Option<Runner>, String> {

@@ -24,13 +24,17 @@ pub(crate) struct Meta {
     pub(crate) threads: usize,
     /// When the run started, in milliseconds since the Unix epoch.
     pub(crate) started_unix_ms: u64,
+    /// The run ran again what an earlier one did not pass (`--rerun-failed`): a merge takes its
+    /// results over that run's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) rerun: bool,
 }
 
 impl Meta {
     pub(crate) fn new(partition: Option<String>, selected: Vec<String>, threads: usize) -> Meta {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let started_unix_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(0);
-        Meta { version: VERSION, partition, selected, threads, started_unix_ms }
+        Meta { version: VERSION, partition, selected, threads, started_unix_ms, rerun: false }
     }
 }
 

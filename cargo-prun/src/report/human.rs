@@ -431,7 +431,7 @@ impl Reporter for Human {
             let _ =
                 writeln!(self.out, "  interrupted: the tests that had not finished were stopped");
         }
-        if !summary.doctests_run {
+        if !summary.doctests_run && !summary.doctests_unavailable {
             let _ = writeln!(
                 self.out,
                 "  doctests: not run (prun.toml: doctests = \"run\" runs them too; --doc runs only them)"

@@ -330,6 +330,9 @@ pub(crate) struct Summary {
     pub(crate) interrupted: bool,
     /// Whether doctests ran (prun.toml: `doctests = "run"`).
     pub(crate) doctests_run: bool,
+    /// Whether they could have (not from an archive, which has no cargo to compile them).
+    #[serde(skip)]
+    pub(crate) doctests_unavailable: bool,
     /// One line each: tests whose category does not fit what they take.
     #[serde(default)]
     pub(crate) hints: Vec<String>,

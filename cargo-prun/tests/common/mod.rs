@@ -39,7 +39,7 @@ pub fn cargo_prun_with(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
     let (subcommand, rest) = match args.first().copied() {
         Some("merge") => (args, &[][..]),
         Some("timings") => args.split_at(2.min(args.len())),
-        Some("list" | "bisect" | "run") => args.split_at(1),
+        Some("list" | "bisect" | "run" | "archive") => args.split_at(1),
         _ => (&[][..], args),
     };
     let workspace = if subcommand.first() == Some(&"merge") { &[][..] } else { &workspace[..] };

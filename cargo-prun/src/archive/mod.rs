@@ -1,0 +1,97 @@
+//! Archives: build once, run anywhere. `cargo prun archive --archive-file FILE` builds the tests
+//! and writes one file holding everything a run needs without cargo or the toolchain ([`pack`]);
+//! `cargo prun --archive-file FILE [--workspace-remap DIR]` runs from it on another machine
+//! ([`unpack`]).
+//!
+//! The file is a tar compressed with zstd. Its first entry is the manifest
+//! (`prun-archive.json`); then the build's files under `target/` at the paths they had in the
+//! target directory (test binaries, the programs tests run, build scripts' `OUT_DIR`s), so a
+//! test that finds a file relative to its own executable still does; then the shared
+//! libraries the binaries load that are not the system's, under `lib/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use prun::protocol::CatalogTest;
+use serde::{Deserialize, Serialize};
+
+mod pack;
+mod unpack;
+
+pub(crate) use pack::archive;
+pub(crate) use unpack::{runs_here, unpack};
+
+/// The manifest's name in the archive.
+const MANIFEST: &str = "prun-archive.json";
+/// The manifest's format; a reader refuses another.
+const FORMAT: u32 = 1;
+
+/// What the archive holds, and where the build it came from was.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    /// The cargo-prun that wrote it: catalogs are in its protocol.
+    prun_version: String,
+    /// The target the binaries were built for.
+    target: String,
+    /// Where the workspace was when it was built: the default for `--workspace-remap`.
+    workspace_root: PathBuf,
+    binaries: Vec<ArchivedBinary>,
+    /// The workspace's programs (`[[bin]]` targets), for `CARGO_BIN_EXE_NAME`: name → path in
+    /// the archive.
+    programs: BTreeMap<String, String>,
+    /// Build scripts' output directories, by package name: path in the archive.
+    out_dirs: BTreeMap<String, String>,
+    /// File names under `lib/`.
+    libraries: Vec<String>,
+    /// The stamp of the sources it was built from: each file rustc read inside the workspace
+    /// (relative to its root) and its SHA-256. `None` when the build did not say.
+    sources: Option<BTreeMap<String, String>>,
+}
+
+/// One test binary, and its catalog (so a run does not start it to list it).
+#[derive(Debug, Serialize, Deserialize)]
+struct ArchivedBinary {
+    id: String,
+    /// Its path in the archive (`target/...`).
+    path: String,
+    /// Its package's directory, relative to the workspace root (`""` for the root).
+    package_dir: String,
+    package_name: String,
+    /// Cargo's kind of the target.
+    kind: String,
+    harness: crate::discover::Kind,
+    tests: Vec<CatalogTest>,
+    benchmarks: Vec<String>,
+}
+
+/// `path` relative to `base`, with `/` between parts, as the archive names files.
+fn relative(path: &Path, base: &Path) -> Option<String> {
+    let rest = path.strip_prefix(base).ok()?;
+    let parts: Option<Vec<&str>> =
+        rest.components().map(|part| part.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// A file's SHA-256, in hex.
+fn sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path)?;
+    Ok(sha2::Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_files_relative_to_a_base_with_slashes() {
+        let base = Path::new("/w/target");
+        assert_eq!(
+            relative(Path::new("/w/target/debug/deps/a-1"), base).unwrap(),
+            "debug/deps/a-1"
+        );
+        assert_eq!(relative(base, base).unwrap(), "");
+        assert_eq!(relative(Path::new("/elsewhere/a"), base), None);
+    }
+}
