@@ -388,3 +388,56 @@ fn cargo_term_color_is_honoured_by_the_harness_too() {
     let out = run(&binary("passing"), &[], &[]);
     assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
 }
+
+/// Under `bazel test` with `shard_count = 3`, Bazel starts the binary three times: each runs
+/// its share, together every test once, and each says it shards by touching the status file.
+#[test]
+fn a_prun_binary_run_by_bazel_runs_its_shard_and_keeps_temp_files_in_test_tmpdir() {
+    let dir = fixtures_tmp_dir().join(format!("bazel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = dir.join("shard-status");
+    let everything = run(&binary("passing"), &["--test-threads=2", "--include-ignored"], &[]);
+    let passed_or_failed = |out: &prun_e2e::Run| -> Vec<String> {
+        out.stdout
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("test ")?.split_once(" ... ").map(|(n, _)| n.to_owned())
+            })
+            .collect()
+    };
+    let mut all = passed_or_failed(&everything);
+    all.sort();
+    all.dedup();
+    let mut sharded = Vec::new();
+    for index in ["0", "1", "2"] {
+        let env = [
+            ("TEST_TOTAL_SHARDS", "3"),
+            ("TEST_SHARD_INDEX", index),
+            ("TEST_SHARD_STATUS_FILE", status.to_str().unwrap()),
+        ];
+        let out = run(&binary("passing"), &["--test-threads=2", "--include-ignored"], &env);
+        let mut mine = passed_or_failed(&out);
+        mine.sort();
+        mine.dedup();
+        assert!(!mine.is_empty() && mine.len() < all.len(), "shard {index}: {mine:?}");
+        sharded.extend(mine);
+    }
+    sharded.sort();
+    assert_eq!(sharded, all, "every test in exactly one shard");
+    assert!(status.exists(), "the binary told Bazel it shards");
+    // A bad shard is an error naming the variable, not a silent full run.
+    let bad = [("TEST_TOTAL_SHARDS", "3"), ("TEST_SHARD_INDEX", "3")];
+    let out = run(&binary("passing"), &[], &bad);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("TEST_SHARD_INDEX=3"), "{}", out.stderr);
+
+    // Temp dirs go under Bazel's TEST_TMPDIR.
+    let test_tmpdir = dir.join("test-tmpdir");
+    std::fs::create_dir_all(&test_tmpdir).unwrap();
+    let env = [("TEST_TMPDIR", test_tmpdir.to_str().unwrap())];
+    let out = run(&binary("outcomes"), &["temp_dir", "--show-output"], &env);
+    let kept = out.section("keeps_its_temp_dir_on_failure");
+    let kept = kept.lines().find_map(|l| l.strip_prefix("temp dir kept: ")).unwrap();
+    assert!(Path::new(kept).starts_with(&test_tmpdir), "{kept}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -20,7 +20,7 @@ impl RunDir {
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
+            .tempdir_in(prun::bazel::temp_dir())
             .map_err(|err| format!("cannot create the run directory: {err}"))?;
         crate::private::dir(&dir.path().join("tmp"))
             .map_err(|err| format!("cannot create {}: {err}", dir.path().join("tmp").display()))?;

@@ -73,6 +73,7 @@ fn run(cli: &Cli) -> Result<i32, String> {
         },
         categories: cli.categories.clone(),
         groups: cli.groups.clone(),
+        shard: crate::bazel::shard()?,
     };
     let mut printer = Printer::new(args).map_err(|err| format!("cannot open --logfile: {err}"))?;
     let redactor = Redactor::new(std::env::vars(), &config.redact.env, &config.redact.patterns)?;

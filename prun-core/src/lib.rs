@@ -31,6 +31,7 @@
 //! priority) → [`scheduler`] (who runs when) → `execute` (fixtures, panics, timeouts) →
 //! `report` (libtest's output).
 
+pub mod bazel;
 mod capture;
 mod cli;
 pub mod color;

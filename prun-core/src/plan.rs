@@ -18,6 +18,8 @@ pub(crate) struct Selection {
     pub(crate) ignored: Ignored,
     pub(crate) categories: Vec<String>,
     pub(crate) groups: Vec<String>,
+    /// Under `bazel test` with `shard_count`: this shard's share of the selected tests.
+    pub(crate) shard: Option<crate::bazel::Shard>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +56,19 @@ impl Selection {
         tests: &[&'static TestDef],
     ) -> (Vec<(&'static TestDef, String)>, usize) {
         let named = tests.iter().map(|test| (*test, test.full_name()));
-        let selected: Vec<_> = named.filter(|(test, name)| self.matches(test, name)).collect();
+        let mut selected: Vec<_> = named.filter(|(test, name)| self.matches(test, name)).collect();
+        if let Some(shard) = self.shard {
+            // By position in name order: the same in every shard's process.
+            let mut names: Vec<&str> = selected.iter().map(|(_, name)| name.as_str()).collect();
+            names.sort_unstable();
+            let mine: std::collections::HashSet<String> = names
+                .iter()
+                .enumerate()
+                .filter(|(position, _)| shard.has(*position))
+                .map(|(_, name)| (*name).to_owned())
+                .collect();
+            selected.retain(|(_, name)| mine.contains(name));
+        }
         let filtered_out = tests.len() - selected.len();
         (selected, filtered_out)
     }
