@@ -227,7 +227,7 @@ def timed(cmds, cwd, env=None):
         cmds = [cmds]
     start = time.perf_counter()
     for cmd in cmds:
-        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return time.perf_counter() - start
@@ -316,6 +316,8 @@ def main():
         rows.append((suite, medians))
         if suite.name == "mixed":
             shard_rows = shards(cargo_prun, prun_cmd, crate, env, history)
+        if suite.name == "workspace":
+            archive_row = archive_shards(cargo_prun, prun_cmd, crate, env, history, [*package, *tests_of("prun")])
 
     bound_note = f"lower bound = max(longest, total / {threads}, total of any exclusive group)"
     print(f"\nMedian wall time of {args.runs} runs, {threads} threads each; {bound_note}.\n")
@@ -347,6 +349,15 @@ def main():
         cells += [ratio(best, bound), history_ratio]
         cells += [ratio(m["cargo test"], best), ratio(m.get("nextest"), m["cargo prun, plain"])]
         print("| " + " | ".join(cells) + " |")
+    if "archive_row" in locals():
+        a = archive_row
+        ideal = sum(a["works"]) / len(a["works"])
+        print("\nThe workspace suite on 4 CI machines: before, each shard job builds and runs its shard; now one job builds and archives, 4 jobs run from the archive (machine time = every job's wall time added up):\n")
+        print("| clean build | archive (after the build) | archive size | shard runs from the archive | longest shard's work / ideal | 4 builds + 4 shards | build + archive + 4 shards | saved |")
+        print("|---|---|---|---|---|---|---|---|")
+        cells = [f"{a['build']:.2f}s", f"{a['archive']:.2f}s", f"{a['size'] / 2**20:.1f} MiB", " / ".join(f"{t:.2f}s" for t in a["shards"])]
+        cells += [f"{max(a['works']) / ideal:.2f}x", f"{a['before']:.2f}s", f"{a['after']:.2f}s", f"{a['before'] / a['after']:.2f}x"]
+        print("| " + " | ".join(cells) + " |")
     if "shard_rows" in locals():
         print("\nThe mixed suite in 4 shards (work = the sum of a shard's test durations; ideal = total / 4):\n")
         print("| partition | shard work | longest | ideal | longest / ideal |")
@@ -374,6 +385,48 @@ def shards(cargo_prun, prun_cmd, crate, env, history):
         rows.append((kind, works))
         print(f"shards    {kind:19} {' '.join(f'{w:.3f}' for w in works)}", file=sys.stderr)
     return rows
+
+
+def archive_shards(cargo_prun, prun_cmd, crate, env, history, select):
+    """The workspace suite on 4 CI machines, two ways. Before archives every shard job built the
+    workspace and ran its shard; now one job builds and archives, and 4 jobs run their shard
+    from the archive in a checkout of the sources. Returns what each way costs in machine time,
+    and the shards' work against the ideal."""
+    timings = WORK / "timings-workspace.json"
+    timed([cargo_prun, "prun", "timings", "export", str(timings)], crate, dict(env, PRUN_HISTORY_DIR=str(history)))
+    # What one shard job's build costs on a fresh machine: a clean build of the suite.
+    clean = WORK / "clean-target"
+    shutil.rmtree(clean, ignore_errors=True)
+    build_s = timed(["cargo", "test", "--release", "--no-run", *select], crate, dict(env, CARGO_TARGET_DIR=str(clean)))
+    shutil.rmtree(clean, ignore_errors=True)
+    archive = WORK / "workspace.tar.zst"
+    archive_s = timed([cargo_prun, "prun", "archive", "--release", *select, "--archive-file", str(archive)], crate, env)
+    binary = ROOT / "target" / "release" / "cargo-prun"
+    ignore = shutil.ignore_patterns("target", "history", "machine-*", "clean-target", "*.json", "*.tar.zst")
+    built_runs, archived_runs, works = [], [], []
+    for k in range(1, 5):
+        partition = ["--partition", f"timing:{k}/4", "--timings", str(timings)]
+        run_env = dict(env, PRUN_HISTORY_DIR=str(WORK / "history" / f"shard-{k}"))
+        built_runs.append(timed([*prun_cmd, *partition], crate, run_env))
+        machine = WORK / f"machine-{k}"
+        shutil.rmtree(machine, ignore_errors=True)
+        shutil.copytree(WORK, machine / "src", ignore=ignore)
+        report = machine / "report.json"
+        cmd = [str(binary), "prun", "--archive-file", str(archive), "--workspace-remap", str(machine / "src")]
+        cmd += [*prun_cmd[prun_cmd.index("-j"):prun_cmd.index("-j") + 2], *partition, "--json", str(report)]
+        archived_runs.append(timed(cmd, machine, run_env))
+        works.append(sum(a["duration_ms"] for a in json.loads(report.read_text())["attempts"]) / 1000)
+        shutil.rmtree(machine)
+    print(f"archive   build {build_s:.2f} archive {archive_s:.2f} shards {archived_runs} built {built_runs}", file=sys.stderr)
+    return {
+        "build": build_s,
+        "archive": archive_s,
+        "size": archive.stat().st_size,
+        "before": 4 * build_s + sum(built_runs),
+        "after": build_s + archive_s + sum(archived_runs),
+        "shards": archived_runs,
+        "works": works,
+    }
 
 
 def build_cargo_prun():

@@ -54,7 +54,7 @@ fn main() {
         Some(Command::Merge(args)) => merge::merge(&args),
         Some(Command::Timings { action }) => timings::timings(action),
         Some(Command::Bisect(args)) => bisect::bisect(&args),
-        Some(Command::Archive(args)) => archive::archive(&args),
+        Some(Command::Archive(args)) => archive::archive(&args).map_err(|err| err.to_string()),
     };
     std::process::exit(match result {
         Ok(code) => code,

@@ -111,7 +111,8 @@ fn from_archive(
                     holds none"
             .into());
     }
-    let mut unpacked = crate::archive::unpack(file, build_args.workspace_remap.as_deref(), cwd)?;
+    let mut unpacked = crate::archive::unpack(file, build_args.workspace_remap.as_deref(), cwd)
+        .map_err(|err| err.to_string())?;
     let config =
         Config::discover_with_profile(&unpacked.root, profile).map_err(|err| err.to_string())?;
     let runner = build::runner::resolve(Some(&unpacked.target), &build_args.cargo_config, cwd)?;

@@ -291,6 +291,10 @@ fn four_shards_merged_are_the_unsharded_run() {
     assert!(missing.stderr.contains("tests are in no report"), "{}", missing.stderr);
     // args[..4] is `merge` and shards 1 to 3: the fourth is named.
     assert!(missing.stderr.contains("shard hash:4/4 sent no report"), "{}", missing.stderr);
+    // What ran was written to /dev/null, which is still the device, not a file put in its place.
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(null.is_char_device(), "/dev/null was replaced by the report");
     let mut twice = args.clone();
     twice.push(shards[0].to_str().unwrap());
     let twice = cargo_prun_with(&twice, &[]);

@@ -26,6 +26,61 @@ const MANIFEST: &str = "prun-archive.json";
 /// The manifest's format; a reader refuses another.
 const FORMAT: u32 = 1;
 
+/// What can go wrong making an archive or running from one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("cargo prun archive needs --archive-file FILE: where to write it")]
+    NoFile,
+    #[error("--workspace-remap is for running from an archive, not for making one")]
+    RemapWhileMaking,
+    #[error("--doc: doctests are compiled by cargo when they run; an archive cannot hold them")]
+    Doctests,
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    #[error("cannot read the workspace: {0}")]
+    Workspace(#[from] cargo_metadata::Error),
+    #[error("{path} is not in the target directory {target_dir}: prun cannot archive it")]
+    OutsideTarget { path: PathBuf, target_dir: PathBuf },
+    #[error(
+        "package {package} is at {dir}, outside the workspace {root}: an archive holds the tests \
+         of the workspace's own packages"
+    )]
+    OutsideWorkspace { package: String, dir: PathBuf, root: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the archive {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot make a directory to unpack the archive in: {0}")]
+    UnpackDir(std::io::Error),
+    #[error("--archive-file {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("--archive-file {path}: not an archive `cargo prun archive` made: {source}")]
+    NotAnArchive { path: PathBuf, source: std::io::Error },
+    #[error(
+        "--archive-file {path}: made by cargo-prun {made_by} (format {format}); this is \
+         cargo-prun {ours} (format {FORMAT}): run it with the cargo-prun that made it"
+    )]
+    OtherVersion { path: PathBuf, made_by: String, format: u32, ours: &'static str },
+    #[error(
+        "the workspace the archive was built in ({built_in}) is not on this machine: give \
+         --workspace-remap DIR, the checkout of its sources"
+    )]
+    NoWorkspace { built_in: PathBuf },
+    #[error("--workspace-remap {0} holds no Cargo.toml")]
+    NoManifest(PathBuf),
+    #[error(
+        "--archive-file {path} was built from other sources than those in {root}: {count} of \
+         the files it was compiled from differ, so its tests would run against code they were \
+         not built from. Make the archive again from these sources, or give --workspace-remap \
+         the checkout it was built from.\n{listed}"
+    )]
+    OtherSources { path: PathBuf, root: PathBuf, count: usize, listed: String },
+    /// An error of a stage the archive runs (the build's target, discovery, the history),
+    /// as that stage words it.
+    #[error("{0}")]
+    Stage(String),
+}
+
 /// What the archive holds, and where the build it came from was.
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{ArchivedBinary, FORMAT, MANIFEST, Manifest, relative, sha256};
+use super::{ArchivedBinary, Error, FORMAT, MANIFEST, Manifest, relative, sha256};
 use crate::build::{self, Built};
 use crate::cli::BuildArgs;
 use crate::discover::{self, Binary};
@@ -14,28 +14,24 @@ const LEVEL: i32 = 3;
 
 /// Builds as `cargo prun` would and writes the archive; Ok carries the exit code (cargo's, when
 /// its build failed).
-pub(crate) fn archive(args: &BuildArgs) -> Result<i32, String> {
-    let Some(file) = &args.archive_file else {
-        return Err("cargo prun archive needs --archive-file FILE: where to write it".to_owned());
-    };
+pub(crate) fn archive(args: &BuildArgs) -> Result<i32, Error> {
+    let Some(file) = &args.archive_file else { return Err(Error::NoFile) };
     if args.workspace_remap.is_some() {
-        return Err("--workspace-remap is for running from an archive, not for making one".into());
+        return Err(Error::RemapWhileMaking);
     }
     if args.doc {
-        return Err("--doc: doctests are compiled when they run, by cargo; an archive cannot \
-                    hold them"
-            .into());
+        return Err(Error::Doctests);
     }
-    let cwd = std::env::current_dir()
-        .map_err(|err| format!("cannot read the current directory: {err}"))?;
+    let cwd = std::env::current_dir().map_err(Error::CurrentDir)?;
     let mut metadata = cargo_metadata::MetadataCommand::new();
     metadata.no_deps();
     if let Some(path) = &args.manifest_path {
         metadata.manifest_path(path);
     }
-    let metadata = metadata.exec().map_err(|err| format!("cannot read the workspace: {err}"))?;
+    let metadata = metadata.exec()?;
     let workspace_root = metadata.workspace_root.into_std_path_buf();
-    let target = build::runner::target_triple(args.target.as_deref(), &args.cargo_config, &cwd)?;
+    let target = build::runner::target_triple(args.target.as_deref(), &args.cargo_config, &cwd)
+        .map_err(Error::Stage)?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
     let built = match build::build(&args.to_cargo_args()) {
         Ok(built) => built,
@@ -53,9 +49,11 @@ pub(crate) fn archive(args: &BuildArgs) -> Result<i32, String> {
         args.manifest_path.as_deref(),
         args.target_dir.as_deref(),
         Some(target_dir.clone()),
-    )?;
+    )
+    .map_err(Error::Stage)?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
-    let binaries = discover::discover_all(built.binaries.clone(), &dylib_path, &mut catalogs)?;
+    let binaries = discover::discover_all(built.binaries.clone(), &dylib_path, &mut catalogs)
+        .map_err(Error::Stage)?;
     catalogs.save();
 
     let contents = Contents::of(&built, &binaries, &target_dir, &workspace_root, &toolchain)?;
@@ -110,16 +108,13 @@ impl Contents {
         target_dir: &Path,
         workspace_root: &Path,
         toolchain: &[PathBuf],
-    ) -> Result<Contents, String> {
+    ) -> Result<Contents, Error> {
         let mut files = BTreeMap::new();
-        let mut in_target = |path: &Path| -> Result<String, String> {
+        let mut in_target = |path: &Path| -> Result<String, Error> {
             let name = relative(path, target_dir).map(|rest| format!("target/{rest}")).ok_or_else(
-                || {
-                    format!(
-                        "{} is not in the target directory {}: prun cannot archive it",
-                        path.display(),
-                        target_dir.display()
-                    )
+                || Error::OutsideTarget {
+                    path: path.to_owned(),
+                    target_dir: target_dir.to_owned(),
                 },
             )?;
             files.insert(name.clone(), path.to_owned());
@@ -129,13 +124,11 @@ impl Contents {
         for binary in binaries {
             let test = &binary.binary;
             let package_dir = relative(&test.package_dir, workspace_root).ok_or_else(|| {
-                format!(
-                    "package {} is at {}, outside the workspace {}: an archive holds the tests \
-                     of the workspace's own packages",
-                    test.package_name,
-                    test.package_dir.display(),
-                    workspace_root.display()
-                )
+                Error::OutsideWorkspace {
+                    package: test.package_name.clone(),
+                    dir: test.package_dir.clone(),
+                    root: workspace_root.to_owned(),
+                }
             })?;
             archived.push(ArchivedBinary {
                 id: test.id.clone(),
@@ -179,7 +172,7 @@ impl Contents {
 fn libraries(
     executables: &[&Path],
     toolchain: &[PathBuf],
-) -> Result<Vec<(String, PathBuf)>, String> {
+) -> Result<Vec<(String, PathBuf)>, Error> {
     let mut search: Vec<PathBuf> = Vec::new();
     for executable in executables {
         if let Some(dir) = executable.parent() {
@@ -193,7 +186,7 @@ fn libraries(
     let mut pending: Vec<PathBuf> = executables.iter().map(|path| path.to_path_buf()).collect();
     while let Some(path) = pending.pop() {
         let bytes =
-            std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            std::fs::read(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
         // Not an ELF file (another platform's format): nothing to follow.
         let Ok(elf) = goblin::elf::Elf::parse(&bytes) else { continue };
         for needed in elf.libraries {
@@ -230,9 +223,12 @@ fn write(
     manifest: &Manifest,
     files: &BTreeMap<String, PathBuf>,
     libraries: &[(String, PathBuf)],
-) -> Result<u64, String> {
-    let failed =
-        |err: std::io::Error| format!("cannot write the archive {}: {err}", file.display());
+) -> Result<u64, Error> {
+    let failed = |source: std::io::Error| Error::Write { path: file.to_owned(), source };
+    // Renamed over a device or a pipe, the archive would replace it.
+    if std::fs::metadata(file).is_ok_and(|meta| !meta.is_file()) {
+        return Err(failed(std::io::Error::other("not a regular file")));
+    }
     let dir = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

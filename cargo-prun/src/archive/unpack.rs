@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{FORMAT, MANIFEST, Manifest, sha256};
+use super::{Error, FORMAT, MANIFEST, Manifest, sha256};
 use crate::build::{self, TestBinary};
 use crate::discover::Binary;
 
@@ -24,19 +24,13 @@ pub(crate) struct Unpacked {
 
 /// Unpacks `file` and checks that its binaries can run here, with the sources at `remap` (else
 /// where they were built).
-pub(crate) fn unpack(file: &Path, remap: Option<&Path>, cwd: &Path) -> Result<Unpacked, String> {
-    let dir = tempfile::Builder::new()
-        .prefix("prun-archive-")
-        .tempdir()
-        .map_err(|err| format!("cannot make a directory to unpack the archive in: {err}"))?;
+pub(crate) fn unpack(file: &Path, remap: Option<&Path>, cwd: &Path) -> Result<Unpacked, Error> {
+    let dir =
+        tempfile::Builder::new().prefix("prun-archive-").tempdir().map_err(Error::UnpackDir)?;
     let opened = std::fs::File::open(file)
-        .map_err(|err| format!("--archive-file {}: {err}", file.display()))?;
-    let not_an_archive = |err: std::io::Error| {
-        format!(
-            "--archive-file {}: not an archive `cargo prun archive` made: {err}",
-            file.display()
-        )
-    };
+        .map_err(|source| Error::Open { path: file.to_owned(), source })?;
+    let not_an_archive =
+        |source: std::io::Error| Error::NotAnArchive { path: file.to_owned(), source };
     let decoder = zstd::stream::read::Decoder::new(opened).map_err(not_an_archive)?;
     let mut tar = tar::Archive::new(decoder);
     tar.set_preserve_mtime(true);
@@ -44,30 +38,24 @@ pub(crate) fn unpack(file: &Path, remap: Option<&Path>, cwd: &Path) -> Result<Un
     let manifest = std::fs::read(dir.path().join(MANIFEST)).map_err(not_an_archive)?;
     let manifest: Manifest = serde_json::from_slice(&manifest)
         .map_err(|err| not_an_archive(std::io::Error::other(err)))?;
-    if manifest.format != FORMAT || manifest.prun_version != env!("CARGO_PKG_VERSION") {
-        return Err(format!(
-            "--archive-file {}: made by cargo-prun {} (format {}); this is cargo-prun {} \
-             (format {FORMAT}): run it with the cargo-prun that made it",
-            file.display(),
-            manifest.prun_version,
-            manifest.format,
-            env!("CARGO_PKG_VERSION")
-        ));
+    let ours = env!("CARGO_PKG_VERSION");
+    if manifest.format != FORMAT || manifest.prun_version != ours {
+        return Err(Error::OtherVersion {
+            path: file.to_owned(),
+            made_by: manifest.prun_version,
+            format: manifest.format,
+            ours,
+        });
     }
     let root = match remap {
         Some(remap) => cwd.join(remap),
         None => manifest.workspace_root.clone(),
     };
     if !root.join("Cargo.toml").is_file() {
-        let which = match remap {
-            Some(_) => "--workspace-remap".to_owned(),
-            None => format!(
-                "the workspace the archive was built in ({}) is not on this machine: give \
-                 --workspace-remap DIR, the checkout of its sources; and",
-                manifest.workspace_root.display()
-            ),
-        };
-        return Err(format!("{which} {} holds no Cargo.toml", root.display()));
+        return Err(match remap {
+            Some(_) => Error::NoManifest(root),
+            None => Error::NoWorkspace { built_in: root },
+        });
     }
     if let Some(sources) = &manifest.sources {
         check_sources(sources, &root, file)?;
@@ -98,7 +86,7 @@ fn check_sources(
     sources: &std::collections::BTreeMap<String, String>,
     root: &Path,
     file: &Path,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let mut changed = Vec::new();
     for (name, hash) in sources {
         match sha256(&root.join(name)) {
@@ -110,21 +98,17 @@ fn check_sources(
     if changed.is_empty() {
         return Ok(());
     }
-    let more = changed.len().saturating_sub(SHOWN);
+    let count = changed.len();
     changed.truncate(SHOWN);
-    if more > 0 {
-        changed.push(format!("  and {more} more"));
+    if count > SHOWN {
+        changed.push(format!("  and {} more", count - SHOWN));
     }
-    Err(format!(
-        "--archive-file {} was built from other sources than those in {}: {} of the files it \
-         was compiled from differ, so its tests would run against code they were not built \
-         from. Make the archive again from these sources, or give --workspace-remap the \
-         checkout it was built from.\n{}",
-        file.display(),
-        root.display(),
-        changed.len() - usize::from(more > 0),
-        changed.join("\n")
-    ))
+    Err(Error::OtherSources {
+        path: file.to_owned(),
+        root: root.to_owned(),
+        count,
+        listed: changed.join("\n"),
+    })
 }
 
 /// The archive's test binaries, at their unpacked paths, with their packages in `root`.
@@ -187,6 +171,7 @@ mod tests {
         sources.insert("b.rs".to_owned(), "0".repeat(64));
         sources.insert("c.rs".to_owned(), "0".repeat(64));
         let err = check_sources(&sources, dir.path(), Path::new("t.tar.zst")).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("2 of the files"), "{err}");
         assert!(err.contains("changed: b.rs") && err.contains("missing: c.rs"), "{err}");
         assert!(!err.contains("a.rs"), "{err}");

@@ -435,6 +435,11 @@ pub(crate) trait Reporter {
 /// Writes `contents` to `path` so that a reader sees the old file or the new one, never half.
 /// The file is the user's alone (0600), as a temp file is.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    // A device or a pipe (`--json /dev/null`, `--junit /dev/stdout`) is written to, never
+    // replaced: a file renamed over it would put a regular file where the device was.
+    if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir()) {
+        return std::fs::OpenOptions::new().write(true).open(path)?.write_all(contents);
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let write = || -> std::io::Result<()> {
         let mut file = tempfile::NamedTempFile::new_in(dir)?;
@@ -455,6 +460,21 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_or_device_is_written_to_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("report.pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_atomically(&fifo, b"{\"report\": 1}").unwrap();
+        assert_eq!(reader.join().unwrap(), "{\"report\": 1}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still the pipe");
+    }
 
     #[test]
     fn a_report_keeps_the_first_and_last_mebibyte() {
