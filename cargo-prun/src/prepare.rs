@@ -92,54 +92,9 @@ fn from_archive(
     profile: Option<&str>,
     nextest_profile: Option<&str>,
 ) -> Result<Workspace, String> {
-    let flags = build_flags(build_args);
-    if !flags.is_empty() {
-        return Err(format!(
-            "--archive-file runs the binaries the archive holds, so cargo's build flags do not \
-             apply: {}. Choose what to build when making the archive (`cargo prun archive`), \
-             and what to run with filters or -E 'package(NAME)'{}",
-            flags.join(", "),
-            if flags.iter().any(|f| f == "--manifest-path") {
-                "; the sources' checkout is --workspace-remap DIR"
-            } else {
-                ""
-            }
-        ));
-    }
-    if build_args.doc {
-        return Err("--doc needs cargo, which compiles doctests when they run: an archive \
-                    holds none"
-            .into());
-    }
-    let mut unpacked = crate::archive::unpack(file, build_args.workspace_remap.as_deref(), cwd)
-        .map_err(|err| err.to_string())?;
+    let unpacked = crate::archive::open(build_args, file, cwd).map_err(|err| err.to_string())?;
     let config =
         Config::discover_with_profile(&unpacked.root, profile).map_err(|err| err.to_string())?;
-    let runner = build::runner::resolve(Some(&unpacked.target), &build_args.cargo_config, cwd)?;
-    match &runner {
-        Some(runner) => {
-            eprintln!(
-                "note: running the test binaries under {} (set by {})",
-                runner.program.display(),
-                runner.source
-            );
-            for binary in &mut unpacked.binaries {
-                binary.binary.runner = Some(runner.clone());
-            }
-        }
-        None if !crate::archive::runs_here(&unpacked.target) => {
-            return Err(format!(
-                "--archive-file {}: its tests were built for {}, which this {} {} machine \
-                 cannot run (cargo's config can name a runner for it: target.{}.runner)",
-                file.display(),
-                unpacked.target,
-                std::env::consts::ARCH,
-                std::env::consts::OS,
-                unpacked.target
-            ));
-        }
-        None => {}
-    }
     let history =
         history_store(None, build_args.target_dir.as_deref(), Some(unpacked.root.join("target")))?;
     let found = Found {
@@ -150,25 +105,6 @@ fn from_archive(
         unpacked: Some(unpacked.dir),
     };
     finish(found, config, nextest_profile)
-}
-
-/// The cargo flags given that choose or change a build (what an archive cannot honour).
-fn build_flags(build_args: &BuildArgs) -> Vec<String> {
-    let mut given: Vec<String> = Vec::new();
-    let mut args = build_args.to_cargo_args().into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "--target-dir" => {
-                args.next();
-            }
-            "--quiet" | "--verbose" | "--locked" | "--frozen" | "--offline" => {}
-            flag if flag.starts_with('-') && !given.iter().any(|g| g == flag) => {
-                given.push(flag.to_owned());
-            }
-            _ => {}
-        }
-    }
-    given
 }
 
 /// The config's last word: nextest.toml's groups and overrides when there is no prun.toml.

@@ -19,7 +19,7 @@ mod pack;
 mod unpack;
 
 pub(crate) use pack::archive;
-pub(crate) use unpack::{runs_here, unpack};
+pub(crate) use unpack::open;
 
 /// The manifest's name in the archive.
 const MANIFEST: &str = "prun-archive.json";
@@ -35,6 +35,23 @@ pub(crate) enum Error {
     RemapWhileMaking,
     #[error("--doc: doctests are compiled by cargo when they run; an archive cannot hold them")]
     Doctests,
+    #[error(
+        "--archive-file runs the binaries the archive holds, so cargo's build flags do not \
+         apply: {}. Choose what to build when making the archive (`cargo prun archive`), and \
+         what to run with filters or -E 'package(NAME)'{}",
+        .0.join(", "),
+        if .0.iter().any(|flag| flag == "--manifest-path") {
+            "; the sources' checkout is --workspace-remap DIR"
+        } else {
+            ""
+        }
+    )]
+    BuildFlags(Vec<String>),
+    #[error(
+        "--archive-file {path}: its tests were built for {target}, which this {here} machine \
+         cannot run (cargo's config can name a runner for it: target.{target}.runner)"
+    )]
+    OtherTarget { path: PathBuf, target: String, here: String },
     #[error("cannot read the current directory: {0}")]
     CurrentDir(std::io::Error),
     #[error("cannot read the workspace: {0}")]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Error, FORMAT, MANIFEST, Manifest, sha256};
 use crate::build::{self, TestBinary};
+use crate::cli::BuildArgs;
 use crate::discover::Binary;
 
 /// Problems listed in an error are cut to this many.
@@ -22,9 +23,64 @@ pub(crate) struct Unpacked {
     pub(crate) dir: tempfile::TempDir,
 }
 
+/// `--archive-file FILE`: the archive unpacked and checked, its binaries under the target's
+/// runner when cargo's config names one. Build flags have no meaning here and are refused.
+pub(crate) fn open(build_args: &BuildArgs, file: &Path, cwd: &Path) -> Result<Unpacked, Error> {
+    let flags = build_flags(build_args);
+    if !flags.is_empty() {
+        return Err(Error::BuildFlags(flags));
+    }
+    if build_args.doc {
+        return Err(Error::Doctests);
+    }
+    let mut unpacked = unpack(file, build_args.workspace_remap.as_deref(), cwd)?;
+    let runner = build::runner::resolve(Some(&unpacked.target), &build_args.cargo_config, cwd)
+        .map_err(Error::Stage)?;
+    match &runner {
+        Some(runner) => {
+            eprintln!(
+                "note: running the test binaries under {} (set by {})",
+                runner.program.display(),
+                runner.source
+            );
+            for binary in &mut unpacked.binaries {
+                binary.binary.runner = Some(runner.clone());
+            }
+        }
+        None if !runs_here(&unpacked.target) => {
+            return Err(Error::OtherTarget {
+                path: file.to_owned(),
+                target: unpacked.target,
+                here: format!("{} {}", std::env::consts::ARCH, std::env::consts::OS),
+            });
+        }
+        None => {}
+    }
+    Ok(unpacked)
+}
+
+/// The cargo flags given that choose or change a build (what an archive cannot honour).
+fn build_flags(build_args: &BuildArgs) -> Vec<String> {
+    let mut given: Vec<String> = Vec::new();
+    let mut args = build_args.to_cargo_args().into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "--target-dir" => {
+                args.next();
+            }
+            "--quiet" | "--verbose" | "--locked" | "--frozen" | "--offline" => {}
+            flag if flag.starts_with('-') && !given.iter().any(|g| g == flag) => {
+                given.push(flag.to_owned());
+            }
+            _ => {}
+        }
+    }
+    given
+}
+
 /// Unpacks `file` and checks that its binaries can run here, with the sources at `remap` (else
 /// where they were built).
-pub(crate) fn unpack(file: &Path, remap: Option<&Path>, cwd: &Path) -> Result<Unpacked, Error> {
+fn unpack(file: &Path, remap: Option<&Path>, cwd: &Path) -> Result<Unpacked, Error> {
     let dir =
         tempfile::Builder::new().prefix("prun-archive-").tempdir().map_err(Error::UnpackDir)?;
     let opened = std::fs::File::open(file)
@@ -67,7 +123,7 @@ pub(crate) fn unpack(file: &Path, remap: Option<&Path>, cwd: &Path) -> Result<Un
 }
 
 /// Whether binaries built for `triple` run on this machine without a runner.
-pub(crate) fn runs_here(triple: &str) -> bool {
+fn runs_here(triple: &str) -> bool {
     let arch = triple.split('-').next().unwrap_or_default();
     let arch = match arch {
         "i386" | "i586" | "i686" => "x86",
