@@ -49,7 +49,7 @@ pub(crate) fn prepare(
     // a bad setting is said before the build's minutes.
     let runner =
         build::runner::resolve(build_args.target.as_deref(), &build_args.cargo_config, &cwd)
-            .map_err(Err)?;
+            .map_err(|err| Err(err.to_string()))?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
     let mut built = build(build_args, &root).map_err(Ok)?;
     if let Some(runner) = &runner {

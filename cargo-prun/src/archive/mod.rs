@@ -92,7 +92,9 @@ pub(crate) enum Error {
          the checkout it was built from.\n{listed}"
     )]
     OtherSources { path: PathBuf, root: PathBuf, count: usize, listed: String },
-    /// An error of a stage the archive runs (the build's target, discovery, the history),
+    #[error(transparent)]
+    Runner(#[from] crate::build::runner::Error),
+    /// An error of a stage the archive runs (discovery, the history),
     /// as that stage words it.
     #[error("{0}")]
     Stage(String),

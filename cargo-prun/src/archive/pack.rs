@@ -30,8 +30,7 @@ pub(crate) fn archive(args: &BuildArgs) -> Result<i32, Error> {
     }
     let metadata = metadata.exec()?;
     let workspace_root = metadata.workspace_root.into_std_path_buf();
-    let target = build::runner::target_triple(args.target.as_deref(), &args.cargo_config, &cwd)
-        .map_err(Error::Stage)?;
+    let target = build::runner::target_triple(args.target.as_deref(), &args.cargo_config, &cwd)?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
     let built = match build::build(&args.to_cargo_args()) {
         Ok(built) => built,

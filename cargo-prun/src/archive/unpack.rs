@@ -34,8 +34,7 @@ pub(crate) fn open(build_args: &BuildArgs, file: &Path, cwd: &Path) -> Result<Un
         return Err(Error::Doctests);
     }
     let mut unpacked = unpack(file, build_args.workspace_remap.as_deref(), cwd)?;
-    let runner = build::runner::resolve(Some(&unpacked.target), &build_args.cargo_config, cwd)
-        .map_err(Error::Stage)?;
+    let runner = build::runner::resolve(Some(&unpacked.target), &build_args.cargo_config, cwd)?;
     match &runner {
         Some(runner) => {
             eprintln!(

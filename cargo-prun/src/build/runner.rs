@@ -25,6 +25,42 @@ pub(crate) struct Runner {
     pub(crate) source: String,
 }
 
+/// What is wrong with cargo's runner settings, or with finding out the target.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("{set_in}: `target.'{key}'`: {message}")]
+    BadCfg { set_in: String, key: String, message: String },
+    #[error(
+        "several `target.'cfg(..)'.runner` settings match {triple}: `{first}` ({first_in}) and \
+         `{second}` ({second_in}), as cargo refuses too"
+    )]
+    SeveralMatch {
+        triple: String,
+        first: String,
+        first_in: String,
+        second: String,
+        second_in: String,
+    },
+    #[error("{set_in}: `target.{key}.runner` is empty")]
+    Empty { set_in: String, key: String },
+    #[error("{set_in}: `target.{key}.runner` must be a string or strings")]
+    NotStrings { set_in: String, key: String },
+    #[error("{set_in}: `build.target` names several targets; prun runs one: give --target TRIPLE")]
+    SeveralTargets { set_in: String },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("--config {0}: neither a KEY=VALUE line of TOML nor a file")]
+    ConfigArg(String),
+    #[error("cannot run rustc: {0}")]
+    Rustc(std::io::Error),
+    #[error("rustc -vV did not name the host triple")]
+    NoHost,
+    #[error("rustc --print cfg --target {triple}: {stderr}")]
+    Cfg { triple: String, stderr: String },
+}
+
 /// One `target.KEY.runner` setting, in the order cargo would prefer it.
 #[derive(Debug, Clone)]
 struct Setting {
@@ -42,17 +78,17 @@ pub(crate) fn resolve(
     target: Option<&str>,
     cargo_config: &[String],
     cwd: &Path,
-) -> Result<Option<Runner>, String> {
+) -> Result<Option<Runner>, Error> {
     let files = config_files(cwd);
     let tables = files
         .iter()
         .map(|path| read_table(path).map(|table| (path.clone(), table)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Error>>()?;
     let cli = cargo_config
         .iter()
         .rev()
         .map(|arg| cli_table(arg, cwd))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Error>>()?;
     let mut settings = Vec::new();
     for (source, table, base) in &cli {
         settings.extend(settings_of(table, base, source)?);
@@ -94,25 +130,25 @@ pub(crate) fn target_triple(
     target: Option<&str>,
     cargo_config: &[String],
     cwd: &Path,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     if let Some(triple) = target {
         return Ok(triple.to_owned());
     }
     let tables = config_files(cwd)
         .iter()
         .map(|path| read_table(path).map(|table| (path.clone(), table)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Error>>()?;
     let cli = cargo_config
         .iter()
         .rev()
         .map(|arg| cli_table(arg, cwd))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Error>>()?;
     build_target(&cli, &tables)?.map_or_else(host_triple, Ok)
 }
 
 /// Cargo's choice among the settings (closest first): the triple's own, else the one matching
 /// `cfg(..)` key (the closest setting of each key counts).
-fn choose(settings: &[Setting], triple: &str, cfg: &[Cfg]) -> Result<Option<Runner>, String> {
+fn choose(settings: &[Setting], triple: &str, cfg: &[Cfg]) -> Result<Option<Runner>, Error> {
     let env_key = env_key(triple);
     let own = settings.iter().find(|s| s.key == triple || s.key == env_key);
     let setting = match own {
@@ -124,8 +160,10 @@ fn choose(settings: &[Setting], triple: &str, cfg: &[Cfg]) -> Result<Option<Runn
                 if !seen.insert(setting.key.as_str()) {
                     continue;
                 }
-                let platform = Platform::from_str(&setting.key).map_err(|err| {
-                    format!("{}: `target.'{}'`: {err}", setting.source, setting.key)
+                let platform = Platform::from_str(&setting.key).map_err(|err| Error::BadCfg {
+                    set_in: setting.source.clone(),
+                    key: setting.key.clone(),
+                    message: err.to_string(),
                 })?;
                 if platform.matches(triple, cfg) {
                     matching.push(setting);
@@ -135,17 +173,19 @@ fn choose(settings: &[Setting], triple: &str, cfg: &[Cfg]) -> Result<Option<Runn
                 [] => return Ok(None),
                 [one] => one,
                 [a, b, ..] => {
-                    return Err(format!(
-                        "several `target.'cfg(..)'.runner` settings match {triple}: \
-                         `{}` ({}) and `{}` ({}), as cargo refuses too",
-                        a.key, a.source, b.key, b.source
-                    ));
+                    return Err(Error::SeveralMatch {
+                        triple: triple.to_owned(),
+                        first: a.key.clone(),
+                        first_in: a.source.clone(),
+                        second: b.key.clone(),
+                        second_in: b.source.clone(),
+                    });
                 }
             }
         }
     };
     let Some((program, args)) = setting.value.split_first() else {
-        return Err(format!("{}: `target.{}.runner` is empty", setting.source, setting.key));
+        return Err(Error::Empty { set_in: setting.source.clone(), key: setting.key.clone() });
     };
     let program =
         if program.contains('/') { setting.base.join(program) } else { PathBuf::from(program) };
@@ -159,25 +199,22 @@ fn env_key(triple: &str) -> String {
 }
 
 /// The `target.*.runner` settings of one config table.
-fn settings_of(table: &toml::Table, base: &Path, source: &str) -> Result<Vec<Setting>, String> {
+fn settings_of(table: &toml::Table, base: &Path, source: &str) -> Result<Vec<Setting>, Error> {
     let Some(targets) = table.get("target").and_then(toml::Value::as_table) else {
         return Ok(Vec::new());
     };
     let mut settings = Vec::new();
     for (key, target) in targets {
         let Some(runner) = target.get("runner") else { continue };
+        let not_strings = || Error::NotStrings { set_in: source.to_owned(), key: key.clone() };
         let value = match runner {
             toml::Value::String(line) => line.split_whitespace().map(str::to_owned).collect(),
             toml::Value::Array(items) => items
                 .iter()
                 .map(|item| item.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    format!("{source}: `target.{key}.runner` must be a string or strings")
-                })?,
-            _ => {
-                return Err(format!("{source}: `target.{key}.runner` must be a string or strings"));
-            }
+                .ok_or_else(not_strings)?,
+            _ => return Err(not_strings()),
         };
         settings.push(Setting {
             key: key.clone(),
@@ -194,7 +231,7 @@ fn settings_of(table: &toml::Table, base: &Path, source: &str) -> Result<Vec<Set
 fn build_target(
     cli: &[(String, toml::Table, PathBuf)],
     files: &[(PathBuf, toml::Table)],
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Error> {
     if let Ok(target) = std::env::var("CARGO_BUILD_TARGET") {
         return Ok(Some(target));
     }
@@ -209,12 +246,7 @@ fn build_target(
             Some(toml::Value::Array(targets)) if targets.len() == 1 => {
                 return Ok(targets[0].as_str().map(str::to_owned));
             }
-            Some(_) => {
-                return Err(format!(
-                    "{source}: `build.target` names several targets; prun runs one: give \
-                     --target TRIPLE"
-                ));
-            }
+            Some(_) => return Err(Error::SeveralTargets { set_in: source }),
         }
     }
     Ok(None)
@@ -247,14 +279,14 @@ fn cargo_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }
 
-fn read_table(path: &Path) -> Result<toml::Table, String> {
+fn read_table(path: &Path) -> Result<toml::Table, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    toml::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))
+        .map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|source| Error::Parse { path: path.to_owned(), source })
 }
 
 /// A `--config` argument: a `KEY=VALUE` TOML line, else a config file's path.
-fn cli_table(arg: &str, cwd: &Path) -> Result<(String, toml::Table, PathBuf), String> {
+fn cli_table(arg: &str, cwd: &Path) -> Result<(String, toml::Table, PathBuf), Error> {
     if let Ok(table) = toml::from_str::<toml::Table>(arg) {
         return Ok((format!("--config {arg}"), table, cwd.to_owned()));
     }
@@ -263,32 +295,30 @@ fn cli_table(arg: &str, cwd: &Path) -> Result<(String, toml::Table, PathBuf), St
         let base = path.parent().and_then(Path::parent).unwrap_or(cwd).to_owned();
         return Ok((format!("--config {arg}"), read_table(&path)?, base));
     }
-    Err(format!("--config {arg}: neither a KEY=VALUE line of TOML nor a file"))
+    Err(Error::ConfigArg(arg.to_owned()))
 }
 
 fn rustc() -> Command {
     Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
 }
 
-fn host_triple() -> Result<String, String> {
-    let out = rustc().arg("-vV").output().map_err(|err| format!("cannot run rustc: {err}"))?;
+fn host_triple() -> Result<String, Error> {
+    let out = rustc().arg("-vV").output().map_err(Error::Rustc)?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
-        .ok_or_else(|| "rustc -vV did not name the host triple".to_owned())
+        .ok_or(Error::NoHost)
 }
 
 /// The target's cfg, as rustc prints it.
-fn target_cfg(triple: &str) -> Result<Vec<Cfg>, String> {
-    let out = rustc()
-        .args(["--print", "cfg", "--target", triple])
-        .output()
-        .map_err(|err| format!("cannot run rustc: {err}"))?;
+fn target_cfg(triple: &str) -> Result<Vec<Cfg>, Error> {
+    let out =
+        rustc().args(["--print", "cfg", "--target", triple]).output().map_err(Error::Rustc)?;
     if !out.status.success() {
-        return Err(format!(
-            "rustc --print cfg --target {triple}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(Error::Cfg {
+            triple: triple.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| Cfg::from_str(l).ok()).collect())
 }
@@ -348,7 +378,7 @@ mod tests {
             setting("cfg(unix)", &["b"], "far"),
             setting("cfg(target_os = \"linux\")", &["c"], "other"),
         ];
-        let err = choose(&settings, TRIPLE, &linux_cfg()).unwrap_err();
+        let err = choose(&settings, TRIPLE, &linux_cfg()).unwrap_err().to_string();
         assert!(err.contains("cfg(unix)") && err.contains("other"), "{err}");
         let runner = choose(&settings[..2], TRIPLE, &linux_cfg()).unwrap().unwrap();
         assert_eq!(runner.source, "near", "the closest setting of a key wins");
@@ -364,7 +394,7 @@ mod tests {
         assert_eq!(settings[0].value, ["sh", "-c"]);
         assert_eq!(settings[1].value, ["a b", "c"]);
         let table: toml::Table = toml::from_str("[target.x]\nrunner = 3\n").unwrap();
-        let err = settings_of(&table, Path::new("/"), "the file").unwrap_err();
+        let err = settings_of(&table, Path::new("/"), "the file").unwrap_err().to_string();
         assert!(err.contains("the file") && err.contains("target.x.runner"), "{err}");
     }
 
@@ -388,7 +418,8 @@ mod tests {
         let runner = resolve(Some("t"), &args, &inner).unwrap().unwrap();
         assert_eq!(runner.program, PathBuf::from("cli"));
         assert_eq!(runner.source, "--config target.t.runner=\"cli\"");
-        let err = resolve(Some("t"), &["no such thing".to_owned()], &inner).unwrap_err();
+        let err =
+            resolve(Some("t"), &["no such thing".to_owned()], &inner).unwrap_err().to_string();
         assert!(err.contains("--config no such thing"), "{err}");
     }
 }
