@@ -52,7 +52,7 @@ fn main() {
             list::list(&run, format)
         }
         Some(Command::Merge(args)) => merge::merge(&args),
-        Some(Command::Timings { action }) => timings::timings(action),
+        Some(Command::Timings { action }) => timings::timings(action).map_err(|e| e.to_string()),
         Some(Command::Bisect(args)) => bisect::bisect(&args),
         Some(Command::Archive(args)) => archive::archive(&args).map_err(|err| err.to_string()),
     };
@@ -103,7 +103,7 @@ pub(crate) fn plan_run(
         (Some(path), _) => Some(path.clone()),
         (None, Some(partition::Partition::Timing { .. })) => {
             if !snapshot.exists() {
-                timings::write(&snapshot, history)?;
+                timings::write(&snapshot, history).map_err(|err| err.to_string())?;
             }
             Some(snapshot)
         }

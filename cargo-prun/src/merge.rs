@@ -45,7 +45,8 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, String> {
                 Some((format!("{} {}", a.binary, a.name), millicores))
             })
             .collect();
-        let count = crate::timings::write_durations(path, tests, cpu)?;
+        let count =
+            crate::timings::write_durations(path, tests, cpu).map_err(|err| err.to_string())?;
         eprintln!("wrote the timings of {count} tests to {}", path.display());
     }
     if let Some(path) = &args.outputs.junit {

@@ -84,6 +84,36 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// What is wrong with a `--partition` or with the CI's shard variables.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(
+        "expected count:K/N, hash:K/N or timing:K/N with 1 <= K <= N (or K/N = auto), got {0:?}"
+    )]
+    Usage(String),
+    #[error("{text}: {why}")]
+    Auto { text: String, why: Box<Error> },
+    #[error("{name}={text:?} is not a whole number")]
+    NotANumber { name: &'static str, text: String },
+    #[error("PRUN_SHARD={0:?}: expected K/N with 1 <= K <= N")]
+    PrunShard(String),
+    #[error("{ci}: {index}={index_value} is not a shard of {total}={of}")]
+    NotAShard {
+        ci: &'static str,
+        index: &'static str,
+        index_value: u64,
+        total: &'static str,
+        of: u64,
+    },
+    #[error(
+        "no CI shard variables found: GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, CircleCI's \
+         CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL, Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT, Bazel's \
+         TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with \
+         PRUN_SHARD_TOTAL, or PRUN_SHARD=K/N; or give K/N"
+    )]
+    NoCi,
+}
+
 /// Which CI told the shard: its name and the variables read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CiShard {
@@ -96,7 +126,7 @@ pub(crate) struct CiShard {
 /// This job's shard, K of N (1-based), from the variables of the CI it runs in: GitLab
 /// (`parallel:`), CircleCI, Buildkite, Bazel's test sharding, a Kubernetes Indexed Job (whose
 /// total the job passes as `PRUN_SHARD_TOTAL`), or `PRUN_SHARD=K/N`.
-pub(crate) fn ci_shard(env: &dyn Fn(&str) -> Option<String>) -> Result<CiShard, String> {
+pub(crate) fn ci_shard(env: &dyn Fn(&str) -> Option<String>) -> Result<CiShard, Error> {
     // (CI, index variable, total variable, whether the index counts from 0)
     const KNOWN: [(&str, &str, &str, bool); 5] = [
         ("GitLab", "CI_NODE_INDEX", "CI_NODE_TOTAL", false),
@@ -105,18 +135,16 @@ pub(crate) fn ci_shard(env: &dyn Fn(&str) -> Option<String>) -> Result<CiShard, 
         ("Bazel", "TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS", true),
         ("Kubernetes", "JOB_COMPLETION_INDEX", "PRUN_SHARD_TOTAL", true),
     ];
-    let number = |name: &str| -> Result<Option<u64>, String> {
+    let number = |name: &'static str| -> Result<Option<u64>, Error> {
         match env(name) {
             None => Ok(None),
-            Some(text) => text
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("{name}={text:?} is not a whole number")),
+            Some(text) => {
+                text.trim().parse().map(Some).map_err(|_| Error::NotANumber { name, text })
+            }
         }
     };
     if let Some(text) = env("PRUN_SHARD") {
-        let bad = || format!("PRUN_SHARD={text:?}: expected K/N with 1 <= K <= N");
+        let bad = || Error::PrunShard(text.clone());
         let (shard, of) = text.split_once('/').ok_or_else(bad)?;
         let (shard, of) = (shard.parse().map_err(|_| bad())?, of.parse().map_err(|_| bad())?);
         if shard == 0 || of == 0 || shard > of {
@@ -128,7 +156,7 @@ pub(crate) fn ci_shard(env: &dyn Fn(&str) -> Option<String>) -> Result<CiShard, 
         let (Some(index_value), Some(of)) = (number(index)?, number(total)?) else { continue };
         let shard = index_value + u64::from(from_zero);
         if of == 0 || shard == 0 || shard > of {
-            return Err(format!("{ci}: {index}={index_value} is not a shard of {total}={of}"));
+            return Err(Error::NotAShard { ci, index, index_value, total, of });
         }
         let variables = match ci {
             "GitLab" => "CI_NODE_INDEX, CI_NODE_TOTAL",
@@ -139,26 +167,18 @@ pub(crate) fn ci_shard(env: &dyn Fn(&str) -> Option<String>) -> Result<CiShard, 
         };
         return Ok(CiShard { shard, of, ci, variables });
     }
-    Err("no CI shard variables found: GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, CircleCI's \
-         CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL, Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT, Bazel's \
-         TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with \
-         PRUN_SHARD_TOTAL, or PRUN_SHARD=K/N; or give K/N"
-        .to_owned())
+    Err(Error::NoCi)
 }
 
 impl FromStr for Partition {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(text: &str) -> Result<Partition, String> {
-        let usage = || {
-            format!(
-                "expected count:K/N, hash:K/N or timing:K/N with 1 <= K <= N (or K/N = auto), got {text:?}"
-            )
-        };
+    fn from_str(text: &str) -> Result<Partition, Error> {
+        let usage = || Error::Usage(text.to_owned());
         let (kind, shards) = text.split_once(':').ok_or_else(usage)?;
         let (shard, of) = if shards == "auto" {
             let found = ci_shard(&|name| std::env::var(name).ok())
-                .map_err(|why| format!("{text}: {why}"))?;
+                .map_err(|why| Error::Auto { text: text.to_owned(), why: Box::new(why) })?;
             eprintln!(
                 "note: --partition {text}: shard {} of {}, from {} ({})",
                 found.shard, found.of, found.ci, found.variables
@@ -216,7 +236,7 @@ mod tests {
         assert_eq!(ci_shard(&env_of(&circle)).unwrap().shard, 2);
         assert_eq!(ci_shard(&env_of(&[("PRUN_SHARD", "3/5")])).unwrap().of, 5);
         assert!(ci_shard(&env_of(&[("CI_NODE_INDEX", "5"), ("CI_NODE_TOTAL", "4")])).is_err());
-        assert!(ci_shard(&env_of(&[])).unwrap_err().contains("no CI shard variables"));
+        assert!(ci_shard(&env_of(&[])).unwrap_err().to_string().contains("no CI shard variables"));
     }
 
     #[test]
@@ -289,8 +309,14 @@ mod tests {
     #[test]
     fn bad_partitions_say_what_is_expected() {
         for bad in ["count:0/3", "count:4/3", "hash:1", "slice:1/2", "count:a/b"] {
-            assert!(bad.parse::<Partition>().unwrap_err().contains("count:K/N"), "{bad}");
+            assert!(
+                bad.parse::<Partition>().unwrap_err().to_string().contains("count:K/N"),
+                "{bad}"
+            );
         }
-        assert_eq!("timing:1/2".parse::<Partition>(), Ok(Partition::Timing { shard: 1, of: 2 }));
+        assert_eq!(
+            "timing:1/2".parse::<Partition>().ok(),
+            Some(Partition::Timing { shard: 1, of: 2 })
+        );
     }
 }

@@ -185,7 +185,7 @@ pub(crate) fn known_durations(
     timings: Option<&std::path::Path>,
 ) -> Result<HashMap<String, Duration>, String> {
     if let Some(path) = timings {
-        return crate::timings::read(path);
+        return crate::timings::read(path).map_err(|err| err.to_string());
     }
     Ok(history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?))).collect())
 }

@@ -6,7 +6,7 @@
 //! optional, so that an adaptive run on another machine weighs the tests by it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,22 @@ use crate::report::{Outcome, write_atomically};
 
 const VERSION: u32 = 1;
 
+/// What can go wrong reading or writing a timings file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("cannot read the timings file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is neither a prun timings file nor a --json report: {source}")]
+    NotTimings { path: PathBuf, source: serde_json::Error },
+    #[error("{path} is a timings file of version {found}; this prun reads version {VERSION}")]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    /// The history the timings come from or go to, as its stage words it.
+    #[error("{0}")]
+    History(String),
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Timings {
     version: u32,
@@ -26,7 +42,7 @@ struct Timings {
     cpu: BTreeMap<String, u32>,
 }
 
-pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
+pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
     let (path, workspace) = match &action {
         TimingsAction::Export { path, workspace } | TimingsAction::Import { path, workspace } => {
             (path, workspace)
@@ -36,7 +52,8 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
         workspace.manifest_path.as_deref(),
         workspace.target_dir.as_deref(),
         None,
-    )?;
+    )
+    .map_err(Error::History)?;
     match action {
         TimingsAction::Export { .. } => {
             let count = write(path, &store.load())?;
@@ -46,21 +63,24 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
             let imported = read(path)?;
             let cpu = read_cpu(path);
             let count = imported.len();
-            store.update(|history| {
-                for (id, duration) in imported {
-                    let duration_ms = millis(duration);
-                    let cpu_ms =
-                        cpu.get(&id).map(|millicores| duration_ms * u64::from(*millicores) / 1000);
-                    let record = Record {
-                        duration_ms,
-                        outcome: Ended::Imported,
-                        attempts: 1,
-                        cpu_ms,
-                        peak_kb: None,
-                    };
-                    history.add(id, record);
-                }
-            })?;
+            store
+                .update(|history| {
+                    for (id, duration) in imported {
+                        let duration_ms = millis(duration);
+                        let cpu_ms = cpu
+                            .get(&id)
+                            .map(|millicores| duration_ms * u64::from(*millicores) / 1000);
+                        let record = Record {
+                            duration_ms,
+                            outcome: Ended::Imported,
+                            attempts: 1,
+                            cpu_ms,
+                            peak_kb: None,
+                        };
+                        history.add(id, record);
+                    }
+                })
+                .map_err(Error::History)?;
             eprintln!("imported the timings of {count} tests into {}", store.path().display());
         }
     }
@@ -69,7 +89,7 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, String> {
 
 /// Writes the history's typical duration of each test, and the CPU it used per second, to
 /// `path` (atomically); how many.
-pub(crate) fn write(path: &Path, history: &crate::history::History) -> Result<usize, String> {
+pub(crate) fn write(path: &Path, history: &crate::history::History) -> Result<usize, Error> {
     let typical = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?)));
     let cpu = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.demand()?.0)));
     write_durations(path, typical, cpu.collect())
@@ -81,18 +101,18 @@ pub(crate) fn write_durations(
     path: &Path,
     durations: impl Iterator<Item = (String, Duration)>,
     cpu: BTreeMap<String, u32>,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let tests: BTreeMap<String, u64> = durations.map(|(id, d)| (id, millis(d))).collect();
     let count = tests.len();
+    let failed = |source| Error::Write { path: path.to_owned(), source };
     let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests, cpu })
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| failed(err.into()))?;
     // The same timings as the file holds: it stays as it is (a stable suite's snapshot, taken
     // each run, is rarely new).
     if std::fs::read(path).is_ok_and(|old| old == json) {
         return Ok(count);
     }
-    write_atomically(path, &json)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    write_atomically(path, &json).map_err(failed)?;
     Ok(count)
 }
 
@@ -116,9 +136,9 @@ pub(crate) fn snapshot_path(store_dir: &Path) -> std::path::PathBuf {
 
 /// A timings file's durations by test id; or a `--json` report's (each test's final attempt),
 /// so that the merged report of CI shards can feed the next run's timings.
-pub(crate) fn read(path: &Path) -> Result<HashMap<String, Duration>, String> {
-    let text = std::fs::read(path)
-        .map_err(|err| format!("cannot read the timings file {}: {err}", path.display()))?;
+pub(crate) fn read(path: &Path) -> Result<HashMap<String, Duration>, Error> {
+    let text =
+        std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
     if let Ok(report) = serde_json::from_slice::<Document>(&text) {
         let finals = report.attempts.iter().filter(|a| !a.will_retry);
         return Ok(finals
@@ -126,15 +146,10 @@ pub(crate) fn read(path: &Path) -> Result<HashMap<String, Duration>, String> {
             .map(|a| (format!("{} {}", a.binary, a.name), a.duration))
             .collect());
     }
-    let timings: Timings = serde_json::from_slice(&text).map_err(|err| {
-        format!("{} is neither a prun timings file nor a --json report: {err}", path.display())
-    })?;
+    let timings: Timings = serde_json::from_slice(&text)
+        .map_err(|source| Error::NotTimings { path: path.to_owned(), source })?;
     if timings.version != VERSION {
-        return Err(format!(
-            "{} is a timings file of version {}; this prun reads version {VERSION}",
-            path.display(),
-            timings.version
-        ));
+        return Err(Error::Version { path: path.to_owned(), found: timings.version });
     }
     Ok(timings.tests.into_iter().map(|(id, ms)| (id, Duration::from_millis(ms))).collect())
 }
