@@ -6,8 +6,6 @@
 //! `deps()` and `rdeps()` need cargo's dependency graph, which prun does not read: they are an
 //! error that says so.
 
-use std::fmt;
-
 /// What a filterset is matched against: one test of one binary.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Candidate<'a> {
@@ -90,24 +88,26 @@ impl Filterset {
 }
 
 /// Why a filterset does not parse, and where (a character offset).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at character {}: {why}", .at + 1)]
 pub(crate) struct ParseError {
     pub(crate) at: usize,
     pub(crate) why: String,
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at character {}: {}", self.at + 1, self.why)
-    }
+/// A `-E` expression that does not parse: the expression, and where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("filterset {text:?}: {error}")]
+pub(crate) struct ExpressionError {
+    text: String,
+    error: ParseError,
 }
 
 impl std::str::FromStr for Filterset {
-    type Err = String;
+    type Err = ExpressionError;
 
-    /// For `-E`: the error names the expression and the place.
-    fn from_str(text: &str) -> Result<Filterset, String> {
-        parse(text).map_err(|err| format!("filterset {text:?}: {err}"))
+    fn from_str(text: &str) -> Result<Filterset, ExpressionError> {
+        parse(text).map_err(|error| ExpressionError { text: text.to_owned(), error })
     }
 }
 

@@ -40,15 +40,47 @@ struct Override {
     leak_timeout: Option<LeakTimeout>,
 }
 
+/// What is wrong with `.config/nextest.toml`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("invalid config {path}: {problem}")]
+    Invalid { path: PathBuf, problem: Problem },
+    /// Not a file prun reads (see `private::read_state`), as that says.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// What is wrong inside the file: the key, and why.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Problem {
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("test-groups.{0}.max-threads: expected a number of 1 or more")]
+    GroupThreads(String),
+    #[error("profile `{0}` is not defined")]
+    NoProfile(String),
+    #[error("{key}: {message}")]
+    Value { key: String, message: String },
+    #[error("{0}: expected a number or {{ count = N }}")]
+    Retries(String),
+    #[error("{0}: expected true or false")]
+    NotABool(String),
+    #[error("{0}: expected a filterset")]
+    NotAFilterset(String),
+    #[error("{at}: {text:?}: {error}")]
+    Filterset { at: String, text: String, error: crate::filterset::ParseError },
+    #[error("{at}.test-group: `{group}` is not under [test-groups]")]
+    UnknownGroup { at: String, group: String },
+}
+
 /// The nearest `.config/nextest.toml` at or above `root`, read for `profile`; `None` when
 /// there is none.
-pub(crate) fn discover(
-    root: &Path,
-    profile: Option<&str>,
-) -> Result<Option<NextestConfig>, String> {
+pub(crate) fn discover(root: &Path, profile: Option<&str>) -> Result<Option<NextestConfig>, Error> {
     let found = root.ancestors().map(|dir| dir.join(".config/nextest.toml")).find(|p| p.is_file());
     let Some(path) = found else { return Ok(None) };
-    let Some(bytes) = crate::private::read_state(&path)? else { return Ok(None) };
+    let Some(bytes) = crate::private::read_state(&path).map_err(Error::Unreadable)? else {
+        return Ok(None);
+    };
     let text = String::from_utf8_lossy(&bytes);
     let env_profile = std::env::var("NEXTEST_PROFILE").ok().filter(|p| !p.is_empty());
     let profile = profile.map(str::to_owned).or(env_profile).unwrap_or_else(|| "default".into());
@@ -57,11 +89,11 @@ pub(crate) fn discover(
             config.path = path.clone();
             Some(config)
         })
-        .map_err(|err| format!("invalid config {}: {err}", path.display()))
+        .map_err(|problem| Error::Invalid { path: path.clone(), problem })
 }
 
-fn parse(text: &str, profile: &str) -> Result<NextestConfig, String> {
-    let table: toml::Table = text.parse().map_err(|err: toml::de::Error| err.to_string())?;
+fn parse(text: &str, profile: &str) -> Result<NextestConfig, Problem> {
+    let table: toml::Table = text.parse()?;
     let mut config = NextestConfig {
         path: PathBuf::new(),
         profile: profile.to_owned(),
@@ -82,11 +114,7 @@ fn parse(text: &str, profile: &str) -> Result<NextestConfig, String> {
                     let capacity = threads
                         .and_then(|n| u32::try_from(n).ok())
                         .and_then(NonZeroU32::new)
-                        .ok_or_else(|| {
-                            format!(
-                                "test-groups.{name}.max-threads: expected a number of 1 or more"
-                            )
-                        })?;
+                        .ok_or_else(|| Problem::GroupThreads(name.clone()))?;
                     config.groups.insert(name.clone(), capacity);
                 }
             }
@@ -97,7 +125,7 @@ fn parse(text: &str, profile: &str) -> Result<NextestConfig, String> {
     let profiles = table.get("profile").and_then(toml::Value::as_table);
     let chosen = ["default", profile];
     if profile != "default" && profiles.is_none_or(|p| !p.contains_key(profile)) {
-        return Err(format!("profile `{profile}` is not defined"));
+        return Err(Problem::NoProfile(profile.to_owned()));
     }
     for name in chosen.iter().take(if profile == "default" { 1 } else { 2 }) {
         let Some(settings) = profiles.and_then(|p| p.get(*name)).and_then(toml::Value::as_table)
@@ -110,20 +138,21 @@ fn parse(text: &str, profile: &str) -> Result<NextestConfig, String> {
 }
 
 /// A `toml::Value` through serde, naming the key when it does not fit.
-fn typed<T: serde::de::DeserializeOwned>(key: &str, value: &toml::Value) -> Result<T, String> {
-    value.clone().try_into().map_err(|err: toml::de::Error| format!("{key}: {}", err.message()))
+fn typed<T: serde::de::DeserializeOwned>(key: &str, value: &toml::Value) -> Result<T, Problem> {
+    value.clone().try_into().map_err(|err: toml::de::Error| Problem::Value {
+        key: key.to_owned(),
+        message: err.message().to_owned(),
+    })
 }
 
 /// nextest's `retries`: a number, or a table with `count`.
-fn retries(key: &str, value: &toml::Value) -> Result<u32, String> {
+fn retries(key: &str, value: &toml::Value) -> Result<u32, Problem> {
     let count = value.as_integer().or_else(|| value.get("count").and_then(toml::Value::as_integer));
-    count
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| format!("{key}: expected a number or {{ count = N }}"))
+    count.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| Problem::Retries(key.to_owned()))
 }
 
 impl NextestConfig {
-    fn read_profile(&mut self, name: &str, settings: &toml::Table) -> Result<(), String> {
+    fn read_profile(&mut self, name: &str, settings: &toml::Table) -> Result<(), Problem> {
         for (key, value) in settings {
             let at = format!("profile.{name}.{key}");
             match key.as_str() {
@@ -137,9 +166,8 @@ impl NextestConfig {
                 "slow-timeout" => self.slow_timeout = Some(typed(&at, value)?),
                 "leak-timeout" => self.leak_timeout = Some(typed(&at, value)?),
                 "fail-fast" => {
-                    self.fail_fast = Some(
-                        value.as_bool().ok_or_else(|| format!("{at}: expected true or false"))?,
-                    );
+                    self.fail_fast =
+                        Some(value.as_bool().ok_or_else(|| Problem::NotABool(at.clone()))?);
                 }
                 "overrides" => {
                     for (index, entry) in value.as_array().into_iter().flatten().enumerate() {
@@ -154,7 +182,7 @@ impl NextestConfig {
         Ok(())
     }
 
-    fn read_override(&mut self, at: &str, entry: &toml::Value) -> Result<Override, String> {
+    fn read_override(&mut self, at: &str, entry: &toml::Value) -> Result<Override, Problem> {
         let mut found = Override {
             filter: Filterset::All,
             test_group: None,
@@ -167,10 +195,10 @@ impl NextestConfig {
             let at = format!("{at}.{key}");
             match key.as_str() {
                 "filter" => {
-                    let text =
-                        value.as_str().ok_or_else(|| format!("{at}: expected a filterset"))?;
-                    found.filter = crate::filterset::parse(text)
-                        .map_err(|err| format!("{at}: {text:?}: {err}"))?;
+                    let text = value.as_str().ok_or_else(|| Problem::NotAFilterset(at.clone()))?;
+                    found.filter = crate::filterset::parse(text).map_err(|error| {
+                        Problem::Filterset { at: at.clone(), text: text.to_owned(), error }
+                    })?;
                 }
                 "test-group" => found.test_group = value.as_str().map(str::to_owned),
                 "threads-required" => {
@@ -187,7 +215,7 @@ impl NextestConfig {
             && group != "@global"
             && !self.groups.contains_key(group)
         {
-            return Err(format!("{at}.test-group: `{group}` is not under [test-groups]"));
+            return Err(Problem::UnknownGroup { at: at.to_owned(), group: group.clone() });
         }
         Ok(found)
     }
@@ -344,10 +372,25 @@ test-threads = "num-cpus"
 
     #[test]
     fn bad_input_names_its_key() {
-        assert!(parse(CONFIG, "nightly").unwrap_err().contains("profile `nightly` is not defined"));
+        assert!(
+            parse(CONFIG, "nightly")
+                .unwrap_err()
+                .to_string()
+                .contains("profile `nightly` is not defined")
+        );
         let bad = "[[profile.default.overrides]]\nfilter = 'test('\n";
-        assert!(parse(bad, "default").unwrap_err().contains("profile.default.overrides[0].filter"));
+        assert!(
+            parse(bad, "default")
+                .unwrap_err()
+                .to_string()
+                .contains("profile.default.overrides[0].filter")
+        );
         let group = "[[profile.default.overrides]]\nfilter = 'all()'\ntest-group = 'nope'\n";
-        assert!(parse(group, "default").unwrap_err().contains("`nope` is not under [test-groups]"));
+        assert!(
+            parse(group, "default")
+                .unwrap_err()
+                .to_string()
+                .contains("`nope` is not under [test-groups]")
+        );
     }
 }

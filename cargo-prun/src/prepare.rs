@@ -117,7 +117,8 @@ fn finish(
     // A project on nextest: its groups and overrides, when it has no prun.toml.
     let nextest = match config.source {
         Some(_) => None,
-        None => crate::nextest_config::discover(&root, nextest_profile)?,
+        None => crate::nextest_config::discover(&root, nextest_profile)
+            .map_err(|err| err.to_string())?,
     };
     let mut leak_timeouts = HashMap::new();
     if let Some(nextest) = &nextest {
