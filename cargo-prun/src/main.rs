@@ -51,7 +51,7 @@ fn main() {
             run.take_libtest_args();
             list::list(&run, format)
         }
-        Some(Command::Merge(args)) => merge::merge(&args),
+        Some(Command::Merge(args)) => merge::merge(&args).map_err(|err| err.to_string()),
         Some(Command::Timings { action }) => timings::timings(action).map_err(|e| e.to_string()),
         Some(Command::Bisect(args)) => bisect::bisect(&args),
         Some(Command::Archive(args)) => archive::archive(&args).map_err(|err| err.to_string()),
@@ -87,7 +87,8 @@ pub(crate) fn plan_run(
         filtersets: cli.filtersets.clone(),
         only: match &cli.rerun_failed {
             Some(report) => {
-                let rerun = rerun::read(report.as_deref(), workspace.history.dir())?;
+                let rerun = rerun::read(report.as_deref(), workspace.history.dir())
+                    .map_err(|err| err.to_string())?;
                 eprintln!("note: {}", rerun.said);
                 Some(rerun.tests)
             }

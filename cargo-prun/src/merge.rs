@@ -8,14 +8,26 @@ use std::path::{Path, PathBuf};
 use crate::cli::MergeArgs;
 use crate::exit;
 use crate::partition::Partition;
-use crate::report::document::{Document, Meta, Writer};
+use crate::report::document::{Document, Meta, ReadError, Writer};
 use crate::report::junit::Junit;
 use crate::report::{Reporter, Summary};
 
 /// Lists of problems are cut to this many lines.
 const SHOWN: usize = 10;
 
-pub(crate) fn merge(args: &MergeArgs) -> Result<i32, String> {
+/// What stops a merge before it judges the reports.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(transparent)]
+    Report(#[from] ReadError),
+    #[error(transparent)]
+    Timings(#[from] crate::timings::Error),
+    /// Writing a report file, as its writer says.
+    #[error("{0}")]
+    Write(String),
+}
+
+pub(crate) fn merge(args: &MergeArgs) -> Result<i32, Error> {
     let documents: Vec<(PathBuf, Document)> = args
         .reports
         .iter()
@@ -45,8 +57,7 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, String> {
                 Some((format!("{} {}", a.binary, a.name), millicores))
             })
             .collect();
-        let count =
-            crate::timings::write_durations(path, tests, cpu).map_err(|err| err.to_string())?;
+        let count = crate::timings::write_durations(path, tests, cpu)?;
         eprintln!("wrote the timings of {count} tests to {}", path.display());
     }
     if let Some(path) = &args.outputs.junit {
@@ -56,11 +67,11 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, String> {
         }
         junit.done(&summary);
         if let Some(error) = junit.error {
-            return Err(error);
+            return Err(Error::Write(error));
         }
     }
     let json = args.outputs.json.clone();
-    Writer::write_document(merged, args.outputs.clone())?;
+    Writer::write_document(merged, args.outputs.clone()).map_err(Error::Write)?;
     eprintln!(
         "merged {} reports: {} passed, {} failed, {} skipped",
         args.reports.len(),

@@ -81,20 +81,34 @@ impl LastRun {
     }
 }
 
+/// Why there is nothing to rerun from.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("--rerun-failed: no earlier run is recorded here; run the tests once first")]
+    NoEarlierRun,
+    #[error("--rerun-failed: {0} does not exist")]
+    Missing(PathBuf),
+    /// Not a file prun reads (see `private::read_state`), as that says.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("--rerun-failed: {0} (nor a record of cargo prun's own)")]
+    NotARecord(#[from] crate::report::document::ReadError),
+}
+
 /// The record at `path` (ours, or a `--json` report or merge), or the last run's in `dir`.
-pub(crate) fn read(path: Option<&Path>, dir: &Path) -> Result<Rerun, String> {
+pub(crate) fn read(path: Option<&Path>, dir: &Path) -> Result<Rerun, Error> {
     let path = path.map_or_else(|| LastRun::path(dir), Path::to_owned);
-    let bytes = crate::private::read_state(&path)?.ok_or_else(|| match path.starts_with(dir) {
-        true => {
-            "--rerun-failed: no earlier run is recorded here; run the tests once first".to_owned()
-        }
-        false => format!("--rerun-failed: {} does not exist", path.display()),
-    })?;
+    let bytes =
+        crate::private::read_state(&path).map_err(Error::Unreadable)?.ok_or_else(|| match path
+            .starts_with(dir)
+        {
+            true => Error::NoEarlierRun,
+            false => Error::Missing(path.clone()),
+        })?;
     if let Ok(last) = serde_json::from_slice::<LastRun>(&bytes) {
         return Ok(last.rerun(&path));
     }
-    let document = Document::read(&path)
-        .map_err(|err| format!("--rerun-failed: {err} (nor a record of cargo prun's own)"))?;
+    let document = Document::read(&path)?;
     let mut last = LastRun::new(document.meta.selected.iter().cloned());
     for attempt in document.attempts.iter().filter(|attempt| !attempt.will_retry) {
         let id = format!("{} {}", attempt.binary, attempt.name);
@@ -129,7 +143,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_and_a_missing_one_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let err = read(None, dir.path()).unwrap_err();
+        let err = read(None, dir.path()).unwrap_err().to_string();
         assert!(err.contains("run the tests once first"), "{err}");
         let last = LastRun::new(["a x".to_owned()]);
         last.save(dir.path());

@@ -54,25 +54,31 @@ pub(crate) struct Document {
     pub(crate) rerun_started_ms: Option<u64>,
 }
 
+/// Why a file is not a report this prun reads.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{path} is not a prun --json report: {source}")]
+    NotAReport { path: std::path::PathBuf, source: serde_json::Error },
+    #[error("{path} is a report of version {found}; this prun reads version {VERSION}")]
+    Version { path: std::path::PathBuf, found: u32 },
+}
+
 impl Document {
-    pub(crate) fn read(path: &Path) -> Result<Document, String> {
-        let bytes =
-            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    pub(crate) fn read(path: &Path) -> Result<Document, ReadError> {
+        let bytes = std::fs::read(path)
+            .map_err(|source| ReadError::Read { path: path.to_owned(), source })?;
         #[derive(Deserialize)]
         struct Versioned {
             version: u32,
         }
-        let versioned: Versioned = serde_json::from_slice(&bytes)
-            .map_err(|err| format!("{} is not a prun --json report: {err}", path.display()))?;
+        let not_a_report = |source| ReadError::NotAReport { path: path.to_owned(), source };
+        let versioned: Versioned = serde_json::from_slice(&bytes).map_err(not_a_report)?;
         if versioned.version != VERSION {
-            return Err(format!(
-                "{} is a report of version {}; this prun reads version {VERSION}",
-                path.display(),
-                versioned.version
-            ));
+            return Err(ReadError::Version { path: path.to_owned(), found: versioned.version });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|err| format!("{} is not a prun --json report: {err}", path.display()))
+        serde_json::from_slice(&bytes).map_err(not_a_report)
     }
 }
 
