@@ -310,7 +310,7 @@ impl Store {
 
     /// Adds records to the history on disk: read, merge and write under an exclusive lock, so
     /// concurrent runs never lose each other's records.
-    pub(crate) fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), String> {
+    pub(crate) fn update(&self, change: impl FnOnce(&mut History)) -> Result<(), Error> {
         self.update_loaded(None, change).map(drop)
     }
 
@@ -321,8 +321,8 @@ impl Store {
         &self,
         loaded: Option<History>,
         change: impl FnOnce(&mut History),
-    ) -> Result<(History, bool), String> {
-        let describe = |err: std::io::Error| format!("{}: {err}", self.dir.display());
+    ) -> Result<(History, bool), Error> {
+        let describe = |source: std::io::Error| Error::Io { dir: self.dir.clone(), source };
         std::fs::create_dir_all(&self.dir).map_err(describe)?;
         let lock = crate::private::open_lock(&self.dir.join("history.lock")).map_err(describe)?;
         lock.lock().map_err(describe)?;
@@ -352,15 +352,41 @@ impl Store {
     }
 
     /// The history, and the bytes of its file (`None` when it was not read from `history.bin`).
-    fn read(&self) -> Result<(History, Option<Vec<u8>>), String> {
+    fn read(&self) -> Result<(History, Option<Vec<u8>>), Error> {
         match read_bytes(&self.path())? {
             Some(bytes) => Ok((decode(&bytes)?, Some(bytes))),
-            None => match crate::private::read_state(&self.json_path())? {
-                Some(json) => Ok((parse_json(&json)?, None)),
-                None => Ok((History { version: VERSION, ..History::default() }, None)),
-            },
+            None => {
+                match crate::private::read_state(&self.json_path()).map_err(Error::Unreadable)? {
+                    Some(json) => Ok((parse_json(&json)?, None)),
+                    None => Ok((History { version: VERSION, ..History::default() }, None)),
+                }
+            }
         }
     }
+}
+
+/// What can go wrong reading or writing the history.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("{dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
+    /// Not a file prun reads (see `private::read_state`), as that says.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("not a prun history")]
+    NotAHistory,
+    #[error("not a prun history ({0})")]
+    Undecodable(postcard::Error),
+    #[error("not a prun history ({0})")]
+    OldUnreadable(serde_json::Error),
+    #[error(
+        "written by another version of prun (history version {found}, this prun reads {reads})"
+    )]
+    OtherVersion { found: u32, reads: String },
+    #[error("cannot encode the history: {0}")]
+    Encode(postcard::Error),
+    #[error("the history is being replaced without end")]
+    EndlessReplace,
 }
 
 /// The history file's layout: each binary once, with its tests.
@@ -391,7 +417,7 @@ struct RunsOnDisk {
 }
 
 /// The history as its file holds it.
-fn encode(history: &History) -> Result<Vec<u8>, String> {
+fn encode(history: &History) -> Result<Vec<u8>, Error> {
     let mut binaries: Vec<BinaryOnDisk> = Vec::new();
     for (id, test) in &history.tests {
         let (binary, name) = id.split_once(' ').unwrap_or((id.as_str(), ""));
@@ -421,20 +447,17 @@ fn encode(history: &History) -> Result<Vec<u8>, String> {
     let mut bytes = MAGIC.to_vec();
     let bytes = postcard::to_io(&VERSION, &mut bytes)
         .and_then(|bytes| postcard::to_io(&binaries, bytes))
-        .map_err(|err| format!("cannot encode the history: {err}"))?;
+        .map_err(Error::Encode)?;
     Ok(std::mem::take(bytes))
 }
 
-fn decode(bytes: &[u8]) -> Result<History, String> {
-    let body = bytes.strip_prefix(MAGIC).ok_or("not a prun history")?;
-    let unreadable = |err: postcard::Error| format!("not a prun history ({err})");
-    let (version, body) = postcard::take_from_bytes::<u32>(body).map_err(unreadable)?;
+fn decode(bytes: &[u8]) -> Result<History, Error> {
+    let body = bytes.strip_prefix(MAGIC).ok_or(Error::NotAHistory)?;
+    let (version, body) = postcard::take_from_bytes::<u32>(body).map_err(Error::Undecodable)?;
     if version != VERSION {
-        return Err(format!(
-            "written by another version of prun (history version {version}, this prun reads {VERSION})"
-        ));
+        return Err(Error::OtherVersion { found: version, reads: VERSION.to_string() });
     }
-    let binaries: Vec<BinaryOnDisk> = postcard::from_bytes(body).map_err(unreadable)?;
+    let binaries: Vec<BinaryOnDisk> = postcard::from_bytes(body).map_err(Error::Undecodable)?;
     let mut history = History { version, tests: BTreeMap::new() };
     for binary in binaries {
         for test in binary.tests {
@@ -490,8 +513,8 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// The history file's bytes; `None` when there is none.
-fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let read = crate::private::read_state;
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    let read = |path: &Path| crate::private::read_state(path).map_err(Error::Unreadable);
     // No history: an update is between removing the old one and renaming the new in, and the
     // new one is complete. Unless, by the time it is read, that one is in place and the next
     // update is writing another: one that does not decode sends us back to the history.
@@ -505,22 +528,21 @@ fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
             },
         }
     }
-    Err("the history is being replaced without end".to_owned())
+    Err(Error::EndlessReplace)
 }
 
 /// A `history.json` of an earlier prun (version 1).
-fn parse_json(bytes: &[u8]) -> Result<History, String> {
+fn parse_json(bytes: &[u8]) -> Result<History, Error> {
     #[derive(Deserialize)]
     struct Versioned {
         version: u32,
     }
-    let versioned: Versioned =
-        serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))?;
+    let versioned: Versioned = serde_json::from_slice(bytes).map_err(Error::OldUnreadable)?;
     if versioned.version != 1 {
-        return Err(format!(
-            "written by another version of prun (history version {}, this prun reads 1 and {VERSION})",
-            versioned.version
-        ));
+        return Err(Error::OtherVersion {
+            found: versioned.version,
+            reads: format!("1 and {VERSION}"),
+        });
     }
     #[derive(Deserialize)]
     struct V1 {
@@ -534,8 +556,7 @@ fn parse_json(bytes: &[u8]) -> Result<History, String> {
         #[serde(default)]
         under_load: bool,
     }
-    let v1: V1 =
-        serde_json::from_slice(bytes).map_err(|err| format!("not a prun history ({err})"))?;
+    let v1: V1 = serde_json::from_slice(bytes).map_err(Error::OldUnreadable)?;
     let mut history = History { version: VERSION, tests: BTreeMap::new() };
     for (id, old) in v1.tests {
         let mut test = TestHistory {

@@ -29,9 +29,11 @@ pub(crate) enum Error {
     Version { path: PathBuf, found: u32 },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-    /// The history the timings come from or go to, as its stage words it.
+    #[error(transparent)]
+    History(#[from] crate::history::Error),
+    /// Where the history is (the workspace's target directory), as that stage words it.
     #[error("{0}")]
-    History(String),
+    Workspace(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,7 +55,7 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
         workspace.target_dir.as_deref(),
         None,
     )
-    .map_err(Error::History)?;
+    .map_err(Error::Workspace)?;
     match action {
         TimingsAction::Export { .. } => {
             let count = write(path, &store.load())?;
@@ -63,24 +65,21 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
             let imported = read(path)?;
             let cpu = read_cpu(path);
             let count = imported.len();
-            store
-                .update(|history| {
-                    for (id, duration) in imported {
-                        let duration_ms = millis(duration);
-                        let cpu_ms = cpu
-                            .get(&id)
-                            .map(|millicores| duration_ms * u64::from(*millicores) / 1000);
-                        let record = Record {
-                            duration_ms,
-                            outcome: Ended::Imported,
-                            attempts: 1,
-                            cpu_ms,
-                            peak_kb: None,
-                        };
-                        history.add(id, record);
-                    }
-                })
-                .map_err(Error::History)?;
+            store.update(|history| {
+                for (id, duration) in imported {
+                    let duration_ms = millis(duration);
+                    let cpu_ms =
+                        cpu.get(&id).map(|millicores| duration_ms * u64::from(*millicores) / 1000);
+                    let record = Record {
+                        duration_ms,
+                        outcome: Ended::Imported,
+                        attempts: 1,
+                        cpu_ms,
+                        peak_kb: None,
+                    };
+                    history.add(id, record);
+                }
+            })?;
             eprintln!("imported the timings of {count} tests into {}", store.path().display());
         }
     }
