@@ -35,9 +35,35 @@ pub(crate) struct Binary {
     pub(crate) benchmarks: Vec<String>,
 }
 
+/// Why a test binary could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("cannot run {binary}: {source}")]
+    Start { binary: String, source: std::io::Error },
+    #[error("{binary} is not a test binary prun can run: `--list` failed with {status}\n{stderr}")]
+    ListFailed { binary: String, status: std::process::ExitStatus, stderr: String },
+    #[error("{binary}: unreadable prun catalog ({source}); rebuild it with this prun")]
+    Catalog { binary: String, source: serde_json::Error },
+    #[error(
+        "{binary} speaks prun protocol {speaks}, this cargo-prun {}: use one prun version",
+        prun::protocol::VERSION
+    )]
+    Protocol { binary: String, speaks: u32 },
+    #[error(
+        "{binary}: asked for its tests with `--list --format terse`, it printed {line:?} where a \
+         test harness prints `NAME: test` lines, so its `main` does not take libtest's \
+         arguments and prun cannot run its tests. Leave it out (select the targets to run \
+         with --test NAME, or its package's with -p/--exclude), or make it a harness \
+         (`prun::main!()`, or libtest-mimic)"
+    )]
+    NotAHarness { binary: String, line: String },
+    #[error("listing {0} panicked")]
+    Panicked(String),
+}
+
 /// Lists one binary's tests. A prun binary answers the handshake with its catalog; anything else
 /// is taken for libtest and listed the way nextest lists it.
-fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, String> {
+fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, Error> {
     let list = |extra: &[&str]| {
         let output = binary
             .command()
@@ -47,30 +73,26 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
             .env("LD_LIBRARY_PATH", dylib_path)
             .current_dir(&binary.package_dir)
             .output()
-            .map_err(|err| format!("cannot run {}: {err}", binary.describe()))?;
+            .map_err(|source| Error::Start { binary: binary.describe(), source })?;
         if !output.status.success() {
-            return Err(format!(
-                "{} is not a test binary prun can run: `--list` failed with {}\n{}",
-                binary.describe(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim_end()
-            ));
+            return Err(Error::ListFailed {
+                binary: binary.describe(),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim_end().to_owned(),
+            });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     };
     let listed = list(&[])?;
     if let Some(first) = listed.lines().next().filter(|line| line.starts_with("{\"prun_catalog\""))
     {
-        let catalog: Catalog = serde_json::from_str(first).map_err(|err| {
-            format!("{}: unreadable prun catalog ({err}); rebuild it with this prun", binary.id)
-        })?;
+        let catalog: Catalog = serde_json::from_str(first)
+            .map_err(|source| Error::Catalog { binary: binary.id.clone(), source })?;
         if catalog.prun_catalog != prun::protocol::VERSION {
-            return Err(format!(
-                "{} speaks prun protocol {}, this cargo-prun {}: use one prun version",
-                binary.id,
-                catalog.prun_catalog,
-                prun::protocol::VERSION
-            ));
+            return Err(Error::Protocol {
+                binary: binary.id.clone(),
+                speaks: catalog.prun_catalog,
+            });
         }
         return Ok(Binary {
             binary,
@@ -82,14 +104,7 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
     // A `harness = false` target whose `main` ignores its arguments ran just now as a program:
     // it is not run again to list its ignored tests, and it is not dropped without a word.
     if let Err(line) = listing(&listed) {
-        return Err(format!(
-            "{}: asked for its tests with `--list --format terse`, it printed {line:?} where a \
-             test harness prints `NAME: test` lines, so its `main` does not take libtest's \
-             arguments and prun cannot run its tests. Leave it out (select the targets to run \
-             with --test NAME, or its package's with -p/--exclude), or make it a harness \
-             (`prun::main!()`, or libtest-mimic)",
-            binary.id
-        ));
+        return Err(Error::NotAHarness { binary: binary.id.clone(), line: line.to_owned() });
     }
     // Its ignored tests, and whether it takes several filters at once (libtest does;
     // libtest-mimic's harnesses take one, and fail on two): both at once.
@@ -106,7 +121,8 @@ fn discover(binary: TestBinary, dylib_path: &std::ffi::OsStr) -> Result<Binary, 
     let (ignored, many_filters) = std::thread::scope(|scope| {
         let ignored = scope.spawn(|| list(&["--ignored"]));
         let many_filters = probe();
-        (ignored.join().unwrap_or_else(|_| Err("listing panicked".to_owned())), many_filters)
+        let panicked = || Err(Error::Panicked(binary.id.clone()));
+        (ignored.join().unwrap_or_else(|_| panicked()), many_filters)
     });
     let ignored: std::collections::HashSet<String> =
         listing(&ignored?).unwrap_or_default().into_iter().collect();
@@ -298,8 +314,8 @@ pub(crate) fn discover_all(
     built: Vec<TestBinary>,
     dylib_path: &std::ffi::OsStr,
     cache: &mut CatalogCache,
-) -> Result<Vec<Binary>, String> {
-    let listed: Vec<Result<(Binary, bool), String>> = std::thread::scope(|scope| {
+) -> Result<Vec<Binary>, Error> {
+    let listed: Vec<Result<(Binary, bool), Error>> = std::thread::scope(|scope| {
         let cache = &*cache;
         let handles: Vec<_> = built
             .into_iter()
@@ -312,7 +328,7 @@ pub(crate) fn discover_all(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("discovery panicked".to_owned())))
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a binary".to_owned()))))
             .collect()
     });
     let mut binaries = Vec::with_capacity(listed.len());

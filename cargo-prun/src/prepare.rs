@@ -68,7 +68,8 @@ pub(crate) fn prepare(
     )
     .map_err(Err)?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
-    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs).map_err(Err)?;
+    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs)
+        .map_err(|err| Err(err.to_string()))?;
     catalogs.save();
     let found = Found { root, binaries, dylib_path, history, unpacked: None };
     finish(found, config, nextest_profile).map_err(Err)

@@ -94,7 +94,9 @@ pub(crate) enum Error {
     OtherSources { path: PathBuf, root: PathBuf, count: usize, listed: String },
     #[error(transparent)]
     Runner(#[from] crate::build::runner::Error),
-    /// An error of a stage the archive runs (discovery, the history),
+    #[error(transparent)]
+    Discover(#[from] crate::discover::Error),
+    /// An error of a stage the archive runs (where the history is),
     /// as that stage words it.
     #[error("{0}")]
     Stage(String),

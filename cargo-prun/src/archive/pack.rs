@@ -51,8 +51,7 @@ pub(crate) fn archive(args: &BuildArgs) -> Result<i32, Error> {
     )
     .map_err(Error::Stage)?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
-    let binaries = discover::discover_all(built.binaries.clone(), &dylib_path, &mut catalogs)
-        .map_err(Error::Stage)?;
+    let binaries = discover::discover_all(built.binaries.clone(), &dylib_path, &mut catalogs)?;
     catalogs.save();
 
     let contents = Contents::of(&built, &binaries, &target_dir, &workspace_root, &toolchain)?;
