@@ -22,7 +22,7 @@ use crate::{exit, prepare};
 pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
     let workspace = match prepare::prepare(&args.build, None, None) {
         Ok(workspace) => workspace,
-        Err(result) => return result,
+        Err(error) => return error.into_exit(),
     };
     let history = workspace.history.load();
     let options = plan::Options { retries: Some(0), order: plan::Order::Declared };

@@ -14,7 +14,7 @@ pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
         cli.nextest_profile.as_deref(),
     ) {
         Ok(workspace) => workspace,
-        Err(result) => return result,
+        Err(error) => return error.into_exit(),
     };
     let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();

@@ -110,7 +110,8 @@ pub(crate) fn plan_run(
         }
         (None, _) => None,
     };
-    let known = prepare::known_durations(history, timings.as_deref())?;
+    let known =
+        prepare::known_durations(history, timings.as_deref()).map_err(|err| err.to_string())?;
     plan::plan(&workspace.binaries, &selection, options, config, threads, &known)
         .map_err(|err| err.to_string())
 }
@@ -132,7 +133,7 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         cli.nextest_profile.as_deref(),
     ) {
         Ok(workspace) => workspace,
-        Err(result) => return result,
+        Err(error) => return error.into_exit(),
     };
     if cli.no_run {
         // Built (and listed, so a binary prun cannot run is said now): nothing more.

@@ -27,31 +27,60 @@ pub(crate) struct Workspace {
     pub(crate) unpacked: Option<tempfile::TempDir>,
 }
 
-/// Reads the config, builds the tests and asks each binary what it holds. `Err(Ok(code))` is
-/// an exit code (cargo's build failed: it said why), `Err(Err(message))` an error.
+/// Why there is nothing to run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// cargo's build failed, and said why: the run ends with its exit code.
+    #[error("the build failed (cargo exited with {0})")]
+    BuildFailed(i32),
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] prun::config::ConfigError),
+    #[error(transparent)]
+    Runner(#[from] build::runner::Error),
+    #[error(transparent)]
+    Workspace(#[from] build::WorkspaceError),
+    #[error(transparent)]
+    Discover(#[from] discover::Error),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::Error),
+    #[error(transparent)]
+    Nextest(#[from] crate::nextest_config::Error),
+}
+
+impl Error {
+    /// How a command ends on this error: cargo's own exit code when its build failed (it
+    /// already said why), else the message for the edge to print.
+    pub(crate) fn into_exit(self) -> Result<i32, String> {
+        match self {
+            Error::BuildFailed(code) => Ok(code),
+            other => Err(other.to_string()),
+        }
+    }
+}
+
+/// Reads the config, builds the tests and asks each binary what it holds.
 pub(crate) fn prepare(
     build_args: &BuildArgs,
     profile: Option<&str>,
     nextest_profile: Option<&str>,
-) -> Result<Workspace, Result<i32, String>> {
-    let cwd = std::env::current_dir()
-        .map_err(|err| Err(format!("cannot read the current directory: {err}")))?;
+) -> Result<Workspace, Error> {
+    let cwd = std::env::current_dir().map_err(Error::CurrentDir)?;
     if let Some(file) = &build_args.archive_file {
-        return from_archive(build_args, file, &cwd, profile, nextest_profile).map_err(Err);
+        return from_archive(build_args, file, &cwd, profile, nextest_profile);
     }
     let root = match &build_args.manifest_path {
         Some(path) => path.parent().map(|p| cwd.join(p)).unwrap_or_else(|| cwd.clone()),
         None => cwd.clone(),
     };
-    let config =
-        Config::discover_with_profile(&root, profile).map_err(|err| Err(err.to_string()))?;
+    let config = Config::discover_with_profile(&root, profile)?;
     // What the binaries run under (cargo config's `target.<triple>.runner`), before building:
     // a bad setting is said before the build's minutes.
     let runner =
-        build::runner::resolve(build_args.target.as_deref(), &build_args.cargo_config, &cwd)
-            .map_err(|err| Err(err.to_string()))?;
+        build::runner::resolve(build_args.target.as_deref(), &build_args.cargo_config, &cwd)?;
     let toolchain = std::thread::spawn(build::toolchain_dirs);
-    let mut built = build(build_args, &root).map_err(Ok)?;
+    let mut built = build(build_args, &root).map_err(Error::BuildFailed)?;
     if let Some(runner) = &runner {
         eprintln!(
             "note: running the test binaries under {} (set by {})",
@@ -65,14 +94,12 @@ pub(crate) fn prepare(
         build_args.manifest_path.as_deref(),
         build_args.target_dir.as_deref(),
         build::target_dir_of(&built),
-    )
-    .map_err(Err)?;
+    )?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
-    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs)
-        .map_err(|err| Err(err.to_string()))?;
+    let binaries = discover::discover_all(built, &dylib_path, &mut catalogs)?;
     catalogs.save();
     let found = Found { root, binaries, dylib_path, history, unpacked: None };
-    finish(found, config, nextest_profile).map_err(Err)
+    finish(found, config, nextest_profile)
 }
 
 /// The binaries to run and where, however they were found.
@@ -92,10 +119,9 @@ fn from_archive(
     cwd: &std::path::Path,
     profile: Option<&str>,
     nextest_profile: Option<&str>,
-) -> Result<Workspace, String> {
-    let unpacked = crate::archive::open(build_args, file, cwd).map_err(|err| err.to_string())?;
-    let config =
-        Config::discover_with_profile(&unpacked.root, profile).map_err(|err| err.to_string())?;
+) -> Result<Workspace, Error> {
+    let unpacked = crate::archive::open(build_args, file, cwd)?;
+    let config = Config::discover_with_profile(&unpacked.root, profile)?;
     let history =
         history_store(None, build_args.target_dir.as_deref(), Some(unpacked.root.join("target")))?;
     let found = Found {
@@ -113,13 +139,12 @@ fn finish(
     found: Found,
     mut config: Config,
     nextest_profile: Option<&str>,
-) -> Result<Workspace, String> {
+) -> Result<Workspace, Error> {
     let Found { root, mut binaries, dylib_path, history, unpacked } = found;
     // A project on nextest: its groups and overrides, when it has no prun.toml.
     let nextest = match config.source {
         Some(_) => None,
-        None => crate::nextest_config::discover(&root, nextest_profile)
-            .map_err(|err| err.to_string())?,
+        None => crate::nextest_config::discover(&root, nextest_profile)?,
     };
     let mut leak_timeouts = HashMap::new();
     if let Some(nextest) = &nextest {
@@ -169,7 +194,7 @@ pub(crate) fn history_store(
     manifest_path: Option<&std::path::Path>,
     target_dir: Option<&std::path::Path>,
     built_in: Option<PathBuf>,
-) -> Result<Store, String> {
+) -> Result<Store, build::WorkspaceError> {
     if let Some(dir) = std::env::var_os("PRUN_HISTORY_DIR") {
         return Ok(Store::new(PathBuf::from(dir)));
     }
@@ -185,9 +210,9 @@ pub(crate) fn history_store(
 pub(crate) fn known_durations(
     history: &History,
     timings: Option<&std::path::Path>,
-) -> Result<HashMap<String, Duration>, String> {
+) -> Result<HashMap<String, Duration>, crate::timings::Error> {
     if let Some(path) = timings {
-        return crate::timings::read(path).map_err(|err| err.to_string());
+        return crate::timings::read(path);
     }
     Ok(history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?))).collect())
 }

@@ -31,9 +31,8 @@ pub(crate) enum Error {
     Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     History(#[from] crate::history::Error),
-    /// Where the history is (the workspace's target directory), as that stage words it.
-    #[error("{0}")]
-    Workspace(String),
+    #[error(transparent)]
+    Workspace(#[from] crate::build::WorkspaceError),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,8 +53,7 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
         workspace.manifest_path.as_deref(),
         workspace.target_dir.as_deref(),
         None,
-    )
-    .map_err(Error::Workspace)?;
+    )?;
     match action {
         TimingsAction::Export { .. } => {
             let count = write(path, &store.load())?;

@@ -96,10 +96,8 @@ pub(crate) enum Error {
     Runner(#[from] crate::build::runner::Error),
     #[error(transparent)]
     Discover(#[from] crate::discover::Error),
-    /// An error of a stage the archive runs (where the history is),
-    /// as that stage words it.
-    #[error("{0}")]
-    Stage(String),
+    #[error(transparent)]
+    TargetDir(#[from] crate::build::WorkspaceError),
 }
 
 /// What the archive holds, and where the build it came from was.

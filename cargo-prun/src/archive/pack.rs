@@ -48,8 +48,7 @@ pub(crate) fn archive(args: &BuildArgs) -> Result<i32, Error> {
         args.manifest_path.as_deref(),
         args.target_dir.as_deref(),
         Some(target_dir.clone()),
-    )
-    .map_err(Error::Stage)?;
+    )?;
     let mut catalogs = discover::CatalogCache::load(history.dir());
     let binaries = discover::discover_all(built.binaries.clone(), &dylib_path, &mut catalogs)?;
     catalogs.save();

@@ -166,7 +166,7 @@ fn package_name(id: &str) -> Option<String> {
 pub(crate) fn target_dir(
     manifest_path: Option<&Path>,
     flag: Option<&Path>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, WorkspaceError> {
     if let Some(dir) = flag {
         return Ok(dir.to_owned());
     }
@@ -175,9 +175,14 @@ pub(crate) fn target_dir(
     if let Some(path) = manifest_path {
         command.manifest_path(path);
     }
-    let metadata = command.exec().map_err(|err| format!("cannot read the workspace: {err}"))?;
+    let metadata = command.exec()?;
     Ok(metadata.target_directory.into_std_path_buf())
 }
+
+/// `cargo metadata` could not say where the workspace's target directory is.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the workspace: {0}")]
+pub(crate) struct WorkspaceError(#[from] cargo_metadata::Error);
 
 /// The target directory the binaries were built in: the nearest directory above them that
 /// cargo marked with `CACHEDIR.TAG`. `None` for a layout prun does not know.
