@@ -51,7 +51,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
         if recorded.is_empty() { everyone.clone() } else { recorded }
     };
 
-    let run_dir = RunDir::new()?;
+    let run_dir = RunDir::new().map_err(|err| err.to_string())?;
     let (events, _ignored) = mpsc::channel();
     let mut executor = ProcessExecutor::new(
         workspace.binaries,

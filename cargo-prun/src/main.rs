@@ -202,7 +202,7 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         &config.redact.patterns,
     )?;
     // Sockets and test temp dirs go in a directory only this user can read (0700).
-    let run_dir = run_dir::RunDir::new()?;
+    let run_dir = run_dir::RunDir::new().map_err(|err| err.to_string())?;
     // Under `bazel test`, JUnit goes where Bazel looks for it, and a sharded run says it shards.
     if cli.partition.is_some()
         && let Some(status) = std::env::var_os("TEST_SHARD_STATUS_FILE")

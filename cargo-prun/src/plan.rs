@@ -53,19 +53,27 @@ pub(crate) enum Order {
     Shuffle(u64),
 }
 
-impl std::str::FromStr for Order {
-    type Err = String;
+/// An `--order` that is none of prun's.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OrderError {
+    #[error("the seed in {0:?} is not a whole number")]
+    Seed(String),
+    #[error("expected priority, declared, shuffle or shuffle:SEED, got {0:?}")]
+    Unknown(String),
+}
 
-    fn from_str(text: &str) -> Result<Order, String> {
+impl std::str::FromStr for Order {
+    type Err = OrderError;
+
+    fn from_str(text: &str) -> Result<Order, OrderError> {
         match text.split_once(':') {
             None if text == "priority" => Ok(Order::Priority),
             None if text == "declared" => Ok(Order::Declared),
             None if text == "shuffle" => Ok(Order::Shuffle(fastrand::u64(..))),
-            Some(("shuffle", seed)) => seed
-                .parse()
-                .map(Order::Shuffle)
-                .map_err(|_| format!("the seed in {text:?} is not a whole number")),
-            _ => Err(format!("expected priority, declared, shuffle or shuffle:SEED, got {text:?}")),
+            Some(("shuffle", seed)) => {
+                seed.parse().map(Order::Shuffle).map_err(|_| OrderError::Seed(text.to_owned()))
+            }
+            _ => Err(OrderError::Unknown(text.to_owned())),
         }
     }
 }

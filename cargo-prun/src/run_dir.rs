@@ -8,6 +8,15 @@ use std::path::Path;
 const PREFIX: &str = "prun-run-";
 const OWNER: &str = "owner";
 
+/// The run's directory could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("cannot create the run directory: {0}")]
+    Create(std::io::Error),
+    #[error("cannot create {path}: {source}")]
+    Part { path: std::path::PathBuf, source: std::io::Error },
+}
+
 #[derive(Debug)]
 pub(crate) struct RunDir {
     dir: tempfile::TempDir,
@@ -16,16 +25,17 @@ pub(crate) struct RunDir {
 }
 
 impl RunDir {
-    pub(crate) fn new() -> Result<RunDir, String> {
+    pub(crate) fn new() -> Result<RunDir, Error> {
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(prun::bazel::temp_dir())
-            .map_err(|err| format!("cannot create the run directory: {err}"))?;
-        crate::private::dir(&dir.path().join("tmp"))
-            .map_err(|err| format!("cannot create {}: {err}", dir.path().join("tmp").display()))?;
-        std::fs::write(dir.path().join(OWNER), std::process::id().to_string())
-            .map_err(|err| format!("cannot write {}: {err}", dir.path().join(OWNER).display()))?;
+            .map_err(Error::Create)?;
+        let part = |path: std::path::PathBuf| move |source| Error::Part { path, source };
+        let tmp = dir.path().join("tmp");
+        crate::private::dir(&tmp).map_err(part(tmp.clone()))?;
+        let owner = dir.path().join(OWNER);
+        std::fs::write(&owner, std::process::id().to_string()).map_err(part(owner.clone()))?;
         if let Some(parent) = dir.path().parent() {
             remove_abandoned(parent, dir.path());
         }

@@ -186,14 +186,18 @@ impl ProcessExecutor {
         &self,
         binary_index: usize,
         slot: usize,
-    ) -> Result<(WorkerProcess, u64), String> {
+    ) -> Result<(WorkerProcess, u64), worker_process::StartError> {
         if let Some(worker) = self.workers.lock().remove(&(binary_index, slot)) {
             return Ok(worker);
         }
         Ok((self.new_worker(binary_index, slot)?, self.next_process()))
     }
 
-    fn new_worker(&self, binary_index: usize, slot: usize) -> Result<WorkerProcess, String> {
+    fn new_worker(
+        &self,
+        binary_index: usize,
+        slot: usize,
+    ) -> Result<WorkerProcess, worker_process::StartError> {
         let binary = &self.binaries[binary_index];
         let mut env = self.env(binary, slot);
         let namespace = format!("w{slot}b{binary_index}");
@@ -220,8 +224,8 @@ impl ProcessExecutor {
     ) -> (Outcome, Printed, String, u64, Option<Usage>) {
         let (mut worker, process) = match self.checkout_worker(test.binary, slot) {
             Ok(worker) => worker,
-            Err(reason) => {
-                let outcome = Outcome::Crashed { reason };
+            Err(error) => {
+                let outcome = Outcome::Crashed { reason: error.to_string() };
                 let process = self.next_process();
                 return (outcome, Printed::default(), String::new(), process, None);
             }
@@ -272,8 +276,8 @@ impl ProcessExecutor {
             }
             let (mut worker, process) = match self.checkout_worker(binary, slot) {
                 Ok(worker) => worker,
-                Err(reason) => {
-                    settle(&mut finished, Outcome::Crashed { reason });
+                Err(error) => {
+                    settle(&mut finished, Outcome::Crashed { reason: error.to_string() });
                     break;
                 }
             };

@@ -55,11 +55,35 @@ pub(crate) struct Launch<'a> {
     pub(crate) children: &'a Arc<Children>,
 }
 
+/// Why a worker process could not be started (the test it was for crashed, with this reason).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("cannot listen on {path}: {source}")]
+    Listen { path: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot start {binary}: {source}")]
+    Spawn { binary: String, source: std::io::Error },
+    #[error("{why}\n{stderr}")]
+    NoConnection { why: ConnectError, stderr: String },
+    #[error("cannot use the worker's connection: {0}")]
+    Stream(std::io::Error),
+}
+
+/// Why a started worker never connected.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("the worker process exited before it connected ({0})")]
+    Exited(std::process::ExitStatus),
+    #[error("the worker process did not connect within 60s")]
+    Timeout,
+    #[error("cannot accept the worker's connection: {0}")]
+    Accept(std::io::Error),
+}
+
 impl WorkerProcess {
-    pub(crate) fn spawn(launch: &Launch<'_>) -> Result<WorkerProcess, String> {
+    pub(crate) fn spawn(launch: &Launch<'_>) -> Result<WorkerProcess, StartError> {
         let _ = std::fs::remove_file(launch.socket);
         let listener = UnixListener::bind(launch.socket)
-            .map_err(|err| format!("cannot listen on {}: {err}", launch.socket.display()))?;
+            .map_err(|source| StartError::Listen { path: launch.socket.to_owned(), source })?;
         let mut command = launch.binary.command();
         command
             .current_dir(launch.cwd)
@@ -71,7 +95,7 @@ impl WorkerProcess {
             .stderr(Stdio::piped())
             .process_group(0);
         let mut child = crate::os::spawn(command)
-            .map_err(|err| format!("cannot start {}: {err}", launch.binary.describe()))?;
+            .map_err(|source| StartError::Spawn { binary: launch.binary.describe(), source })?;
         launch.children.register(child.id());
         let output = Output::capture(
             child.stdout.take().expect("piped"),
@@ -79,10 +103,13 @@ impl WorkerProcess {
         );
         let stream = accept(&listener, &mut child).map_err(|why| {
             let printed = output.take_all(Duration::from_secs(1));
-            format!("{why}\n{}", String::from_utf8_lossy(&printed.stderr))
+            StartError::NoConnection {
+                why,
+                stderr: String::from_utf8_lossy(&printed.stderr).into_owned(),
+            }
         })?;
         let _ = std::fs::remove_file(launch.socket);
-        let responses = BufReader::new(stream.try_clone().map_err(|err| err.to_string())?);
+        let responses = BufReader::new(stream.try_clone().map_err(StartError::Stream)?);
         Ok(WorkerProcess {
             child,
             requests: stream,
@@ -296,28 +323,26 @@ impl WorkerProcess {
 }
 
 /// Waits for the child to connect, or to die first.
-fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, String> {
-    listener.set_nonblocking(true).map_err(|err| err.to_string())?;
+fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, ConnectError> {
+    listener.set_nonblocking(true).map_err(ConnectError::Accept)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                stream.set_nonblocking(false).map_err(|err| err.to_string())?;
+                stream.set_nonblocking(false).map_err(ConnectError::Accept)?;
                 return Ok(stream);
             }
             Err(err) if err.kind() == ErrorKind::WouldBlock => {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!(
-                        "the worker process exited before it connected ({status})"
-                    ));
+                    return Err(ConnectError::Exited(status));
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
-                    return Err("the worker process did not connect within 60s".to_owned());
+                    return Err(ConnectError::Timeout);
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
-            Err(err) => return Err(format!("cannot accept the worker's connection: {err}")),
+            Err(err) => return Err(ConnectError::Accept(err)),
         }
     }
 }
