@@ -20,24 +20,6 @@ use serde_json::Value;
 const PACKAGES: [&str; 8] =
     ["-p", "plain", "-p", "shared-db", "-p", "archived", "-p", "archived-macro"];
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The final outcome kind of each test in a `--json` report.
-fn report_outcomes(report: &Value) -> BTreeMap<String, String> {
-    report["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["will_retry"] == false)
-        .map(|a| {
-            let id = format!("{} {}", a["binary"].as_str().unwrap(), a["name"].as_str().unwrap());
-            (id, a["outcome"]["kind"].as_str().unwrap().to_owned())
-        })
-        .collect()
-}
-
 /// `PATH` without the directories that hold cargo or rustc.
 fn path_without_cargo() -> OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -107,23 +89,32 @@ fn merge(reports: &[&Path], json: &Path) -> Run {
     cargo_prun(&args)
 }
 
+/// `cargo prun archive` of `packages` into `dir/tests.tar.zst`: the archive, and what it said.
+fn make_archive(dir: &Path, packages: &[&str]) -> (PathBuf, Run) {
+    let archive = dir.join("tests.tar.zst");
+    let archive_arg = ["--archive-file", archive.to_str().unwrap()];
+    let made = cargo_prun(&[&["archive"][..], packages, &archive_arg].concat());
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    (archive, made)
+}
+
+/// The archived packages' tests on one machine, built and run as usual: the verdicts a run
+/// from the archive must match.
+fn one_machine_run(dir: &Path) -> BTreeMap<String, String> {
+    let whole = dir.join("whole.json");
+    let args = ["--no-fail-fast", "--json", whole.to_str().unwrap()];
+    let one = cargo_prun(&[&PACKAGES[..], &args].concat());
+    assert_eq!(one.code, 101, "the plain crate fails on purpose: {}", one.stderr);
+    report_outcomes(&read_json(&whole))
+}
+
 #[test]
 fn shards_of_one_archive_run_without_cargo_and_merge_into_the_whole_run() {
     let dir = tempfile_dir("archive");
-    let archive = dir.join("tests.tar.zst");
-    let archive_arg = ["--archive-file", archive.to_str().unwrap()];
-    let made = cargo_prun(&[&["archive"][..], &PACKAGES, &archive_arg].concat());
-    assert_eq!(made.code, 0, "{}", made.stderr);
+    let (archive, made) = make_archive(&dir, &PACKAGES);
     assert!(made.stderr.contains("1 shared libraries"), "libstd, for the proc-macro's tests");
     assert!(made.stderr.contains("1 build script outputs"), "{}", made.stderr);
-
-    // The same tests on one machine, built and run as usual: the verdicts to match.
-    let whole = dir.join("whole.json");
-    let one = cargo_prun(
-        &[&PACKAGES[..], &["--no-fail-fast", "--json", whole.to_str().unwrap()]].concat(),
-    );
-    assert_eq!(one.code, 101, "the plain crate fails on purpose: {}", one.stderr);
-    let whole = report_outcomes(&read_json(&whole));
+    let whole = one_machine_run(&dir);
     for test in [
         "archived::archived_files reads_its_build_scripts_output",
         "archived::archived_files runs_a_program_of_the_workspace",
@@ -160,16 +151,8 @@ fn shards_of_one_archive_run_without_cargo_and_merge_into_the_whole_run() {
 #[test]
 fn a_lost_shard_is_named_and_its_tests_rerun_make_the_run_whole() {
     let dir = tempfile_dir("archive-lost");
-    let archive = dir.join("tests.tar.zst");
-    let archive_arg = ["--archive-file", archive.to_str().unwrap()];
-    let made = cargo_prun(&[&["archive"][..], &PACKAGES, &archive_arg].concat());
-    assert_eq!(made.code, 0, "{}", made.stderr);
-    let whole = dir.join("whole.json");
-    let one = cargo_prun(
-        &[&PACKAGES[..], &["--no-fail-fast", "--json", whole.to_str().unwrap()]].concat(),
-    );
-    assert_eq!(one.code, 101, "{}", one.stderr);
-    let whole = report_outcomes(&read_json(&whole));
+    let (archive, _) = make_archive(&dir, &PACKAGES);
+    let whole = one_machine_run(&dir);
 
     // A Kubernetes Indexed Job of 4 completions; the pod of index 3 is lost.
     let mut reports = Vec::new();
@@ -250,10 +233,7 @@ fn rewrite_manifest(archive: &Path, to: &Path, change: impl Fn(&mut Value)) {
 #[test]
 fn an_archive_of_other_sources_or_another_target_is_refused_by_name() {
     let dir = tempfile_dir("archive-refused");
-    let archive = dir.join("tests.tar.zst");
-    let archive_arg = ["--archive-file", archive.to_str().unwrap()];
-    let made = cargo_prun(&[&["archive", "-p", "archived"][..], &archive_arg].concat());
-    assert_eq!(made.code, 0, "{}", made.stderr);
+    let (archive, _) = make_archive(&dir, &["-p", "archived"]);
 
     // Its sources changed since it was built: which file, and what to do.
     let stale = machine(&dir, "stale", &archive);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::{
     Run, cargo_prun_with, events, finished_order, junit_cases, last_line, outcomes, parallel_only,
-    tempfile_dir,
+    read_json, report_outcomes, tempfile_dir,
 };
 use serde_json::Value;
 
@@ -210,24 +210,6 @@ fn a_test_polluted_by_another_is_parallel_only_and_bisect_names_the_polluter() {
     let innocent = with_history(&history, &[&replay[..], &["c_innocent"]].concat());
     assert_eq!(innocent.code, 0, "{}", innocent.stdout);
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// The final outcome kind of each test in a `--json` report.
-fn report_outcomes(report: &Value) -> BTreeMap<String, String> {
-    report["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["will_retry"] == false)
-        .map(|a| {
-            let id = format!("{} {}", a["binary"].as_str().unwrap(), a["name"].as_str().unwrap());
-            (id, a["outcome"]["kind"].as_str().unwrap().to_owned())
-        })
-        .collect()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -79,16 +79,7 @@ pub(crate) fn resolve(
     cargo_config: &[String],
     cwd: &Path,
 ) -> Result<Option<Runner>, Error> {
-    let files = config_files(cwd);
-    let tables = files
-        .iter()
-        .map(|path| read_table(path).map(|table| (path.clone(), table)))
-        .collect::<Result<Vec<_>, Error>>()?;
-    let cli = cargo_config
-        .iter()
-        .rev()
-        .map(|arg| cli_table(arg, cwd))
-        .collect::<Result<Vec<_>, Error>>()?;
+    let Configs { tables, cli } = Configs::read(cargo_config, cwd)?;
     let mut settings = Vec::new();
     for (source, table, base) in &cli {
         settings.extend(settings_of(table, base, source)?);
@@ -134,16 +125,31 @@ pub(crate) fn target_triple(
     if let Some(triple) = target {
         return Ok(triple.to_owned());
     }
-    let tables = config_files(cwd)
-        .iter()
-        .map(|path| read_table(path).map(|table| (path.clone(), table)))
-        .collect::<Result<Vec<_>, Error>>()?;
-    let cli = cargo_config
-        .iter()
-        .rev()
-        .map(|arg| cli_table(arg, cwd))
-        .collect::<Result<Vec<_>, Error>>()?;
+    let Configs { tables, cli } = Configs::read(cargo_config, cwd)?;
     build_target(&cli, &tables)?.map_or_else(host_triple, Ok)
+}
+
+/// Cargo's config as it applies in `cwd`: the files from there up and `$CARGO_HOME`'s
+/// (closest first), and the `--config` values (last given first).
+struct Configs {
+    tables: Vec<(PathBuf, toml::Table)>,
+    /// Where each came from, the table, and what a relative path in it is relative to.
+    cli: Vec<(String, toml::Table, PathBuf)>,
+}
+
+impl Configs {
+    fn read(cargo_config: &[String], cwd: &Path) -> Result<Configs, Error> {
+        let tables = config_files(cwd)
+            .iter()
+            .map(|path| read_table(path).map(|table| (path.clone(), table)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let cli = cargo_config
+            .iter()
+            .rev()
+            .map(|arg| cli_table(arg, cwd))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Configs { tables, cli })
+    }
 }
 
 /// Cargo's choice among the settings (closest first): the triple's own, else the one matching

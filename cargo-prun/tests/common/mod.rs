@@ -199,3 +199,22 @@ pub fn quick_run_in_the_usual_temp_dir() -> bool {
         .unwrap()
         .success()
 }
+
+/// A JSON file: a `--json` report, a timings file, a trace.
+pub fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The final outcome kind of each test (`BINARY NAME`) in a `--json` report.
+pub fn report_outcomes(report: &Value) -> std::collections::BTreeMap<String, String> {
+    report["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["will_retry"] == false)
+        .map(|a| {
+            let id = format!("{} {}", a["binary"].as_str().unwrap(), a["name"].as_str().unwrap());
+            (id, a["outcome"]["kind"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
