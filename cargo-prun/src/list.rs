@@ -16,7 +16,8 @@ pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
         Ok(workspace) => workspace,
         Err(error) => return error.into_exit(),
     };
-    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
+    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)
+        .map_err(|err| err.to_string())?;
     let history = workspace.history.load();
     let plan = crate::plan_run(cli, &workspace, &history, threads)?;
     print(&workspace.binaries, &plan, &history, format)

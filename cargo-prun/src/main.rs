@@ -139,7 +139,8 @@ fn run(mut cli: Cli) -> Result<i32, String> {
         // Built (and listed, so a binary prun cannot run is said now): nothing more.
         return Ok(exit::OK);
     }
-    let concurrency = prun::config::resolve_concurrency(cli.test_threads, &workspace.config)?;
+    let concurrency = prun::config::resolve_concurrency(cli.test_threads, &workspace.config)
+        .map_err(|err| err.to_string())?;
     let history = workspace.history.load();
     // An adaptive run's batches are sized for as many tests at once as the history says the
     // cores serve.

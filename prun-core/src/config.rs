@@ -319,7 +319,7 @@ pub const THREAD_VARIABLES: [&str; 3] =
 /// How many tests run at once: the flag (`--test-threads`, `-j`), else the first of
 /// [`THREAD_VARIABLES`] that is set, else the config's `threads`, else all cores. Negative
 /// counts mean all cores but N everywhere. The one rule of the harness and `cargo prun`.
-pub fn resolve_threads(flag: Option<i64>, config: &Config) -> Result<usize, String> {
+pub fn resolve_threads(flag: Option<i64>, config: &Config) -> Result<usize, ThreadsError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     resolve_threads_with(flag, &|name| std::env::var(name).ok(), config, cores)
 }
@@ -350,7 +350,10 @@ pub fn default_max_concurrency(cores: usize) -> usize {
 }
 
 /// Like [`resolve_threads`], but "auto" (set, or nothing set) is [`Concurrency::Adaptive`].
-pub fn resolve_concurrency(flag: Option<i64>, config: &Config) -> Result<Concurrency, String> {
+pub fn resolve_concurrency(
+    flag: Option<i64>,
+    config: &Config,
+) -> Result<Concurrency, ThreadsError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let env = |name: &str| std::env::var(name).ok();
     match chosen_threads(flag, &env, config)? {
@@ -370,26 +373,44 @@ fn resolve_threads_with(
     env: &dyn Fn(&str) -> Option<String>,
     config: &Config,
     cores: usize,
-) -> Result<usize, String> {
+) -> Result<usize, ThreadsError> {
     Ok(chosen_threads(flag, env, config)?.resolve(cores))
+}
+
+/// A thread count that cannot be used, and where it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThreadsError {
+    #[error("--test-threads must not be 0: use N, or -N for all cores but N")]
+    ZeroFlag,
+    #[error("{name}: {error}")]
+    Variable { name: &'static str, error: BadThreads },
+}
+
+/// Text that is not a thread count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadThreads {
+    #[error("0 threads cannot run anything: use \"auto\", N, or -N")]
+    Zero,
+    #[error("expected \"auto\", a number, or a negative number; got {0:?}")]
+    NotANumber(String),
 }
 
 fn chosen_threads(
     flag: Option<i64>,
     env: &dyn Fn(&str) -> Option<String>,
     config: &Config,
-) -> Result<Threads, String> {
+) -> Result<Threads, ThreadsError> {
     let threads = match flag {
-        Some(0) => {
-            return Err("--test-threads must not be 0: use N, or -N for all cores but N".into());
-        }
+        Some(0) => return Err(ThreadsError::ZeroFlag),
         Some(n) => Threads::Count(n),
         None => {
             let set = THREAD_VARIABLES
                 .iter()
                 .find_map(|name| env(name).filter(|v| !v.is_empty()).map(|v| (name, v)));
             match set {
-                Some((name, value)) => value.parse().map_err(|err| format!("{name}: {err}"))?,
+                Some((name, value)) => {
+                    value.parse().map_err(|error| ThreadsError::Variable { name, error })?
+                }
                 None => config.threads.unwrap_or(Threads::Auto),
             }
         }
@@ -398,16 +419,14 @@ fn chosen_threads(
 }
 
 impl std::str::FromStr for Threads {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Threads, String> {
+    type Err = BadThreads;
+    fn from_str(text: &str) -> Result<Threads, BadThreads> {
         match text.trim() {
             "auto" => Ok(Threads::Auto),
             number => match number.parse::<i64>() {
-                Ok(0) => Err("0 threads cannot run anything: use \"auto\", N, or -N".to_owned()),
+                Ok(0) => Err(BadThreads::Zero),
                 Ok(n) => Ok(Threads::Count(n)),
-                Err(_) => Err(format!(
-                    "expected \"auto\", a number, or a negative number; got {number:?}"
-                )),
+                Err(_) => Err(BadThreads::NotANumber(number.to_owned())),
             },
         }
     }
@@ -424,11 +443,7 @@ impl<'de> Deserialize<'de> for Threads {
         let text = match Raw::deserialize(deserializer)? {
             Raw::Number(n) => n.to_string(),
             Raw::Text(text) if text == "auto" => text,
-            Raw::Text(text) => {
-                return Err(serde::de::Error::custom(format!(
-                    "expected \"auto\", a number, or a negative number; got {text:?}"
-                )));
-            }
+            Raw::Text(text) => return Err(serde::de::Error::custom(BadThreads::NotANumber(text))),
         };
         text.parse().map_err(serde::de::Error::custom)
     }
@@ -714,6 +729,7 @@ mod tests {
         assert!(
             resolve_threads_with(None, &bad, &config, 8)
                 .unwrap_err()
+                .to_string()
                 .starts_with("PRUN_TEST_THREADS")
         );
     }

@@ -61,7 +61,7 @@ fn run(cli: &Cli) -> Result<i32, String> {
         .map_err(|err| format!("cannot read the current directory: {err}"))?;
     let config = Config::discover(&cwd).map_err(|err| err.to_string())?;
     let flag = args.test_threads.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let threads = crate::config::resolve_threads(flag, &config)?;
+    let threads = crate::config::resolve_threads(flag, &config).map_err(|err| err.to_string())?;
     let selection = Selection {
         filters: args.filter.iter().cloned().collect(),
         exact: args.exact,
