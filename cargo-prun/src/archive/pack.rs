@@ -1,6 +1,6 @@
 //! `cargo prun archive --archive-file FILE`: build the tests once and write what a run needs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -142,14 +142,15 @@ impl Contents {
         for (name, path) in &built.programs {
             programs.insert(name.clone(), in_target(path)?);
         }
-        // The build scripts' outputs of the packages whose tests are archived (the last one
-        // cargo reported for a package is the one its tests were built with).
-        let packages: BTreeSet<&str> =
-            binaries.iter().map(|b| b.binary.package_name.as_str()).collect();
+        // The build scripts' outputs the archived tests see (the `OUT_DIR` the build gave them).
         let mut out_dirs = BTreeMap::new();
-        for (package, dir) in &built.out_dirs {
-            if packages.contains(package.as_str()) && dir.is_dir() {
-                out_dirs.insert(package.clone(), in_target(dir)?);
+        for binary in binaries {
+            let out_dir = binary.binary.env.iter().find(|(name, _)| name == "OUT_DIR");
+            if let Some((_, dir)) = out_dir
+                && !out_dirs.contains_key(&binary.binary.package_name)
+                && Path::new(dir).is_dir()
+            {
+                out_dirs.insert(binary.binary.package_name.clone(), in_target(Path::new(dir))?);
             }
         }
         let executables: Vec<&Path> = binaries

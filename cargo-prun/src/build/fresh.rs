@@ -530,7 +530,7 @@ mod tests {
             runner: None,
             env: Vec::new(),
         };
-        (key, Built { binaries: vec![binary], reads, programs: Vec::new(), out_dirs: Vec::new() })
+        (key, Built { binaries: vec![binary], reads, programs: Vec::new() })
     }
 
     /// Files `built` as a build that started a moment before `package` wrote anything.

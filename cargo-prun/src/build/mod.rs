@@ -71,8 +71,6 @@ pub(crate) struct Built {
     /// The workspace's programs built beside the tests (`[[bin]]` targets, which a test may run
     /// as `CARGO_BIN_EXE_NAME`): target name and path.
     pub(crate) programs: Vec<(String, PathBuf)>,
-    /// Each package's build script output directory (`OUT_DIR`), by package name.
-    pub(crate) out_dirs: Vec<(String, PathBuf)>,
 }
 
 /// Runs `cargo test --no-run` with `args`; cargo's own messages and errors go to stderr as
@@ -148,7 +146,7 @@ pub(crate) fn build(args: &[String]) -> Result<Built, i32> {
             binary.env.push(("OUT_DIR".to_owned(), dir.display().to_string()));
         }
     }
-    Ok(Built { binaries, reads, programs, out_dirs })
+    Ok(Built { binaries, reads, programs })
 }
 
 /// The package name in a package id spec: `…/dir#name@1.0.0`, or `…/name#1.0.0` when the
