@@ -19,17 +19,41 @@ use crate::report::{CollisionKind, Trials};
 use crate::run_dir::RunDir;
 use crate::{exit, prepare};
 
-pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
-    let workspace = match prepare::prepare(&args.build, None, None) {
-        Ok(workspace) => workspace,
-        Err(error) => return error.into_exit(),
-    };
+/// Why a bisection could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// Boxed: the largest error, and a rare one.
+    #[error(transparent)]
+    Prepare(Box<prepare::Error>),
+    #[error(transparent)]
+    Plan(#[from] prun::config::UnknownCategory),
+    #[error("no test is named {0:?} (`cargo prun --list` lists them)")]
+    NoSuchTest(String),
+    #[error("{wanted:?} names {} tests; give one as `BINARY NAME`: {}", ids.len(), ids.join(", "))]
+    Ambiguous { wanted: String, ids: Vec<String> },
+    #[error(transparent)]
+    RunDir(#[from] crate::run_dir::Error),
+}
+
+impl From<prepare::Error> for Error {
+    fn from(error: prepare::Error) -> Error {
+        Error::Prepare(Box::new(error))
+    }
+}
+
+pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
+    let workspace = prepare::prepare(&args.build, None, None)?;
     let history = workspace.history.load();
     let options = plan::Options { retries: Some(0), order: plan::Order::Declared };
     let selection = Selection { include_ignored: true, ..Selection::default() };
-    let plan =
-        plan::plan(&workspace.binaries, &selection, options, &workspace.config, 1, &HashMap::new())
-            .map_err(|err| err.to_string())?;
+    let plan = plan::plan(
+        &workspace.binaries,
+        &selection,
+        options,
+        &workspace.config,
+        1,
+        &HashMap::new(),
+    )?;
     let target = find(&plan, &workspace.binaries, &args.test)?;
     let target_id = plan.tests[target].id(&workspace.binaries);
     let everyone: Vec<usize> = (0..plan.tests.len()).filter(|&t| t != target).collect();
@@ -51,7 +75,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, String> {
         if recorded.is_empty() { everyone.clone() } else { recorded }
     };
 
-    let run_dir = RunDir::new().map_err(|err| err.to_string())?;
+    let run_dir = RunDir::new()?;
     let (events, _ignored) = mpsc::channel();
     let mut executor = ProcessExecutor::new(
         workspace.binaries,
@@ -193,17 +217,16 @@ pub(crate) fn command(build_args: &[String], target: &str, culprits: &[String]) 
 }
 
 /// A test by its name or by `BINARY NAME`; a name in two binaries must be given with its binary.
-fn find(plan: &Plan, binaries: &[crate::discover::Binary], wanted: &str) -> Result<usize, String> {
+fn find(plan: &Plan, binaries: &[crate::discover::Binary], wanted: &str) -> Result<usize, Error> {
     let hits: Vec<usize> = (0..plan.tests.len())
         .filter(|&t| plan.tests[t].name == wanted || plan.tests[t].id(binaries) == wanted)
         .collect();
     match hits.as_slice() {
         [one] => Ok(*one),
-        [] => Err(format!("no test is named {wanted:?} (`cargo prun --list` lists them)")),
-        many => Err(format!(
-            "{wanted:?} names {} tests; give one as `BINARY NAME`: {}",
-            many.len(),
-            many.iter().map(|&t| plan.tests[t].id(binaries)).collect::<Vec<_>>().join(", ")
-        )),
+        [] => Err(Error::NoSuchTest(wanted.to_owned())),
+        many => Err(Error::Ambiguous {
+            wanted: wanted.to_owned(),
+            ids: many.iter().map(|&t| plan.tests[t].id(binaries)).collect(),
+        }),
     }
 }

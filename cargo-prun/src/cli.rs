@@ -748,7 +748,7 @@ mod tests {
         --lockfile-path <PATH>  Path of Cargo.lock\n      \
         --timings[=<FMTS>]  Timing report\n";
 
-    fn parse(args: &[&str]) -> Result<(Cargo, Vec<String>), String> {
+    fn parse(args: &[&str]) -> Result<(Cargo, Vec<String>), clap::Error> {
         let mut args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let mut passed = Vec::new();
         loop {
@@ -756,7 +756,7 @@ mod tests {
                 Ok(cargo) => return Ok((cargo, passed)),
                 Err(err) => match take_cargo_flag(&mut args, &err, &flags_in_help(HELP)) {
                     Some(taken) => passed.extend(taken),
-                    None => return Err(err.to_string()),
+                    None => return Err(err),
                 },
             }
         }
@@ -794,7 +794,7 @@ mod tests {
             ]
         );
         // A flag neither prun nor cargo takes is still an error.
-        let err = parse(&["cargo", "prun", "--no-such-flag"]).unwrap_err();
+        let err = parse(&["cargo", "prun", "--no-such-flag"]).unwrap_err().to_string();
         assert!(err.contains("--no-such-flag"), "{err}");
         let (_, passed) = parse(&["cargo", "prun", "--lockfile-path=x"]).unwrap();
         assert_eq!(passed, ["--lockfile-path=x"]);

@@ -7,13 +7,22 @@ use std::time::{Duration, Instant};
 
 use crate::report::{Finished, Outcome};
 
-/// Runs the doctests of the packages the build flags select. Err: cargo could not run them
-/// (its error is on stderr already).
+/// Why the doctests did not run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("cannot run cargo test --doc: {0}")]
+    Start(std::io::Error),
+    /// cargo's error is on stderr already.
+    #[error("cargo test --doc failed ({0})")]
+    Failed(std::process::ExitStatus),
+}
+
+/// Runs the doctests of the packages the build flags select.
 pub(crate) fn run(
     build_args: &[String],
     filters: &[String],
     threads: usize,
-) -> Result<Vec<Finished>, String> {
+) -> Result<Vec<Finished>, Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let started = Instant::now();
     let output = Command::new(cargo)
@@ -25,11 +34,11 @@ pub(crate) fn run(
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|err| format!("cannot run cargo test --doc: {err}"))?;
+        .map_err(Error::Start)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let results = parse(&stdout, started.elapsed());
     if results.is_empty() && !output.status.success() {
-        return Err(format!("cargo test --doc failed ({})", output.status));
+        return Err(Error::Failed(output.status));
     }
     Ok(results)
 }

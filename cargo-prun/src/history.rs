@@ -370,9 +370,8 @@ impl Store {
 pub(crate) enum Error {
     #[error("{dir}: {source}")]
     Io { dir: PathBuf, source: std::io::Error },
-    /// Not a file prun reads (see `private::read_state`), as that says.
-    #[error("{0}")]
-    Unreadable(String),
+    #[error(transparent)]
+    Unreadable(#[from] crate::private::StateError),
     #[error("not a prun history")]
     NotAHistory,
     #[error("not a prun history ({0})")]

@@ -7,30 +7,22 @@ use crate::history::History;
 use crate::plan::Plan;
 use prun::time::pretty as seconds;
 
-pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, String> {
-    let workspace = match crate::prepare::prepare(
+pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, crate::run::Error> {
+    let workspace = crate::prepare::prepare(
         &cli.build,
         cli.prun_profile.as_deref(),
         cli.nextest_profile.as_deref(),
-    ) {
-        Ok(workspace) => workspace,
-        Err(error) => return error.into_exit(),
-    };
-    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)
-        .map_err(|err| err.to_string())?;
+    )?;
+    let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();
-    let plan = crate::plan_run(cli, &workspace, &history, threads)?;
-    print(&workspace.binaries, &plan, &history, format)
+    let plan = crate::run::plan(cli, &workspace, &history, threads)?;
+    print(&workspace.binaries, &plan, &history, format);
+    Ok(crate::exit::OK)
 }
 
 /// One line per test: `BINARY NAME [category]` and what else is known; with `json`, one object
 /// a line.
-pub(crate) fn print(
-    binaries: &[Binary],
-    plan: &Plan,
-    history: &History,
-    format: MessageFormat,
-) -> Result<i32, String> {
+pub(crate) fn print(binaries: &[Binary], plan: &Plan, history: &History, format: MessageFormat) {
     for test in &plan.tests {
         let binary = &binaries[test.binary];
         let known = history.get(&test.id(binaries));
@@ -93,5 +85,4 @@ pub(crate) fn print(
             println!("{line}");
         }
     }
-    Ok(crate::exit::OK)
 }

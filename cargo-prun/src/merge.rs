@@ -22,9 +22,8 @@ pub(crate) enum Error {
     Report(#[from] ReadError),
     #[error(transparent)]
     Timings(#[from] crate::timings::Error),
-    /// Writing a report file, as its writer says.
-    #[error("{0}")]
-    Write(String),
+    #[error(transparent)]
+    Write(#[from] crate::report::WriteError),
 }
 
 pub(crate) fn merge(args: &MergeArgs) -> Result<i32, Error> {
@@ -65,13 +64,10 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, Error> {
         for attempt in &merged.attempts {
             junit.finished(attempt);
         }
-        junit.done(&summary);
-        if let Some(error) = junit.error {
-            return Err(Error::Write(error));
-        }
+        junit.finish(summary.duration)?;
     }
     let json = args.outputs.json.clone();
-    Writer::write_document(merged, args.outputs.clone()).map_err(Error::Write)?;
+    Writer::write_document(merged, args.outputs.clone())?;
     eprintln!(
         "merged {} reports: {} passed, {} failed, {} skipped",
         args.reports.len(),

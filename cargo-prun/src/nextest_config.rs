@@ -45,9 +45,8 @@ struct Override {
 pub(crate) enum Error {
     #[error("invalid config {path}: {problem}")]
     Invalid { path: PathBuf, problem: Problem },
-    /// Not a file prun reads (see `private::read_state`), as that says.
-    #[error("{0}")]
-    Unreadable(String),
+    #[error(transparent)]
+    Unreadable(#[from] crate::private::StateError),
 }
 
 /// What is wrong inside the file: the key, and why.

@@ -50,12 +50,11 @@ pub(crate) enum Error {
 }
 
 impl Error {
-    /// How a command ends on this error: cargo's own exit code when its build failed (it
-    /// already said why), else the message for the edge to print.
-    pub(crate) fn into_exit(self) -> Result<i32, String> {
+    /// cargo's exit code when its build failed (it already said why).
+    pub(crate) fn build_failed(&self) -> Option<i32> {
         match self {
-            Error::BuildFailed(code) => Ok(code),
-            other => Err(other.to_string()),
+            Error::BuildFailed(code) => Some(*code),
+            _ => None,
         }
     }
 }

@@ -88,9 +88,8 @@ pub(crate) enum Error {
     NoEarlierRun,
     #[error("--rerun-failed: {0} does not exist")]
     Missing(PathBuf),
-    /// Not a file prun reads (see `private::read_state`), as that says.
-    #[error("{0}")]
-    Unreadable(String),
+    #[error(transparent)]
+    Unreadable(#[from] crate::private::StateError),
     #[error("--rerun-failed: {0} (nor a record of cargo prun's own)")]
     NotARecord(#[from] crate::report::document::ReadError),
 }

@@ -29,38 +29,46 @@ pub fn temp_dir() -> PathBuf {
     }
 }
 
+/// Bazel's sharding variables, when they cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("{name}={text:?} is not a whole number")]
+    NotANumber { name: &'static str, text: String },
+    #[error("TEST_TOTAL_SHARDS is set but TEST_SHARD_INDEX is not")]
+    NoIndex,
+    #[error("TEST_SHARD_INDEX={index} is not a shard of TEST_TOTAL_SHARDS={total} (0 to {})", total.saturating_sub(1))]
+    OutOfRange { index: usize, total: usize },
+    #[error("cannot touch TEST_SHARD_STATUS_FILE {}: {source}", path.display())]
+    StatusFile { path: PathBuf, source: std::io::Error },
+}
+
 /// This run's shard under `bazel test` with `shard_count`, after saying so to Bazel (touching
 /// `TEST_SHARD_STATUS_FILE`); `None` when Bazel does not shard.
-pub fn shard() -> Result<Option<Shard>, String> {
+pub fn shard() -> Result<Option<Shard>, ShardError> {
     let shard = shard_of(&|name| std::env::var(name).ok())?;
     if shard.is_some()
         && let Some(status) = std::env::var_os("TEST_SHARD_STATUS_FILE")
     {
-        std::fs::write(&status, "").map_err(|err| {
-            format!(
-                "cannot touch TEST_SHARD_STATUS_FILE {}: {err}",
-                PathBuf::from(status).display()
-            )
-        })?;
+        std::fs::write(&status, "")
+            .map_err(|source| ShardError::StatusFile { path: status.into(), source })?;
     }
     Ok(shard)
 }
 
-fn shard_of(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Shard>, String> {
+fn shard_of(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Shard>, ShardError> {
     let Some(total) = env("TEST_TOTAL_SHARDS") else { return Ok(None) };
-    let number = |name: &str, text: &str| {
-        text.trim().parse::<usize>().map_err(|_| format!("{name}={text:?} is not a whole number"))
+    let number = |name: &'static str, text: &str| {
+        text.trim()
+            .parse::<usize>()
+            .map_err(|_| ShardError::NotANumber { name, text: text.to_owned() })
     };
     let total = number("TEST_TOTAL_SHARDS", &total)?;
     let index = match env("TEST_SHARD_INDEX") {
         Some(index) => number("TEST_SHARD_INDEX", &index)?,
-        None => return Err("TEST_TOTAL_SHARDS is set but TEST_SHARD_INDEX is not".to_owned()),
+        None => return Err(ShardError::NoIndex),
     };
     if total == 0 || index >= total {
-        return Err(format!(
-            "TEST_SHARD_INDEX={index} is not a shard of TEST_TOTAL_SHARDS={total} (0 to {})",
-            total.saturating_sub(1)
-        ));
+        return Err(ShardError::OutOfRange { index, total });
     }
     // One shard is the whole run.
     Ok((total > 1).then_some(Shard { index, total }))
@@ -82,9 +90,9 @@ mod tests {
         let one = [("TEST_TOTAL_SHARDS", "1"), ("TEST_SHARD_INDEX", "0")];
         assert_eq!(shard_of(&env(&one)).unwrap(), None);
         let past = [("TEST_TOTAL_SHARDS", "3"), ("TEST_SHARD_INDEX", "3")];
-        assert!(shard_of(&env(&past)).unwrap_err().contains("TEST_SHARD_INDEX=3"));
+        assert!(shard_of(&env(&past)).unwrap_err().to_string().contains("TEST_SHARD_INDEX=3"));
         let word = [("TEST_TOTAL_SHARDS", "x"), ("TEST_SHARD_INDEX", "0")];
-        assert!(shard_of(&env(&word)).unwrap_err().contains("TEST_TOTAL_SHARDS"));
+        assert!(shard_of(&env(&word)).unwrap_err().to_string().contains("TEST_TOTAL_SHARDS"));
     }
 
     #[test]

@@ -502,20 +502,27 @@ fn duration<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-/// Why the config could not be used.
-#[derive(Debug)]
+/// Why the config could not be used: the file, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config {}: {problem}", path.display())]
 pub struct ConfigError {
     pub path: PathBuf,
-    pub message: String,
+    pub problem: ConfigProblem,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid config {}: {}", self.path.display(), self.message.trim_end())
-    }
+/// What is wrong with a config's text.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("cannot read it: {0}")]
+    Read(std::io::Error),
+    /// toml's message, which names the line, column and key.
+    #[error("{}", .0.to_string().trim_end())]
+    Toml(#[from] toml::de::Error),
+    #[error("[profile.{0}] cannot hold profiles of its own")]
+    NestedProfile(String),
+    #[error("profile `{name}` is not defined; defined: [{}]", defined.join(", "))]
+    UnknownProfile { name: String, defined: Vec<String> },
 }
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// The config that applies to a test binary started in `dir`, with `PRUN_CONFIG` and
@@ -538,9 +545,8 @@ impl Config {
     }
 
     pub fn load(path: &Path, profile: Option<&str>) -> Result<Config, ConfigError> {
-        let error = |message: String| ConfigError { path: path.to_owned(), message };
-        let text =
-            std::fs::read_to_string(path).map_err(|err| error(format!("cannot read it: {err}")))?;
+        let error = |problem| ConfigError { path: path.to_owned(), problem };
+        let text = std::fs::read_to_string(path).map_err(|err| error(ConfigProblem::Read(err)))?;
         Config::parse(&text, profile)
             .map(|mut config| {
                 config.source = Some(path.to_owned());
@@ -550,10 +556,10 @@ impl Config {
     }
 
     /// Parses a config's text; the error is toml's, which names the line, column and key.
-    pub fn parse(text: &str, profile: Option<&str>) -> Result<Config, String> {
-        let file: Settings = toml::from_str(text).map_err(|err| err.to_string())?;
+    pub fn parse(text: &str, profile: Option<&str>) -> Result<Config, ConfigProblem> {
+        let file: Settings = toml::from_str(text)?;
         if let Some((name, _)) = file.profile.iter().find(|(_, p)| !p.profile.is_empty()) {
-            return Err(format!("[profile.{name}] cannot hold profiles of its own"));
+            return Err(ConfigProblem::NestedProfile(name.clone()));
         }
         let mut config = Config {
             source: None,
@@ -572,11 +578,8 @@ impl Config {
         };
         if let Some(name) = profile.filter(|name| *name != "default") {
             let Some(overrides) = file.profile.get(name) else {
-                let known: Vec<&str> = file.profile.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "profile `{name}` is not defined; defined: [{}]",
-                    known.join(", ")
-                ));
+                let defined = file.profile.keys().cloned().collect();
+                return Err(ConfigProblem::UnknownProfile { name: name.to_owned(), defined });
             };
             config.apply(overrides);
         }
@@ -738,6 +741,7 @@ mod tests {
     fn an_unknown_key_names_its_line_and_key() {
         let err =
             Config::parse("threads = 2\n[categories.slow]\nmax-thread = 1\n", None).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("max-thread"), "{err}");
     }
@@ -745,10 +749,11 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_line_and_key() {
         let err = Config::parse("[categories.unit]\ntimeout = \"soon\"\n", None).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("line 2") && err.contains("timeout") && err.contains("soon"), "{err}");
-        let err = Config::parse("threads = 0\n", None).unwrap_err();
+        let err = Config::parse("threads = 0\n", None).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("threads"), "{err}");
-        let err = Config::parse("[groups.db]\ncapacity = 0\n", None).unwrap_err();
+        let err = Config::parse("[groups.db]\ncapacity = 0\n", None).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("capacity"), "{err}");
     }
 
@@ -771,7 +776,7 @@ mod tests {
         assert_eq!(config.doctests, Some(Doctests::Run));
         assert_eq!(config.reports.junit, Some(PathBuf::from("target/junit.xml")));
         assert_eq!(Config::parse(text, Some("quick")).unwrap().doctests, Some(Doctests::Skip));
-        let err = Config::parse("doctests = \"sometimes\"\n", None).unwrap_err();
+        let err = Config::parse("doctests = \"sometimes\"\n", None).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("sometimes"), "{err}");
     }
 
@@ -783,6 +788,8 @@ mod tests {
         assert_eq!(config.threads, Some(Threads::Count(2)));
         assert_eq!(config.categories["slow"].retries, Some(3));
         assert_eq!(config.categories["slow"].timeout, Some(Duration::from_secs(60)));
-        assert!(Config::parse(text, Some("nightly")).unwrap_err().contains("nightly"));
+        let err = Config::parse(text, Some("nightly")).unwrap_err();
+        assert!(matches!(err, ConfigProblem::UnknownProfile { ref name, .. } if name == "nightly"));
+        assert!(err.to_string().contains("defined: [ci]"), "{err}");
     }
 }

@@ -40,28 +40,50 @@ pub fn main() -> i32 {
     if let [flag, socket] = args.as_slice()
         && flag == crate::protocol::WORKER_FLAG
     {
-        return crate::worker::serve(socket).unwrap_or_else(|message| {
-            eprintln!("error: {message}");
+        return crate::worker::serve(socket).unwrap_or_else(|error| {
+            eprintln!("error: {error}");
             exit::USAGE
         });
     }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {error}");
             exit::USAGE
         }
     }
 }
 
-fn run(cli: &Cli) -> Result<i32, String> {
+/// Why a prun binary ran no test, or stopped reporting them.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Threads(#[from] crate::config::ThreadsError),
+    #[error(transparent)]
+    Shard(#[from] crate::bazel::ShardError),
+    #[error("cannot open --logfile: {0}")]
+    Logfile(std::io::Error),
+    #[error(transparent)]
+    Redact(#[from] crate::redact::PatternError),
+    #[error(transparent)]
+    Plan(#[from] crate::config::UnknownCategory),
+    #[error("cannot write the report: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("the scheduler panicked")]
+    SchedulerPanicked,
+}
+
+fn run(cli: &Cli) -> Result<i32, Error> {
     let args = &cli.libtest;
-    let cwd = std::env::current_dir()
-        .map_err(|err| format!("cannot read the current directory: {err}"))?;
-    let config = Config::discover(&cwd).map_err(|err| err.to_string())?;
+    let cwd = std::env::current_dir().map_err(Error::CurrentDir)?;
+    let config = Config::discover(&cwd)?;
     let flag = args.test_threads.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let threads = crate::config::resolve_threads(flag, &config).map_err(|err| err.to_string())?;
+    let threads = crate::config::resolve_threads(flag, &config)?;
     let selection = Selection {
         filters: args.filter.iter().cloned().collect(),
         exact: args.exact,
@@ -75,15 +97,13 @@ fn run(cli: &Cli) -> Result<i32, String> {
         groups: cli.groups.clone(),
         shard: crate::bazel::shard()?,
     };
-    let mut printer = Printer::new(args).map_err(|err| format!("cannot open --logfile: {err}"))?;
+    let mut printer = Printer::new(args).map_err(Error::Logfile)?;
     let redactor = Redactor::new(std::env::vars(), &config.redact.env, &config.redact.patterns)?;
     let declared = registry::declared();
 
     if args.list {
         let (selected, _) = selection.apply(&declared);
-        printer
-            .list(selected.iter().map(|(_, name)| name.as_str()))
-            .map_err(|err| err.to_string())?;
+        printer.list(selected.iter().map(|(_, name)| name.as_str()))?;
         return Ok(exit::OK);
     }
     // libtest-mimic's `--bench` runs benchmarks only; a prun binary has none.
@@ -92,10 +112,9 @@ fn run(cli: &Cli) -> Result<i32, String> {
     let plan = plan::plan(&declared, &selection, &config, threads)?;
     let started = Instant::now();
     let mut summary = Summary { filtered_out: plan.filtered_out, ..Summary::default() };
-    let io = |err: std::io::Error| format!("cannot write the report: {err}");
-    printer.run_started(plan.tests.len() + plan.ignored.len()).map_err(io)?;
+    printer.run_started(plan.tests.len() + plan.ignored.len())?;
     for (name, reason) in &plan.ignored {
-        printer.ignored(name, *reason).map_err(io)?;
+        printer.ignored(name, *reason)?;
         summary.ignored += 1;
     }
 
@@ -122,7 +141,7 @@ fn run(cli: &Cli) -> Result<i32, String> {
     for event in received {
         match event {
             Event::Started { name, attempt, worker } => {
-                printer.started(&name, attempt, worker).map_err(io)?;
+                printer.started(&name, attempt, worker)?;
             }
             // A test that skipped itself reads as an ignored one, with its reason.
             Event::Finished(attempt) => {
@@ -130,20 +149,20 @@ fn run(cli: &Cli) -> Result<i32, String> {
                 match &attempt.result {
                     Err(Failure::Skipped(reason)) => {
                         summary.ignored += 1;
-                        printer.ignored(&attempt.name, Some(reason)).map_err(io)?;
+                        printer.ignored(&attempt.name, Some(reason))?;
                     }
                     _ => {
                         summary.record(&attempt);
-                        printer.finished(&attempt).map_err(io)?;
+                        printer.finished(&attempt)?;
                     }
                 }
             }
         }
     }
-    scheduling.join().map_err(|_| "the scheduler panicked".to_owned())?;
+    scheduling.join().map_err(|_| Error::SchedulerPanicked)?;
     run.finish();
     summary.duration = started.elapsed();
-    printer.run_finished(&summary).map_err(io)?;
+    printer.run_finished(&summary)?;
     Ok(if summary.ok() { exit::OK } else { exit::TESTS_FAILED })
 }
 

@@ -65,6 +65,34 @@ impl Outcome {
         }
     }
 
+    /// One outcome of each kind, for the tests that must cover them all (the protocol's round
+    /// trip, every reporter). The match below stops compiling when a kind is added: add it to
+    /// the list too.
+    #[doc(hidden)]
+    pub fn one_of_each() -> Vec<Outcome> {
+        let all = vec![
+            Outcome::Passed,
+            Outcome::Failed { reason: "the test panicked".into() },
+            Outcome::TimedOut { after: Duration::from_millis(2500) },
+            Outcome::Crashed { reason: "killed by signal 11 (SIGSEGV)".into() },
+            Outcome::Leaked { reason: "a child held its output 100ms after it exited".into() },
+            Outcome::Skipped { reason: "no server\nat \"127.0.0.1\"".into() },
+            Outcome::NotRun { reason: "stopped after the first failure".into() },
+        ];
+        for outcome in &all {
+            match outcome {
+                Outcome::Passed
+                | Outcome::Failed { .. }
+                | Outcome::TimedOut { .. }
+                | Outcome::Crashed { .. }
+                | Outcome::Leaked { .. }
+                | Outcome::Skipped { .. }
+                | Outcome::NotRun { .. } => {}
+            }
+        }
+        all
+    }
+
     /// Why, in one line (`passed` for a pass).
     pub fn reason(&self) -> String {
         match self {

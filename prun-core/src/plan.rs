@@ -97,7 +97,7 @@ pub(crate) fn plan(
     selection: &Selection,
     config: &Config,
     threads: usize,
-) -> Result<Plan, String> {
+) -> Result<Plan, crate::config::UnknownCategory> {
     let (selected, filtered_out) = selection.apply(tests);
     let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
 
@@ -109,8 +109,7 @@ pub(crate) fn plan(
             continue;
         }
         let at = Some(format!("{}:{}", def.file, def.line));
-        let category =
-            config.category_index(def.category, &name, at).map_err(|err| err.to_string())?;
+        let category = config.category_index(def.category, &name, at)?;
         let settings = config.categories.get(def.category);
         let mut group_ids = Vec::with_capacity(def.groups.len());
         for group in def.groups {

@@ -100,20 +100,13 @@ pub fn output_end(request: &Request) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn every_outcome_makes_the_round_trip() {
-        let outcomes = [
-            Outcome::Passed,
-            Outcome::Failed { reason: "the test panicked".into() },
-            Outcome::TimedOut { after: Duration::from_millis(2500) },
-            Outcome::Crashed { reason: "killed by signal 11 (SIGSEGV)".into() },
-            Outcome::Skipped { reason: "no server\nat \"127.0.0.1\"".into() },
-            Outcome::Leaked { reason: "a child held its output 100ms after it exited".into() },
-        ];
+        let outcomes = Outcome::one_of_each();
+        let kinds: std::collections::BTreeSet<&str> = outcomes.iter().map(Outcome::kind).collect();
+        assert_eq!(kinds.len(), outcomes.len(), "one of each kind");
         for (seq, outcome) in outcomes.into_iter().enumerate() {
             let response = Response {
                 seq: seq as u64,

@@ -10,6 +10,18 @@ use regex_lite::Regex;
 const SECRET_NAMES: [&str; 4] = ["*TOKEN*", "*SECRET*", "*PASSWORD*", "*KEY*"];
 const REDACTED: &str = "[REDACTED]";
 
+/// A `[redact]` pattern that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("prun.toml [redact] patterns: {pattern:?}: {source}")]
+    Invalid { pattern: String, source: regex_lite::Error },
+    #[error(
+        "prun.toml [redact] patterns: {0:?} matches the empty string, so it would redact between \
+         every two characters; write a pattern that needs at least one character"
+    )]
+    MatchesEmpty(String),
+}
+
 #[derive(Debug, Default)]
 pub struct Redactor {
     /// Secret values, longest first (so a value that contains another goes whole).
@@ -23,7 +35,7 @@ impl Redactor {
         env: impl Iterator<Item = (String, String)>,
         names: &[String],
         patterns: &[String],
-    ) -> Result<Redactor, String> {
+    ) -> Result<Redactor, PatternError> {
         let globs: Vec<String> =
             SECRET_NAMES.iter().map(|s| (*s).to_owned()).chain(names.iter().cloned()).collect();
         let mut values: Vec<String> = env
@@ -37,13 +49,9 @@ impl Redactor {
             .iter()
             .map(|p| {
                 let regex = Regex::new(p)
-                    .map_err(|err| format!("prun.toml [redact] patterns: {p:?}: {err}"))?;
+                    .map_err(|source| PatternError::Invalid { pattern: p.clone(), source })?;
                 if regex.is_match("") {
-                    return Err(format!(
-                        "prun.toml [redact] patterns: {p:?} matches the empty string, so it would \
-                         redact between every two characters; write a pattern that needs at \
-                         least one character"
-                    ));
+                    return Err(PatternError::MatchesEmpty(p.clone()));
                 }
                 Ok(regex)
             })
@@ -118,6 +126,7 @@ mod tests {
         let r = Redactor::new(env, &names, &patterns).unwrap();
         assert_eq!(r.text("c-r-e-d sk-abcd1234 1"), "[REDACTED] [REDACTED] 1");
         let err = Redactor::new(std::iter::empty(), &[], &["(".to_owned()]).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("[redact] patterns"), "{err}");
     }
 
@@ -125,6 +134,7 @@ mod tests {
     fn a_pattern_matching_nothing_at_all_is_refused() {
         for pattern in ["", "a*", "(x)?", "^"] {
             let err = Redactor::new(env(&[]), &[], &[pattern.to_owned()]).unwrap_err();
+            let err = err.to_string();
             assert!(err.contains("[redact] patterns") && err.contains("empty string"), "{err}");
         }
         assert!(Redactor::new(env(&[]), &[], &["a+".to_owned()]).is_ok());

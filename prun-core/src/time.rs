@@ -21,17 +21,26 @@ pub fn pretty(duration: Duration) -> String {
     }
 }
 
+/// A duration that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0:?} is not a duration: it must be 0 or more seconds")]
+    Negative(String),
+    #[error("{text:?} is not a duration ({why}); write e.g. 500ms, 30s, 1m30s")]
+    Unreadable { text: String, why: String },
+}
+
 /// Reads `250ms`, `30s`, `1m30s`, `2m 5s`, `1h`: the one parser behind `timeout = "..."`,
 /// prun.toml's durations and every duration flag.
 /// A bare number is seconds (`90`, `1.5`).
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, ParseError> {
     let trimmed = text.trim();
     if let Ok(seconds) = trimmed.parse::<f64>() {
         return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{text:?} is not a duration: it must be 0 or more seconds"));
+            .map_err(|_| ParseError::Negative(text.to_owned()));
     }
     humantime::parse_duration(trimmed)
-        .map_err(|err| format!("{text:?} is not a duration ({err}); write e.g. 500ms, 30s, 1m30s"))
+        .map_err(|err| ParseError::Unreadable { text: text.to_owned(), why: err.to_string() })
 }
 
 /// Durations as whole milliseconds in the protocol and every report (`#[serde(with = ..)]`).
@@ -73,6 +82,6 @@ mod tests {
         assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse("soon").unwrap_err().contains("\"soon\" is not a duration"));
+        assert!(parse("soon").unwrap_err().to_string().contains("\"soon\" is not a duration"));
     }
 }

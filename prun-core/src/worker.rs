@@ -35,11 +35,22 @@ pub(crate) fn print_catalog() -> i32 {
     crate::exit::OK
 }
 
+/// Why a worker stopped serving its driver.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServeError {
+    #[error("cannot reach the driver at {socket}: {source}")]
+    Connect { socket: String, source: std::io::Error },
+    #[error("cannot answer the driver: {0}")]
+    Reply(std::io::Error),
+    #[error("bad request {line:?}: {source}")]
+    BadRequest { line: String, source: serde_json::Error },
+}
+
 /// Serves requests from the driver on `socket` until it hangs up.
-pub(crate) fn serve(socket: &str) -> Result<i32, String> {
+pub(crate) fn serve(socket: &str) -> Result<i32, ServeError> {
     let stream = UnixStream::connect(socket)
-        .map_err(|err| format!("cannot reach the driver at {socket}: {err}"))?;
-    let mut replies = stream.try_clone().map_err(|err| err.to_string())?;
+        .map_err(|source| ServeError::Connect { socket: socket.to_owned(), source })?;
+    let mut replies = stream.try_clone().map_err(ServeError::Reply)?;
     let tests: HashMap<String, &'static TestDef> =
         registry::declared().into_iter().map(|def| (def.full_name(), def)).collect();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -60,8 +71,8 @@ pub(crate) fn serve(socket: &str) -> Result<i32, String> {
     let mut unmeasured_ms = 0.0;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
-        let request: Request =
-            serde_json::from_str(&line).map_err(|err| format!("bad request {line:?}: {err}"))?;
+        let request: Request = serde_json::from_str(&line)
+            .map_err(|source| ServeError::BadRequest { line: line.clone(), source })?;
         let mut response = match tests.get(&request.name) {
             Some(def) => run_one(def, &request, &run, &worker),
             None => Response {

@@ -265,7 +265,7 @@ impl ProcessExecutor {
             // Every test left gets one outcome: the run stopped, or no worker could start.
             let settle = |finished: &mut Vec<Finished>, outcome: Outcome| {
                 for &index in remaining {
-                    let ran = ran(at, Duration::ZERO, u64::MAX, None);
+                    let ran = ran(at, Duration::ZERO, None, None);
                     let (printed, captured) = (Printed::default(), String::new());
                     finished.push(self.report(index, ran, outcome.clone(), printed, captured));
                 }
@@ -318,7 +318,7 @@ impl ProcessExecutor {
                 let usage = worker_usage(&result);
                 let (outcome, printed, captured, ok) = worker_outcome(result);
                 alive = ok;
-                let ran = ran(at, duration, process, usage);
+                let ran = ran(at, duration, Some(process), usage);
                 finished.push(self.report(index, ran, outcome, printed, captured));
                 at += duration;
             }
@@ -442,13 +442,17 @@ impl ProcessExecutor {
         self.send(Event::Started { binary, name, worker: slot, running_for: Duration::ZERO });
         let (outcome, printed, captured, process, usage) = if self.stop.load(Ordering::SeqCst) {
             let reason = self.stopped();
-            (Outcome::NotRun { reason }, Printed::default(), String::new(), u64::MAX, None)
+            (Outcome::NotRun { reason }, Printed::default(), String::new(), None, None)
         } else {
             match self.binaries[test.binary].kind {
-                Kind::Prun if !test.meta.isolate => self.run_in_worker(test, index, slot, dispatch),
+                Kind::Prun if !test.meta.isolate => {
+                    let (outcome, printed, captured, process, usage) =
+                        self.run_in_worker(test, index, slot, dispatch);
+                    (outcome, printed, captured, Some(process), usage)
+                }
                 _ => {
                     let (outcome, printed, usage) = self.run_alone(test, slot);
-                    (outcome, printed, String::new(), self.next_process(), usage)
+                    (outcome, printed, String::new(), Some(self.next_process()), usage)
                 }
             }
         };
@@ -464,16 +468,16 @@ impl ProcessExecutor {
     fn run_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
         let tests: Vec<&PlannedTest> = members.iter().map(|&i| &self.tests[i]).collect();
         let started_at = self.started.elapsed();
-        let process = self.next_process();
         if self.stop.load(Ordering::SeqCst) {
             let (attempt, duration) = (dispatch.attempt, Duration::ZERO);
-            let ran = Ran { slot, attempt, started_at, duration, process, usage: None };
+            let ran = Ran { slot, attempt, started_at, duration, process: None, usage: None };
             let skipped = || Outcome::NotRun { reason: self.stopped() };
             return members
                 .iter()
                 .map(|&t| self.report(t, ran, skipped(), Printed::default(), String::new()))
                 .collect();
         }
+        let process = Some(self.next_process());
         let mut results = self.libtest_batch(&tests, slot);
         let mut at = started_at;
         let first: Vec<Finished> = members
@@ -533,7 +537,7 @@ impl ProcessExecutor {
     /// One more attempt of a plain test, as a batch of one in a fresh process.
     fn retry_alone(&self, index: usize, slot: usize, attempt: u32) -> Finished {
         let started_at = self.started.elapsed();
-        let process = self.next_process();
+        let process = Some(self.next_process());
         let test = &self.tests[index];
         let (result, duration, usage) = self
             .libtest_batch(&[test], slot)
@@ -624,9 +628,9 @@ impl ProcessExecutor {
         if outcome.passed() && !self.keep_passing_output {
             printed = Printed::default();
         }
-        if ran.process != u64::MAX {
+        if let Some(process) = ran.process {
             let (start, end) = (ran.started_at, ran.started_at + ran.duration);
-            let (slot, process) = (ran.slot, ran.process);
+            let slot = ran.slot;
             let span = Span { test: index, slot, process, start, end, loaded: false };
             self.spans.lock().push(span);
         }
@@ -685,8 +689,8 @@ struct Ran {
     attempt: u32,
     started_at: Duration,
     duration: Duration,
-    /// The process it ran in; `u64::MAX` when it did not run.
-    process: u64,
+    /// The process it ran in; none when it did not run.
+    process: Option<u64>,
     /// What it used, where that was measured.
     usage: Option<Usage>,
 }

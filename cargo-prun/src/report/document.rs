@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finished, ParallelOnly, Reporter, Summary, html, trace, write_atomically};
+use super::{Finished, ParallelOnly, Reporter, Summary, WriteError, html, trace, write_atomically};
 use crate::cli::Outputs;
 
 pub(crate) const VERSION: u32 = 1;
@@ -88,7 +88,7 @@ pub(crate) struct Writer {
     outputs: Outputs,
     written: Option<Instant>,
     /// The first error writing a file.
-    pub(crate) error: Option<String>,
+    error: Option<WriteError>,
     /// When the run started (its tests' times count from then).
     origin: Option<Instant>,
 }
@@ -105,8 +105,16 @@ impl Writer {
         Writer { document, outputs, written: None, error: None, origin: None }
     }
 
+    /// The writer, with every file written once now, so that a path that cannot be written
+    /// stops a run before any test starts.
+    pub(crate) fn create(meta: Meta, outputs: Outputs) -> Result<Writer, WriteError> {
+        let mut writer = Writer::new(meta, outputs);
+        writer.write(false);
+        writer.error.take().map_or(Ok(writer), Err)
+    }
+
     /// Writes every file asked for at once (for `cargo prun merge`).
-    pub(crate) fn write_document(document: Document, outputs: Outputs) -> Result<(), String> {
+    pub(crate) fn write_document(document: Document, outputs: Outputs) -> Result<(), WriteError> {
         let mut writer = Writer { document, outputs, written: None, error: None, origin: None };
         writer.write(true);
         writer.error.map_or(Ok(()), Err)
@@ -133,8 +141,9 @@ impl Writer {
             files.push((path, "--trace", trace::render(&self.document).into_bytes()));
         }
         for (path, flag, contents) in files {
-            if let Err(err) = write_atomically(path, &contents) {
-                self.error.get_or_insert(format!("cannot write {flag} {}: {err}", path.display()));
+            if let Err(source) = write_atomically(path, &contents) {
+                let path = path.to_owned();
+                self.error.get_or_insert(WriteError { flag, path, source });
             }
         }
         self.written = Some(Instant::now());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Finished, Outcome, Reporter, Summary, write_atomically};
+use super::{Finished, Outcome, Reporter, Summary, WriteError, write_atomically};
 
 pub(crate) struct Junit {
     path: PathBuf,
@@ -17,12 +17,26 @@ pub(crate) struct Junit {
     retried: BTreeMap<(String, String), Vec<Finished>>,
     written: Option<Instant>,
     /// The first error writing the file; reported once, at the end.
-    pub(crate) error: Option<String>,
+    error: Option<WriteError>,
 }
 
 impl Junit {
+    /// The report at `path`, written once now (empty), so that a path that cannot be written
+    /// stops a run before any test starts.
+    pub(crate) fn create(path: PathBuf) -> Result<Junit, WriteError> {
+        let mut junit = Junit::new(path);
+        junit.write(None);
+        junit.error.take().map_or(Ok(junit), Err)
+    }
+
     pub(crate) fn new(path: PathBuf) -> Junit {
         Junit { path, cases: BTreeMap::new(), retried: BTreeMap::new(), written: None, error: None }
+    }
+
+    /// The last write, with the run's duration; the first error any write had.
+    pub(crate) fn finish(&mut self, duration: Duration) -> Result<(), WriteError> {
+        self.write(Some(duration));
+        self.error.take().map_or(Ok(()), Err)
     }
 
     fn write(&mut self, duration: Option<Duration>) {
@@ -37,12 +51,13 @@ impl Junit {
         if let Some(duration) = duration {
             report.set_time(duration);
         }
-        let result = report.to_string().map_err(|err| err.to_string()).and_then(|xml| {
-            write_atomically(&self.path, xml.as_bytes()).map_err(|err| err.to_string())
-        });
-        if let Err(err) = result {
-            self.error
-                .get_or_insert(format!("cannot write --junit {}: {err}", self.path.display()));
+        let result = report
+            .to_string()
+            .map_err(std::io::Error::other)
+            .and_then(|xml| write_atomically(&self.path, xml.as_bytes()));
+        if let Err(source) = result {
+            let path = self.path.clone();
+            self.error.get_or_insert(WriteError { flag: "--junit", path, source });
         }
         self.written = Some(Instant::now());
     }
@@ -128,6 +143,8 @@ impl Reporter for Junit {
     }
 
     fn done(&mut self, summary: &Summary) {
-        self.write(Some(summary.duration));
+        if let Err(error) = self.finish(summary.duration) {
+            eprintln!("error: {error}");
+        }
     }
 }
