@@ -45,7 +45,8 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
     let workspace = prepare::prepare(&args.build, None, None)?;
     let history = workspace.history.load();
     let options = plan::Options { retries: Some(0), order: plan::Order::Declared };
-    let selection = Selection { include_ignored: true, ..Selection::default() };
+    let filter = prun::plan::Filter { ignored: prun::plan::Ignored::Include, ..Default::default() };
+    let selection = Selection { filter, ..Selection::default() };
     let plan = plan::plan(
         &workspace.binaries,
         &selection,

@@ -12,13 +12,8 @@ use crate::partition::Partition;
 
 #[derive(Debug, Default)]
 pub(crate) struct Selection {
-    pub(crate) filters: Vec<String>,
-    pub(crate) exact: bool,
-    pub(crate) skip: Vec<String>,
-    pub(crate) ignored_only: bool,
-    pub(crate) include_ignored: bool,
-    pub(crate) categories: Vec<String>,
-    pub(crate) groups: Vec<String>,
+    /// Names, categories, groups and `ignore`: the harness's own rules.
+    pub(crate) filter: prun::plan::Filter,
     /// Patterns (`BINARY NAME` contains one) of plain tests to run one per process.
     pub(crate) isolate: Vec<String>,
     /// This machine's share of the tests.
@@ -75,19 +70,6 @@ impl std::str::FromStr for Order {
             }
             _ => Err(OrderError::Unknown(text.to_owned())),
         }
-    }
-}
-
-impl Selection {
-    fn matches(&self, test: &CatalogTest) -> bool {
-        let hit = |pattern: &String| {
-            if self.exact { test.name == *pattern } else { test.name.contains(pattern.as_str()) }
-        };
-        (self.filters.is_empty() || self.filters.iter().any(hit))
-            && !self.skip.iter().any(hit)
-            && (self.categories.is_empty() || self.categories.contains(&test.category))
-            && (self.groups.is_empty() || test.groups.iter().any(|g| self.groups.contains(g)))
-            && (!self.ignored_only || test.ignore)
     }
 }
 
@@ -184,7 +166,7 @@ pub(crate) fn plan(
     threads: usize,
     known: &HashMap<String, Duration>,
 ) -> Result<Plan, prun::config::UnknownCategory> {
-    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    let mut jobs = prun::plan::Jobs::new(config);
     let (mut selected, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
     for (index, binary) in binaries.iter().enumerate() {
         for test in &binary.tests {
@@ -199,9 +181,12 @@ pub(crate) fn plan(
             };
             let in_set = selection.filtersets.is_empty()
                 || selection.filtersets.iter().any(|set| set.matches(&candidate));
-            if !selection.matches(test) || !in_set || !selection.only.as_ref().is_none_or(rerun) {
+            if !selection.filter.matches(test)
+                || !in_set
+                || !selection.only.as_ref().is_none_or(rerun)
+            {
                 filtered_out += 1;
-            } else if test.ignore && !selection.ignored_only && !selection.include_ignored {
+            } else if !selection.filter.runs(test) {
                 ignored.push((
                     binary.binary.id.clone(),
                     test.name.clone(),
@@ -236,34 +221,14 @@ pub(crate) fn plan(
             filtered_out += 1;
             continue;
         }
-        // The harness's own rule: a category must be built in or in the config.
-        let category = config.category_index(&test.category, &test.name, test.at.clone())?;
-        let settings = config.categories.get(&test.category);
-        let mut group_ids = Vec::new();
-        for group in &test.groups {
-            let next = groups.len();
-            group_ids.push(*groups.entry(group.clone()).or_insert(next));
-        }
+        // The harness's own rules: the category, groups, slots, retries and timeout.
+        let (job, timeout) = jobs.job(test, options.retries)?;
         tests.push(PlannedTest {
             binary: index,
             name: test.name.clone(),
             meta: test.clone(),
-            timeout: test
-                .timeout_ms
-                .map(Duration::from_millis)
-                .or(settings.and_then(|s| s.timeout))
-                .or(config.slow_timeout.terminate()),
-            job: Job {
-                slots: test.threads,
-                groups: group_ids,
-                category,
-                retries: options
-                    .retries
-                    .or(test.retries)
-                    .or(settings.and_then(|s| s.retries))
-                    .unwrap_or(0),
-                ..Job::default()
-            },
+            timeout,
+            job,
             known,
             expected: expected(test, known),
             quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
@@ -273,25 +238,13 @@ pub(crate) fn plan(
     if options.order == Order::Priority {
         tests.sort_by_key(|test| prun::config::category_rank(&test.meta.category));
     }
-    let mut group_capacity = vec![1; groups.len()];
-    for (name, id) in &groups {
-        if let Some(group) = config.groups.get(name) {
-            group_capacity[*id] = group.capacity.get();
-        }
-    }
-    let category_max_slots = config
-        .category_names()
-        .iter()
-        .map(|c| config.categories.get(*c).and_then(|s| s.max_threads).map(|n| n.get()))
-        .collect();
     let learned = tests.iter().any(|test| test.known.is_some());
     let terminate = config.slow_timeout.terminate();
-    let mut jobs = jobs(binaries, &tests, selection, threads, learned, terminate);
+    let limits = jobs.limits(threads);
+    let mut jobs = batches(binaries, &tests, selection, threads, learned, terminate);
     if let Order::Shuffle(seed) = options.order {
         fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
     }
-    let threads = u32::try_from(threads).unwrap_or(u32::MAX);
-    let limits = Limits { threads, group_capacity, category_max_slots, adaptive: None };
     if options.order == Order::Priority && learned {
         longest_first(&mut jobs, &tests, &limits);
     }
@@ -357,7 +310,7 @@ pub(crate) fn weigh(
 ///
 /// `terminate` is the timeout every test without one of its own has (`slow-timeout`'s
 /// `terminate-after`): it does not set a test apart, the worker batch enforces it.
-fn jobs(
+fn batches(
     binaries: &[Binary],
     tests: &[PlannedTest],
     selection: &Selection,
@@ -647,6 +600,150 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(flat, sorted, "each batch a run, the runs in order: {names:?}");
             assert_eq!(flat.len(), 64);
+        }
+    }
+
+    mod the_harness_and_the_driver_agree {
+        use super::*;
+        use proptest::prelude::*;
+        use prun::plan::{Filter, Ignored};
+
+        const CATEGORIES: [&str; 5] = ["unit", "integration", "slow", "e2e", "fast"];
+        const GROUPS: [&str; 3] = ["db", "net", "fs"];
+
+        fn catalog_test() -> impl Strategy<Value = CatalogTest> {
+            (
+                (0..CATEGORIES.len(), prop::collection::vec(0..GROUPS.len(), 0..3)),
+                (prop::option::of(1u64..5000), prop::option::of(0u32..3), 1u32..4),
+                (any::<bool>(), any::<bool>()),
+            )
+                .prop_map(
+                    |((category, groups), (timeout_ms, retries, threads), (ignore, isolate))| {
+                        let mut groups: Vec<String> =
+                            groups.into_iter().map(|g| GROUPS[g].to_owned()).collect();
+                        groups.dedup();
+                        CatalogTest {
+                            name: String::new(),
+                            category: CATEGORIES[category].to_owned(),
+                            groups,
+                            timeout_ms,
+                            retries,
+                            threads,
+                            ignore,
+                            ignore_reason: ignore.then(|| "why".to_owned()),
+                            isolate,
+                            at: Some("tests/t.rs:1".to_owned()),
+                        }
+                    },
+                )
+        }
+
+        fn filter() -> impl Strategy<Value = Filter> {
+            let pattern = prop::sample::select(vec!["a", "b::", "t1", "c::t2", "x"]);
+            let category = prop::sample::select(CATEGORIES.to_vec());
+            let group = prop::sample::select(GROUPS.to_vec());
+            let ignored =
+                prop::sample::select(vec![Ignored::Skip, Ignored::Only, Ignored::Include]);
+            (
+                prop::collection::vec(pattern.clone(), 0..2),
+                any::<bool>(),
+                prop::collection::vec(pattern, 0..2),
+                ignored,
+                prop::collection::vec(category, 0..2),
+                prop::collection::vec(group, 0..2),
+            )
+                .prop_map(|(filters, exact, skip, ignored, categories, groups)| {
+                    Filter {
+                        filters: filters.into_iter().map(str::to_owned).collect(),
+                        exact,
+                        skip: skip.into_iter().map(str::to_owned).collect(),
+                        ignored,
+                        categories: categories.into_iter().map(str::to_owned).collect(),
+                        groups: groups.into_iter().map(str::to_owned).collect(),
+                    }
+                })
+        }
+
+        /// A prun.toml that may declare `fast` (else its tests are an error in both), cap a
+        /// category, give groups a capacity, set timeouts and retries.
+        fn config() -> impl Strategy<Value = Config> {
+            (any::<bool>(), 1u32..4, 1u32..3, prop::option::of(0u32..3), any::<bool>()).prop_map(
+                |(declare_fast, cap, capacity, retries, terminate)| {
+                    let mut text = format!(
+                        "[categories.slow]\nmax-threads = {cap}\ntimeout = \"2s\"\n\
+                         [groups.db]\ncapacity = {capacity}\n"
+                    );
+                    if let Some(retries) = retries {
+                        text.push_str(&format!("[categories.integration]\nretries = {retries}\n"));
+                    }
+                    if declare_fast {
+                        text.push_str("[categories.fast]\ntimeout = \"100ms\"\n");
+                    }
+                    if terminate {
+                        text.push_str("slow-timeout = { period = \"1s\", terminate-after = 3 }\n");
+                    }
+                    // Top-level keys first: a key after a table would be the table's.
+                    let (tables, top): (Vec<&str>, Vec<&str>) =
+                        text.lines().partition(|line| !line.starts_with("slow-timeout"));
+                    let text = top.into_iter().chain(tables).collect::<Vec<_>>().join("\n");
+                    Config::parse(&text, None).unwrap_or_else(|err| panic!("{err}\n{text}"))
+                },
+            )
+        }
+
+        proptest! {
+            /// One suite of a prun binary, planned by the harness (as under `cargo test`) and
+            /// by `cargo prun`: the same tests in the same order with the same jobs and
+            /// timeouts, the same ignored and filtered out, the same limits, or the same error.
+            #[test]
+            fn on_every_suite(
+                tests in prop::collection::vec(catalog_test(), 0..12),
+                filter in filter(),
+                config in config(),
+                threads in 1usize..5,
+            ) {
+                let modules = ["a", "b", "c"];
+                let catalog: Vec<CatalogTest> = tests
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, test)| CatalogTest {
+                        name: format!("{}::t{i}", modules[i % modules.len()]),
+                        ..test
+                    })
+                    .collect();
+                let harness = prun::plan::plan(&catalog, &filter, None, &config, threads);
+                let binaries = [binary("b", Kind::Prun, catalog.clone())];
+                let selection = Selection { filter: filter.clone(), ..Selection::default() };
+                let options = Options { retries: None, order: Order::Priority };
+                let driver = plan(&binaries, &selection, options, &config, threads, &HashMap::new());
+                match (harness, driver) {
+                    (Ok(harness), Ok(driver)) => {
+                        let names = |indexes: &mut dyn Iterator<Item = usize>| {
+                            indexes.map(|i| catalog[i].name.clone()).collect::<Vec<_>>()
+                        };
+                        prop_assert_eq!(
+                            names(&mut harness.tests.iter().map(|t| t.index)),
+                            driver.tests.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+                        );
+                        for (h, d) in harness.tests.iter().zip(&driver.tests) {
+                            prop_assert_eq!(&h.job, &d.job);
+                            prop_assert_eq!(h.timeout, d.timeout);
+                        }
+                        prop_assert_eq!(
+                            names(&mut harness.ignored.iter().copied()),
+                            driver.ignored.iter().map(|(_, n, _)| n.clone()).collect::<Vec<_>>()
+                        );
+                        prop_assert_eq!(harness.filtered_out, driver.filtered_out);
+                        prop_assert_eq!(harness.limits, driver.limits);
+                    }
+                    (Err(harness), Err(driver)) => {
+                        prop_assert_eq!(harness.to_string(), driver.to_string());
+                    }
+                    (harness, driver) => {
+                        prop_assert!(false, "harness {:?}, driver {:?}", harness.err(), driver.err());
+                    }
+                }
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::event::Event;
 use crate::execute::InProcess;
 use crate::fixtures::scope::RunScope;
 use crate::outcome::Failure;
-use crate::plan::{self, Ignored, Selection};
+use crate::plan::{self, Filter, Ignored, PlannedTest};
 use crate::redact::Redactor;
 use crate::registry;
 use crate::report::Summary;
@@ -84,7 +84,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
     let config = Config::discover(&cwd)?;
     let flag = args.test_threads.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let threads = crate::config::resolve_threads(flag, &config)?;
-    let selection = Selection {
+    let filter = Filter {
         filters: args.filter.iter().cloned().collect(),
         exact: args.exact,
         skip: args.skip.clone(),
@@ -95,28 +95,39 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         },
         categories: cli.categories.clone(),
         groups: cli.groups.clone(),
-        shard: crate::bazel::shard()?,
     };
+    let shard = crate::bazel::shard()?;
     let mut printer = Printer::new(args).map_err(Error::Logfile)?;
     let redactor = Redactor::new(std::env::vars(), &config.redact.env, &config.redact.patterns)?;
     let declared = registry::declared();
+    let catalog: Vec<_> = declared.iter().map(|def| def.catalog()).collect();
 
     if args.list {
-        let (selected, _) = selection.apply(&declared);
-        printer.list(selected.iter().map(|(_, name)| name.as_str()))?;
+        let selected = plan::select(&catalog, &filter, shard);
+        printer.list(selected.iter().map(|&index| catalog[index].name.as_str()))?;
         return Ok(exit::OK);
     }
     // libtest-mimic's `--bench` runs benchmarks only; a prun binary has none.
-    let declared = if args.bench { Vec::new() } else { declared };
+    let catalog = if args.bench { Vec::new() } else { catalog };
 
-    let plan = plan::plan(&declared, &selection, &config, threads)?;
+    let plan = plan::plan(&catalog, &filter, shard, &config, threads)?;
     let started = Instant::now();
     let mut summary = Summary { filtered_out: plan.filtered_out, ..Summary::default() };
     printer.run_started(plan.tests.len() + plan.ignored.len())?;
-    for (name, reason) in &plan.ignored {
-        printer.ignored(name, *reason)?;
+    for &index in &plan.ignored {
+        printer.ignored(&catalog[index].name, declared[index].ignore_reason)?;
         summary.ignored += 1;
     }
+    let tests = plan
+        .tests
+        .into_iter()
+        .map(|planned| PlannedTest {
+            def: declared[planned.index],
+            name: catalog[planned.index].name.as_str().into(),
+            timeout: planned.timeout,
+            job: planned.job,
+        })
+        .collect::<Vec<_>>();
 
     // `PRUN_RUN_ID` names the run when a driver (or a script) sets it; else a fresh id. Two
     // processes can inherit one: the temp root is then this process's own.
@@ -132,10 +143,9 @@ fn run(cli: &Cli) -> Result<i32, Error> {
     };
     let run = Arc::new(run);
     let (events, received) = mpsc::channel();
-    let dispatcher =
-        Dispatcher::new(plan.tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
+    let dispatcher = Dispatcher::new(tests.iter().map(|t| t.job.clone()).collect(), &plan.limits);
     let retry = config.retry.clone();
-    let executor = Arc::new(InProcess { tests: plan.tests, run: run.clone(), events, retry });
+    let executor = Arc::new(InProcess { tests, run: run.clone(), events, retry });
     // The scheduler runs on its own thread; this one prints, so output never waits on a test.
     let scheduling = std::thread::spawn(move || scheduler::run(threads, dispatcher, executor));
     for event in received {

@@ -42,7 +42,7 @@ mod execute;
 mod fixtures;
 mod harness;
 mod outcome;
-mod plan;
+pub mod plan;
 pub mod protocol;
 pub mod redact;
 #[doc(hidden)]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::ctx::Ctx;
 use crate::outcome::Failure;
+use crate::protocol::CatalogTest;
 
 /// A test as the attribute declared it. Built by the macro; not meant to be written by hand.
 #[doc(hidden)]
@@ -41,6 +42,22 @@ impl TestDef {
         match self.module_path.split_once("::") {
             Some((_crate, path)) => format!("{path}::{}", self.name),
             None => self.name.to_owned(),
+        }
+    }
+
+    /// The test as a catalog lists it: what both halves plan from.
+    pub fn catalog(&self) -> CatalogTest {
+        CatalogTest {
+            name: self.full_name(),
+            category: self.category.to_owned(),
+            groups: self.groups.iter().map(|g| (*g).to_owned()).collect(),
+            timeout_ms: self.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            retries: self.retries,
+            threads: self.threads,
+            ignore: self.ignore,
+            ignore_reason: self.ignore_reason.map(str::to_owned),
+            isolate: self.isolate,
+            at: Some(format!("{}:{}", self.file, self.line)),
         }
     }
 }

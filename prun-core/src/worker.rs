@@ -9,27 +9,13 @@ use crate::execute;
 use crate::fixtures::scope::{RunScope, WorkerScope};
 use crate::outcome::Outcome;
 use crate::plan::PlannedTest;
-use crate::protocol::{self, Catalog, CatalogTest, Request, Response, VERSION, output_end};
+use crate::protocol::{self, Catalog, Request, Response, VERSION, output_end};
 use crate::registry::{self, TestDef};
 use crate::scheduler::{Dispatch, Job};
 
 /// Prints the binary's catalog: the handshake's answer.
 pub(crate) fn print_catalog() -> i32 {
-    let tests = registry::declared()
-        .into_iter()
-        .map(|def| CatalogTest {
-            name: def.full_name(),
-            category: def.category.to_owned(),
-            groups: def.groups.iter().map(|g| (*g).to_owned()).collect(),
-            timeout_ms: def.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-            retries: def.retries,
-            threads: def.threads,
-            ignore: def.ignore,
-            ignore_reason: def.ignore_reason.map(str::to_owned),
-            isolate: def.isolate,
-            at: Some(format!("{}:{}", def.file, def.line)),
-        })
-        .collect();
+    let tests = registry::declared().into_iter().map(TestDef::catalog).collect();
     let catalog = Catalog { prun_catalog: VERSION, tests };
     println!("{}", serde_json::to_string(&catalog).expect("a catalog serializes"));
     crate::exit::OK

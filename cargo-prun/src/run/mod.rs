@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use prun::config::{Concurrency, Doctests};
+use prun::plan::Ignored;
 use prun::scheduler::{self, Dispatcher};
 
 use crate::cli::{self, Cli};
@@ -60,14 +61,23 @@ pub(crate) fn plan(
     threads: usize,
 ) -> Result<plan::Plan, Error> {
     let config = &workspace.config;
-    let selection = Selection {
+    let include_ignored = cli.include_ignored || cli.run_ignored == Some(cli::RunIgnored::All);
+    let ignored_only = cli.ignored || cli.run_ignored == Some(cli::RunIgnored::Only);
+    let filter = prun::plan::Filter {
         filters: cli.filters.clone(),
         exact: cli.exact,
         skip: cli.skip.clone(),
-        ignored_only: cli.ignored || cli.run_ignored == Some(cli::RunIgnored::Only),
-        include_ignored: cli.include_ignored || cli.run_ignored == Some(cli::RunIgnored::All),
+        // As in the harness: including them wins over only them.
+        ignored: match (include_ignored, ignored_only) {
+            (true, _) => Ignored::Include,
+            (false, true) => Ignored::Only,
+            (false, false) => Ignored::Skip,
+        },
         categories: cli.categories.clone(),
         groups: cli.groups.clone(),
+    };
+    let selection = Selection {
+        filter,
         isolate: cli.isolate.iter().chain(&config.isolate).cloned().collect(),
         partition: cli.partition,
         quarantine: config.quarantine.clone(),
