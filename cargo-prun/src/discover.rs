@@ -8,7 +8,7 @@ use prun::protocol::{Catalog, CatalogTest, HANDSHAKE_ENV};
 use serde::{Deserialize, Serialize};
 
 use crate::build::TestBinary;
-use crate::report::write_atomically;
+use crate::files::write_atomically;
 
 /// How a binary runs its tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +254,7 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
 impl CatalogCache {
     pub(crate) fn load(dir: &Path) -> CatalogCache {
         let path = dir.join("catalogs.bin");
-        let entries = match crate::private::read_state(&path) {
+        let entries = match crate::files::read_state(&path) {
             Ok(bytes) => {
                 bytes.and_then(|bytes| postcard::from_bytes(bytes.strip_prefix(CACHE_MAGIC)?).ok())
             }

@@ -356,7 +356,7 @@ impl Store {
         match read_bytes(&self.path())? {
             Some(bytes) => Ok((decode(&bytes)?, Some(bytes))),
             None => {
-                match crate::private::read_state(&self.json_path()).map_err(Error::Unreadable)? {
+                match crate::files::read_state(&self.json_path()).map_err(Error::Unreadable)? {
                     Some(json) => Ok((parse_json(&json)?, None)),
                     None => Ok((History { version: VERSION, ..History::default() }, None)),
                 }
@@ -371,7 +371,7 @@ pub(crate) enum Error {
     #[error("{dir}: {source}")]
     Io { dir: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Unreadable(#[from] crate::private::StateError),
+    Unreadable(#[from] crate::files::StateError),
     #[error("not a prun history")]
     NotAHistory,
     #[error("not a prun history ({0})")]
@@ -513,7 +513,7 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 /// The history file's bytes; `None` when there is none.
 fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    let read = |path: &Path| crate::private::read_state(path).map_err(Error::Unreadable);
+    let read = |path: &Path| crate::files::read_state(path).map_err(Error::Unreadable);
     // No history: an update is between removing the old one and renaming the new in, and the
     // new one is complete. Unless, by the time it is read, that one is in place and the next
     // update is writing another: one that does not decode sends us back to the history.

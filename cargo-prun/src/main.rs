@@ -11,6 +11,7 @@ mod discover;
 mod doctests;
 mod execute;
 mod exit;
+mod files;
 mod filterset;
 mod history;
 mod list;

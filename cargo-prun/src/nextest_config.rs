@@ -46,7 +46,7 @@ pub(crate) enum Error {
     #[error("invalid config {path}: {problem}")]
     Invalid { path: PathBuf, problem: Problem },
     #[error(transparent)]
-    Unreadable(#[from] crate::private::StateError),
+    Unreadable(#[from] crate::files::StateError),
 }
 
 /// What is wrong inside the file: the key, and why.
@@ -77,7 +77,7 @@ pub(crate) enum Problem {
 pub(crate) fn discover(root: &Path, profile: Option<&str>) -> Result<Option<NextestConfig>, Error> {
     let found = root.ancestors().map(|dir| dir.join(".config/nextest.toml")).find(|p| p.is_file());
     let Some(path) = found else { return Ok(None) };
-    let Some(bytes) = crate::private::read_state(&path).map_err(Error::Unreadable)? else {
+    let Some(bytes) = crate::files::read_state(&path).map_err(Error::Unreadable)? else {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&bytes);

@@ -52,45 +52,6 @@ pub(crate) fn user_dir() -> io::Result<PathBuf> {
     }
 }
 
-/// A state file that is not one prun reads.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StateError {
-    #[error("{} is a dangling symlink", .0.display())]
-    DanglingSymlink(PathBuf),
-    #[error("{} is not a regular file", .0.display())]
-    NotAFile(PathBuf),
-    #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
-}
-
-/// Reads a state file (history, catalog cache, build stamp): its bytes, or `None` when there is
-/// none. Only a regular file is opened: a FIFO, a device or a dangling symlink in its place
-/// would hang or fail the read, and is an error to warn about instead.
-pub(crate) fn read_state(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
-    // Opened without blocking (a FIFO would wait for a writer), then checked for what it is.
-    let nonblock = nix::fcntl::OFlag::O_NONBLOCK.bits();
-    let mut file = match OpenOptions::new().read(true).custom_flags(nonblock).open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    Err(StateError::DanglingSymlink(path.to_owned()))
-                }
-                // Gone, or replaced just now: there is none to read.
-                _ => Ok(None),
-            };
-        }
-        Err(source) => return Err(StateError::Read { path: path.to_owned(), source }),
-    };
-    if !file.metadata().is_ok_and(|meta| meta.is_file()) {
-        return Err(StateError::NotAFile(path.to_owned()));
-    }
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut file, &mut bytes)
-        .map_err(|source| StateError::Read { path: path.to_owned(), source })?;
-    Ok(Some(bytes))
-}
-
 /// Opens (creating it) a lock file beside state files, without blocking on a FIFO planted in
 /// its place and without following a symlink.
 pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
@@ -133,18 +94,10 @@ mod tests {
     }
 
     #[test]
-    fn a_fifo_or_a_dangling_link_is_no_state_file() {
+    fn a_fifo_is_no_lock_file() {
         let root = tempfile::tempdir().unwrap();
-        let fifo = root.path().join("history.json");
+        let fifo = root.path().join("band.lock");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        assert!(matches!(read_state(&fifo), Err(StateError::NotAFile(_))));
         assert!(open_lock(&fifo).is_err(), "a FIFO as a lock file fails at once");
-        let dangling = root.path().join("gone");
-        std::os::unix::fs::symlink(root.path().join("nothing"), &dangling).unwrap();
-        let err = read_state(&dangling).unwrap_err();
-        assert!(err.to_string().contains("is a dangling symlink"), "{err}");
-        assert_eq!(read_state(&root.path().join("none")).unwrap(), None);
-        std::fs::write(root.path().join("file"), "{}").unwrap();
-        assert_eq!(read_state(&root.path().join("file")).unwrap(), Some(b"{}".to_vec()));
     }
 }

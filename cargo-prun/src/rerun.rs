@@ -59,7 +59,7 @@ impl LastRun {
     pub(crate) fn save(&self, dir: &Path) {
         let written = std::fs::create_dir_all(dir).and_then(|()| {
             let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-            crate::report::write_atomically(&LastRun::path(dir), &json)
+            crate::files::write_atomically(&LastRun::path(dir), &json)
         });
         if let Err(err) = written {
             eprintln!("warning: --rerun-failed will not know this run: {err}");
@@ -89,7 +89,7 @@ pub(crate) enum Error {
     #[error("--rerun-failed: {0} does not exist")]
     Missing(PathBuf),
     #[error(transparent)]
-    Unreadable(#[from] crate::private::StateError),
+    Unreadable(#[from] crate::files::StateError),
     #[error("--rerun-failed: {0} (nor a record of cargo prun's own)")]
     NotARecord(#[from] crate::report::document::ReadError),
 }
@@ -97,13 +97,12 @@ pub(crate) enum Error {
 /// The record at `path` (ours, or a `--json` report or merge), or the last run's in `dir`.
 pub(crate) fn read(path: Option<&Path>, dir: &Path) -> Result<Rerun, Error> {
     let path = path.map_or_else(|| LastRun::path(dir), Path::to_owned);
-    let bytes =
-        crate::private::read_state(&path).map_err(Error::Unreadable)?.ok_or_else(|| match path
-            .starts_with(dir)
-        {
+    let bytes = crate::files::read_state(&path).map_err(Error::Unreadable)?.ok_or_else(|| {
+        match path.starts_with(dir) {
             true => Error::NoEarlierRun,
             false => Error::Missing(path.clone()),
-        })?;
+        }
+    })?;
     if let Ok(last) = serde_json::from_slice::<LastRun>(&bytes) {
         return Ok(last.rerun(&path));
     }

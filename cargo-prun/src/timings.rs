@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::TimingsAction;
+use crate::files::write_atomically;
 use crate::history::{Ended, Record};
+use crate::report::Outcome;
 use crate::report::document::Document;
-use crate::report::{Outcome, write_atomically};
 
 const VERSION: u32 = 1;
 

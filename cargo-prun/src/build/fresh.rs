@@ -232,7 +232,7 @@ pub(crate) fn target_dir(flag: Option<&Path>, start: &Path) -> Option<PathBuf> {
 /// The test binaries of the last build with this key, if nothing it read has changed since.
 pub(crate) fn unchanged(key: &Key, target_dir: &Path) -> Option<Vec<TestBinary>> {
     let path = target_dir.join(DIR).join(format!("{}.json", key.hash));
-    let bytes = crate::private::read_state(&path)
+    let bytes = crate::files::read_state(&path)
         .inspect_err(|err| eprintln!("warning: build stamp not read ({err}); asking cargo"))
         .ok()??;
     let stamp: Stamp = serde_json::from_slice(&bytes).ok()?;
@@ -263,7 +263,7 @@ pub(crate) fn record(key: &Key, started: SystemTime, built: &Built) {
         && std::fs::create_dir_all(&dir).is_ok()
     {
         let file = dir.join(format!("{}.json", key.hash));
-        let _ = crate::report::write_atomically(&file, &json);
+        let _ = crate::files::write_atomically(&file, &json);
         prune(&dir, &file);
     }
 }

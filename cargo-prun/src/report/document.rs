@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finished, ParallelOnly, Reporter, Summary, WriteError, html, trace, write_atomically};
+use super::{Finished, ParallelOnly, Reporter, Summary, WriteError, html, trace};
 use crate::cli::Outputs;
+use crate::files::write_atomically;
 
 pub(crate) const VERSION: u32 = 1;
 

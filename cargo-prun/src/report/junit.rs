@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::{Finished, Outcome, Reporter, Summary, WriteError, write_atomically};
+use super::{Finished, Outcome, Reporter, Summary, WriteError};
+use crate::files::write_atomically;
 
 pub(crate) struct Junit {
     path: PathBuf,

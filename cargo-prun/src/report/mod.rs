@@ -11,8 +11,7 @@ pub(crate) mod slow;
 pub(crate) mod trace;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -441,33 +440,10 @@ pub(crate) struct WriteError {
     pub(crate) source: std::io::Error,
 }
 
-/// Writes `contents` to `path` so that a reader sees the old file or the new one, never half.
-/// The file is the user's alone (0600), as a temp file is.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    // A device or a pipe (`--json /dev/null`, `--junit /dev/stdout`) is written to, never
-    // replaced: a file renamed over it would put a regular file where the device was.
-    if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir()) {
-        return std::fs::OpenOptions::new().write(true).open(path)?.write_all(contents);
-    }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let write = || -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(contents)?;
-        file.flush()?;
-        file.persist(path).map_err(|err| err.error)?;
-        Ok(())
-    };
-    // The error names `path` (the caller says so), not the temp file's random name.
-    // (tempfile adds ` at path DIR/.tmpXXXXXX` to its errors.)
-    write().map_err(|err| {
-        let text = err.to_string();
-        let text = text.split(" at path ").next().unwrap_or_default();
-        std::io::Error::new(err.kind(), text)
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     /// A writer the test reads back.
@@ -595,21 +571,6 @@ mod tests {
         let expected: Vec<&str> = outcomes.iter().map(prun::Outcome::kind).collect();
         assert_eq!(kinds, expected, "the document keeps every outcome as it was");
         assert!(read.attempts.iter().map(|a| &a.outcome).eq(outcomes.iter()));
-    }
-
-    #[test]
-    fn a_pipe_or_device_is_written_to_not_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("report.pipe");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let reader = {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
-        };
-        write_atomically(&fifo, b"{\"report\": 1}").unwrap();
-        assert_eq!(reader.join().unwrap(), "{\"report\": 1}");
-        use std::os::unix::fs::FileTypeExt;
-        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still the pipe");
     }
 
     #[test]
