@@ -10,8 +10,6 @@
 
 use std::collections::BTreeSet;
 
-use super::libtest_batch::BatchResult;
-use super::worker_process::WorkerResult;
 use super::{ProcessExecutor, Span};
 use crate::discover::Kind;
 use crate::report::{CollisionKind, Event, Fix, FixTarget, ParallelOnly, Trials};
@@ -350,39 +348,32 @@ impl ProcessExecutor {
                 let mut outcome = None;
                 for &index in tests {
                     let test = &self.tests[index];
-                    let result = worker.run(&test.name, 1, test.job.slots, index, test.timeout);
-                    let alive = matches!(result, WorkerResult::Finished(..));
+                    let answer = worker.run(&test.name, 1, test.job.slots, index, test.timeout);
                     if index == last {
-                        outcome = Some(
-                            matches!(&result, WorkerResult::Finished(r, _) if r.outcome.passed()),
-                        );
+                        outcome = Some(answer.alive && answer.attempt.outcome.passed());
                     }
-                    if !alive {
+                    if !answer.alive {
                         break;
                     }
                 }
                 worker.hang_up();
                 outcome
             }
-            Kind::Prun => Some(self.run_alone(&self.tests[last], slot).0.passed()),
+            Kind::Prun => Some(self.run_alone(&self.tests[last], slot).outcome.passed()),
             // One process per test, in order; the last one's verdict.
             Kind::OneFilter => {
                 let mut passed = None;
                 for &index in tests {
-                    passed = Some(self.run_alone(&self.tests[index], slot).0.passed());
+                    passed = Some(self.run_alone(&self.tests[index], slot).outcome.passed());
                 }
                 passed
             }
             Kind::Libtest => {
                 let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
-                let results = self.libtest_batch(&members, slot);
-                match results.get(&self.tests[last].name)?.0 {
-                    BatchResult::Passed => Some(true),
-                    // A leak fails the test when the config says so, in a replay as in the run.
-                    BatchResult::Leaked(_) => Some(!self.leak_timeout_of(&self.tests[last]).fail),
-                    BatchResult::NotRun(_) => None,
-                    _ => Some(false),
-                }
+                let batched = self.libtest_batch(&members, slot).remove(&self.tests[last].name)?;
+                // A leak fails the test when the config says so, in a replay as in the run.
+                let outcome = self.judge_leak(&self.tests[last], batched.attempt.outcome);
+                (!batched.missing).then(|| outcome.passed())
             }
         }
     }

@@ -12,15 +12,18 @@ use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use super::Attempt;
 use super::children::Children;
 use super::libtest_process::{Select, command};
 use super::libtest_select::Universe;
+use super::output::Printed;
 use super::status;
+use crate::report::Outcome;
 use prun::usage::Usage;
 
-/// How one test of a batch ended.
+/// How one test of a batch ended, as read from libtest's lines and the process's end.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BatchResult {
+enum Status {
     Passed,
     /// libtest reported it failed; its captured output.
     Failed(String),
@@ -56,13 +59,48 @@ pub(crate) struct Batch<'a> {
 }
 
 /// A test of a batch process that ended: its name, result and how long it took.
-type Ended = (String, (BatchResult, Duration));
+type Ended = (String, (Status, Duration));
 
-/// How one test of a batch went: its result, how long it took, what it used.
-pub(crate) type Ran = (BatchResult, Duration, Option<Usage>);
+/// How one test of a batch went.
+#[derive(Debug)]
+pub(crate) struct Batched {
+    pub(crate) attempt: Attempt,
+    /// libtest said it failed, but its output was lost: the process died before printing it.
+    pub(crate) output_lost: bool,
+    /// The binary never ran it (its outcome says why): no verdict to replay.
+    pub(crate) missing: bool,
+}
 
-/// Runs every test of the batch; results by name, with how long each took and what it used.
-pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, Ran> {
+impl Status {
+    fn batched(self, duration: Duration, usage: Option<Usage>) -> Batched {
+        let (mut output_lost, mut missing) = (false, false);
+        let mut printed = Printed::default();
+        let outcome = match self {
+            Status::Passed => Outcome::Passed,
+            Status::Failed(output) => {
+                output_lost = output.trim().is_empty();
+                printed.stdout = output.into_bytes();
+                Outcome::Failed { reason: "the test failed".to_owned() }
+            }
+            Status::Crashed(reason, stderr) => {
+                printed.stderr = stderr.into_bytes();
+                Outcome::Crashed { reason }
+            }
+            Status::TimedOut(after) => Outcome::TimedOut { after },
+            Status::NotRun(reason) => {
+                missing = true;
+                Outcome::Failed { reason }
+            }
+            Status::Leaked(reason) => Outcome::Leaked { reason },
+        };
+        let captured = String::new();
+        let attempt = Attempt { outcome, printed, captured, duration, usage };
+        Batched { attempt, output_lost, missing }
+    }
+}
+
+/// Runs every test of the batch; how each went, by name.
+pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, Batched> {
     let timeouts: BTreeMap<&str, Option<Duration>> = batch.tests.iter().copied().collect();
     let mut waiting: VecDeque<&str> = batch.tests.iter().map(|(name, _)| *name).collect();
     let mut results = BTreeMap::new();
@@ -85,14 +123,16 @@ pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, Ran> {
                 let gone = missed[*name] >= 2;
                 if gone {
                     let why = "the binary did not run it (is the name still there?)".to_owned();
-                    let not_run = (BatchResult::NotRun(why), Duration::ZERO, None);
-                    results.insert((*name).to_owned(), not_run);
+                    results.insert((*name).to_owned(), (Status::NotRun(why), Duration::ZERO, None));
                 }
                 !gone
             });
         }
     }
     results
+        .into_iter()
+        .map(|(name, (status, duration, usage))| (name, status.batched(duration, usage)))
+        .collect()
 }
 
 /// One process over `names`; the results it got to, and what the tests used.
@@ -123,7 +163,7 @@ fn run_process(
             let why = format!("cannot start {}: {err}", batch.binary.describe());
             let not_run = names
                 .iter()
-                .map(|n| ((*n).to_owned(), (BatchResult::NotRun(why.clone()), Duration::ZERO)))
+                .map(|n| ((*n).to_owned(), (Status::NotRun(why.clone()), Duration::ZERO)))
                 .collect();
             return (not_run, BTreeMap::new());
         }
@@ -207,18 +247,18 @@ fn run_process(
     let failed: Vec<&str> = reader
         .finished
         .iter()
-        .filter(|(_, (result, _))| matches!(result, BatchResult::Failed(_)))
+        .filter(|(_, (result, _))| matches!(result, Status::Failed(_)))
         .map(|(name, _)| name.as_str())
         .collect();
     let mut sections = sections(&reader.all, &failed);
     let mut results = std::mem::take(&mut reader.finished);
     if let Some(name) = timed_out {
         let limit = timeouts.get(name.as_str()).copied().flatten().unwrap_or_default();
-        results.push((name, (BatchResult::TimedOut(limit), limit)));
+        results.push((name, (Status::TimedOut(limit), limit)));
         return (results, usage);
     }
     for (name, (result, _)) in &mut results {
-        if let BatchResult::Failed(output) = result {
+        if let Status::Failed(output) = result {
             *output = sections.remove(name.as_str()).unwrap_or_default();
         }
     }
@@ -226,7 +266,7 @@ fn run_process(
         // The process ended in the middle of a test: that test is what ended it.
         let output = String::from_utf8_lossy(&stderr).into_owned();
         let why = status::describe(status, &stderr);
-        results.push((name, (BatchResult::Crashed(why, output), since.elapsed())));
+        results.push((name, (Status::Crashed(why, output), since.elapsed())));
     }
     if leaked {
         let why = format!(
@@ -235,7 +275,7 @@ fn run_process(
         );
         match results.as_mut_slice() {
             // One test in the process: that test left it.
-            [(_, (result @ BatchResult::Passed, _))] => *result = BatchResult::Leaked(why),
+            [(_, (result @ Status::Passed, _))] => *result = Status::Leaked(why),
             many => {
                 let names: Vec<&str> = many.iter().map(|(name, _)| name.as_str()).collect();
                 eprintln!(
@@ -276,7 +316,7 @@ impl Usages {
         Usages { meter, seen: 0, unmeasured: Duration::ZERO, of: BTreeMap::new() }
     }
 
-    fn measure(&mut self, finished: &[(String, (BatchResult, Duration))]) {
+    fn measure(&mut self, finished: &[(String, (Status, Duration))]) {
         let new = &finished[self.seen.min(finished.len())..];
         self.seen = finished.len();
         let Some(longest) = new.iter().max_by_key(|(_, (_, took))| *took) else { return };
@@ -296,7 +336,7 @@ impl Usages {
     /// The tests that ended with the process (and one it was running, which ended it).
     fn settle(
         &mut self,
-        finished: &[(String, (BatchResult, Duration))],
+        finished: &[(String, (Status, Duration))],
         running: Option<&String>,
         lifetime: Usage,
     ) {
@@ -348,12 +388,12 @@ struct Statuses {
     /// The test that started and is not finished, and since when.
     running: Option<(String, Instant)>,
     /// The running test's status so far: the last one it was given.
-    status: Option<BatchResult>,
+    status: Option<Status>,
     /// The status at the end of another binary's `test OTHER ... ` line while ours ran: ours,
     /// if ours gets no line of its own (a child that runs our binary again died before its
     /// status, and ours followed on its line).
-    foreign_status: Option<BatchResult>,
-    finished: Vec<(String, (BatchResult, Duration))>,
+    foreign_status: Option<Status>,
+    finished: Vec<(String, (Status, Duration))>,
 }
 
 impl Statuses {
@@ -478,8 +518,8 @@ impl Statuses {
             return;
         }
         for (name, (result, _)) in &mut self.finished {
-            if *result == BatchResult::Passed && failed.contains(&name.as_str()) {
-                *result = BatchResult::Failed(String::new());
+            if *result == Status::Passed && failed.contains(&name.as_str()) {
+                *result = Status::Failed(String::new());
             }
         }
     }
@@ -528,25 +568,25 @@ fn start_line(text: &str, name: &str) -> Option<Result<usize, ()>> {
 }
 
 /// `ok`, `FAILED`: a status on a line of its own (`ignored` says no result).
-fn status_word(word: &str) -> Option<BatchResult> {
+fn status_word(word: &str) -> Option<Status> {
     match word {
-        "ok" => Some(BatchResult::Passed),
-        "FAILED" => Some(BatchResult::Failed(String::new())),
+        "ok" => Some(Status::Passed),
+        "FAILED" => Some(Status::Failed(String::new())),
         _ => None,
     }
 }
 
 /// `test NAME ... STATUS`: the name, and the result when the status says one (`ignored` says
 /// none). What a test wrote straight to stdout may stand before the status word.
-fn test_line(line: &str) -> Option<(&str, Option<BatchResult>)> {
+fn test_line(line: &str) -> Option<(&str, Option<Status>)> {
     let (name, status) = line.strip_prefix("test ")?.split_once(" ... ")?;
     // libtest marks `#[should_panic]` tests so in its output, not in `--list`.
     let name = name.strip_suffix(" - should panic").unwrap_or(name);
     let status = status.trim_end();
     let result = if status.ends_with("ok") {
-        Some(BatchResult::Passed)
+        Some(Status::Passed)
     } else if status.ends_with("FAILED") {
-        Some(BatchResult::Failed(String::new()))
+        Some(Status::Failed(String::new()))
     } else {
         None
     };
@@ -621,7 +661,7 @@ fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Ve
 mod tests {
     use super::*;
 
-    fn finished(reader: &Statuses) -> Vec<(&str, &BatchResult)> {
+    fn finished(reader: &Statuses) -> Vec<(&str, &Status)> {
         reader.finished.iter().map(|(name, (result, _))| (name.as_str(), result)).collect()
     }
 
@@ -634,7 +674,7 @@ mod tests {
         assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("d"));
         let names: Vec<&str> = reader.finished.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
+        assert_eq!(reader.finished[0].1.0, Status::Passed);
         reader.feed(b"raw bytes ok\n\nfailures:\n\n---- b stdout ----\nboom\n\nfailures:\n    b\n");
         reader.feed(b"\ntest result: FAILED. 1 passed; 1 failed; 1 ignored\n");
         reader.finish();
@@ -651,7 +691,7 @@ mod tests {
         reader.feed(b"ok\n");
         reader.finish();
         assert_eq!(reader.finished[0].0, "tests::max_remove");
-        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
+        assert_eq!(reader.finished[0].1.0, Status::Passed);
     }
 
     #[test]
@@ -661,19 +701,19 @@ mod tests {
         let mut reader_in_order = Statuses::new(["next", "parent"]);
         reader_in_order
             .feed(b"test next ... \nrunning 1 test\ntest child ... ok\ntest parent ... ");
-        assert_eq!(finished(&reader_in_order), [("next", &BatchResult::Passed)]);
+        assert_eq!(finished(&reader_in_order), [("next", &Status::Passed)]);
         assert_eq!(reader_in_order.running.as_ref().map(|(n, _)| n.as_str()), Some("parent"));
         // A child that finished prints its own status; ours comes on a line of its own.
         reader_in_order
             .feed(b"\nrunning 1 test\ntest child ... ok\n\ntest result: ok.\n\nFAILED\n");
         reader_in_order.finish();
         assert_eq!(reader_in_order.finished[1].0, "parent");
-        assert!(matches!(reader_in_order.finished[1].1.0, BatchResult::Failed(_)));
+        assert!(matches!(reader_in_order.finished[1].1.0, Status::Failed(_)));
         // The last test, with a child's line last: its status at the process's end.
         let mut reader = Statuses::new(["last"]);
         reader.feed(b"test last ... \ntest child ... ok\n");
         reader.finish();
-        assert_eq!(reader.finished[0].1.0, BatchResult::Passed);
+        assert_eq!(reader.finished[0].1.0, Status::Passed);
     }
 
     #[test]
@@ -691,9 +731,9 @@ mod tests {
         assert_eq!(
             finished(&reader),
             [
-                ("a_liar", &BatchResult::Failed(String::new())),
-                ("b_fails", &BatchResult::Failed(String::new())),
-                ("c_passes", &BatchResult::Passed),
+                ("a_liar", &Status::Failed(String::new())),
+                ("b_fails", &Status::Failed(String::new())),
+                ("c_passes", &Status::Passed),
             ]
         );
         let found = sections(&reader.all, &["a_liar", "b_fails"]);
@@ -708,7 +748,7 @@ mod tests {
         reader.feed(b"ok\n\nfailures:\n\ntest result: ok. 2 passed; 0 failed\n");
         // The process exits here, inside b_exits: no status of libtest's own for it.
         reader.finish();
-        assert_eq!(finished(&reader)[0], ("a_fails", &BatchResult::Failed(String::new())));
+        assert_eq!(finished(&reader)[0], ("a_fails", &Status::Failed(String::new())));
     }
 
     #[test]
@@ -720,7 +760,7 @@ mod tests {
         reader.finish();
         assert_eq!(
             finished(&reader),
-            [("a", &BatchResult::Failed(String::new())), ("b", &BatchResult::Passed)]
+            [("a", &Status::Failed(String::new())), ("b", &Status::Passed)]
         );
         assert_eq!(closing_summary("\ntest result: ok."), None, "a child's line counts nothing");
     }
@@ -736,9 +776,9 @@ mod tests {
         assert_eq!(
             finished(&reader),
             [
-                ("a", &BatchResult::Passed),
-                ("b\nc", &BatchResult::Failed(String::new())),
-                ("d", &BatchResult::Passed)
+                ("a", &Status::Passed),
+                ("b\nc", &Status::Failed(String::new())),
+                ("d", &Status::Passed)
             ]
         );
     }
@@ -754,6 +794,6 @@ mod tests {
         }
         reader.feed(b"\nok\n");
         reader.finish();
-        assert_eq!(finished(&reader), [("a", &BatchResult::Passed)]);
+        assert_eq!(finished(&reader), [("a", &Status::Passed)]);
     }
 }

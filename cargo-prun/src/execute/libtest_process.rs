@@ -7,21 +7,12 @@ use std::time::Duration;
 
 use prun::usage::Usage;
 
+use super::Attempt;
 use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
 use crate::build::TestBinary;
-
-#[derive(Debug)]
-pub(crate) enum LibtestResult {
-    Passed(Printed),
-    Failed(String, Printed),
-    /// The process died another way than libtest's failure exit.
-    Crashed(String, Printed),
-    TimedOut(Duration, Printed),
-    /// It passed, and left a child holding its output past the leak timeout: why.
-    Leaked(String, Printed),
-}
+use crate::report::Outcome;
 
 pub(crate) struct LibtestRun<'a> {
     pub(crate) binary: &'a TestBinary,
@@ -77,14 +68,15 @@ pub(crate) fn command(
     command
 }
 
-/// Runs the test; how it ended, and what its process used (when it was reaped).
-pub(crate) fn run(test: &LibtestRun<'_>) -> (LibtestResult, Option<Usage>) {
+/// Runs the test: how it ended, what it printed, what its process used (when it was reaped).
+pub(crate) fn run(test: &LibtestRun<'_>) -> Attempt {
     let mut usage = None;
-    let result = run_measured(test, &mut usage);
-    (result, usage)
+    let (outcome, printed) = run_measured(test, &mut usage);
+    Attempt { outcome, printed, captured: String::new(), duration: Duration::ZERO, usage }
 }
 
-fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> LibtestResult {
+fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> (Outcome, Printed) {
+    let failed = |reason: String, printed| (Outcome::Failed { reason }, printed);
     let mut flags = vec!["--nocapture"];
     if test.ignored {
         flags.push("--ignored");
@@ -94,12 +86,7 @@ fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> LibtestResu
     let command = command(test.binary, test.cwd, test.env, select, &flags, test.extra_args);
     let mut child = match crate::os::spawn(command) {
         Ok(child) => child,
-        Err(err) => {
-            return LibtestResult::Failed(
-                format!("cannot start the test: {err}"),
-                Printed::default(),
-            );
-        }
+        Err(err) => return failed(format!("cannot start the test: {err}"), Printed::default()),
     };
     test.children.register(child.id());
     let output =
@@ -115,32 +102,29 @@ fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> LibtestResu
             status
         }
         Ok(None) => {
-            let limit = test.timeout.unwrap_or_default();
-            return LibtestResult::TimedOut(limit, output.take_all(Duration::from_secs(5)));
+            let after = test.timeout.unwrap_or_default();
+            return (Outcome::TimedOut { after }, output.take_all(Duration::from_secs(5)));
         }
-        Err(err) => return LibtestResult::Failed(err.to_string(), Printed::default()),
+        Err(err) => return failed(err.to_string(), Printed::default()),
     };
     let printed = output.take_all(Duration::from_secs(5));
     if status.success() {
         // A name that matched nothing runs nothing and still exits 0.
         if String::from_utf8_lossy(&printed.stdout).contains("running 0 tests") {
-            return LibtestResult::Failed(
-                "the binary ran no test of this name".to_owned(),
-                printed,
-            );
+            return failed("the binary ran no test of this name".to_owned(), printed);
         }
         if leaked {
-            let why = format!(
+            let reason = format!(
                 "a process it started held its output open {} after it ended; it was killed",
                 prun::time::pretty(test.leak_timeout)
             );
-            return LibtestResult::Leaked(why, printed);
+            return (Outcome::Leaked { reason }, printed);
         }
-        return LibtestResult::Passed(printed);
+        return (Outcome::Passed, printed);
     }
     match status.code() {
-        Some(101) => LibtestResult::Failed("the test failed".to_owned(), printed),
-        _ => LibtestResult::Crashed(status::describe(status, &printed.stderr), printed),
+        Some(101) => failed("the test failed".to_owned(), printed),
+        _ => (Outcome::Crashed { reason: status::describe(status, &printed.stderr) }, printed),
     }
 }
 

@@ -29,10 +29,10 @@ use crate::discover::{Binary, Kind};
 use crate::plan::{PlannedJob, PlannedTest};
 use crate::report::{Event, Finished, Outcome};
 use children::Children;
-use libtest_batch::{Batch, BatchResult};
-use libtest_process::{LibtestResult, LibtestRun};
+use libtest_batch::{Batch, Batched};
+use libtest_process::LibtestRun;
 use output::Printed;
-use worker_process::{Launch, WorkerProcess, WorkerResult};
+use worker_process::{Answer, Launch, WorkerProcess};
 
 pub(crate) struct ProcessExecutor {
     pub(crate) binaries: Vec<Binary>,
@@ -79,6 +79,18 @@ pub(crate) struct ProcessExecutor {
     ports: ports::PortBand,
     /// How to run the doctests' job, when the plan has one.
     pub(crate) doctests: Option<Doctests>,
+}
+
+/// How one attempt went, however it ran (a worker's response, or libtest's lines and the end of
+/// its process): its outcome, what it printed and what the harness captured of it, how long it
+/// took where that was measured, and what it used.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) outcome: Outcome,
+    pub(crate) printed: Printed,
+    pub(crate) captured: String,
+    pub(crate) duration: Duration,
+    pub(crate) usage: Option<Usage>,
 }
 
 /// `cargo test --doc` for the doctests' job: the build flags, filters and thread count.
@@ -214,29 +226,26 @@ impl ProcessExecutor {
     }
 
     /// `index` numbers the test within the run, for its namespace. Also returns the number
-    /// of the process it ran in, and what the test used.
+    /// of the process it ran in.
     fn run_in_worker(
         &self,
         test: &PlannedTest,
         index: usize,
         slot: usize,
         dispatch: Dispatch,
-    ) -> (Outcome, Printed, String, u64, Option<Usage>) {
+    ) -> (Attempt, u64) {
         let (mut worker, process) = match self.checkout_worker(test.binary, slot) {
             Ok(worker) => worker,
             Err(error) => {
                 let outcome = Outcome::Crashed { reason: error.to_string() };
-                let process = self.next_process();
-                return (outcome, Printed::default(), String::new(), process, None);
+                return (Attempt::of(outcome), self.next_process());
             }
         };
-        let result = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
-        let usage = worker_usage(&result);
-        let (outcome, printed, captured, alive) = worker_outcome(result);
-        if alive {
+        let answer = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
+        if answer.alive {
             self.workers.lock().insert((test.binary, slot), (worker, process));
         }
-        (outcome, printed, captured, process, usage)
+        (answer.attempt, process)
     }
 
     /// A batch of a prun binary's plain unit tests, streamed to one worker (see
@@ -297,26 +306,19 @@ impl ProcessExecutor {
                 timeout: self.tests[first].timeout,
                 notice_after: self.notice_after,
             };
-            let results = worker.run_many(&names, dispatch.attempt, limits, long, |result| {
-                if !matches!(result, WorkerResult::Finished(r, _) if r.outcome.passed()) {
+            let answers = worker.run_many(&names, dispatch.attempt, limits, long, |answer| {
+                if !answer.attempt.outcome.passed() {
                     failed_here.set(failed_here.get() + 1);
                 }
                 !over_the_limit()
             });
             let mut alive = true;
-            let done = results.len();
-            for (result, &index) in results.into_iter().zip(remaining) {
-                let duration = match &result {
-                    WorkerResult::Finished(response, _) => {
-                        Duration::from_secs_f64(response.duration_ms / 1000.0)
-                    }
-                    _ => Duration::ZERO,
-                };
-                if matches!(result, WorkerResult::Died(..) | WorkerResult::TimedOut(..)) {
+            let done = answers.len();
+            for (Answer { attempt, alive: ok }, &index) in answers.into_iter().zip(remaining) {
+                let Attempt { outcome, printed, captured, duration, usage } = attempt;
+                if !ok {
                     failed_here.set(failed_here.get() + 1);
                 }
-                let usage = worker_usage(&result);
-                let (outcome, printed, captured, ok) = worker_outcome(result);
                 alive = ok;
                 let ran = ran(at, duration, Some(process), usage);
                 finished.push(self.report(index, ran, outcome, printed, captured));
@@ -338,7 +340,7 @@ impl ProcessExecutor {
         &self,
         tests: &[&PlannedTest],
         slot: usize,
-    ) -> std::collections::BTreeMap<String, libtest_batch::Ran> {
+    ) -> std::collections::BTreeMap<String, Batched> {
         let binary = &self.binaries[tests[0].binary];
         let env = self.env(binary, slot);
         let on_long = |name: &str, running_for: Duration| {
@@ -374,8 +376,9 @@ impl ProcessExecutor {
         libtest_batch::run(&batch)
     }
 
-    /// A test in a process of its own: how it ended, what it printed, what it used.
-    fn run_alone(&self, test: &PlannedTest, slot: usize) -> (Outcome, Printed, Option<Usage>) {
+    /// A test in a process of its own: how it ended (a leak judged by the config), what it
+    /// printed, what it used.
+    fn run_alone(&self, test: &PlannedTest, slot: usize) -> Attempt {
         let binary = &self.binaries[test.binary];
         let env = self.env(binary, slot);
         let run = LibtestRun {
@@ -389,15 +392,8 @@ impl ProcessExecutor {
             children: &self.children,
             leak_timeout: self.leak_timeout_of(test).period,
         };
-        let (result, usage) = libtest_process::run(&run);
-        let (outcome, printed) = match result {
-            LibtestResult::Passed(printed) => (Outcome::Passed, printed),
-            LibtestResult::Failed(reason, printed) => (Outcome::Failed { reason }, printed),
-            LibtestResult::Crashed(reason, printed) => (Outcome::Crashed { reason }, printed),
-            LibtestResult::TimedOut(after, printed) => (Outcome::TimedOut { after }, printed),
-            LibtestResult::Leaked(reason, printed) => (self.leak_outcome(test, reason), printed),
-        };
-        (outcome, printed, usage)
+        let attempt = libtest_process::run(&run);
+        Attempt { outcome: self.judge_leak(test, attempt.outcome), ..attempt }
     }
 
     fn send(&self, event: Event) {
@@ -440,22 +436,18 @@ impl ProcessExecutor {
         let binary = &self.binaries[test.binary].binary.id;
         let (binary, name) = (binary.clone(), test.name.clone());
         self.send(Event::Started { binary, name, worker: slot, running_for: Duration::ZERO });
-        let (outcome, printed, captured, process, usage) = if self.stop.load(Ordering::SeqCst) {
-            let reason = self.stopped();
-            (Outcome::NotRun { reason }, Printed::default(), String::new(), None, None)
+        let (attempt, process) = if self.stop.load(Ordering::SeqCst) {
+            (Attempt::of(Outcome::NotRun { reason: self.stopped() }), None)
         } else {
             match self.binaries[test.binary].kind {
                 Kind::Prun if !test.meta.isolate => {
-                    let (outcome, printed, captured, process, usage) =
-                        self.run_in_worker(test, index, slot, dispatch);
-                    (outcome, printed, captured, Some(process), usage)
+                    let (attempt, process) = self.run_in_worker(test, index, slot, dispatch);
+                    (attempt, Some(process))
                 }
-                _ => {
-                    let (outcome, printed, usage) = self.run_alone(test, slot);
-                    (outcome, printed, String::new(), Some(self.next_process()), usage)
-                }
+                _ => (self.run_alone(test, slot), Some(self.next_process())),
             }
         };
+        let Attempt { outcome, printed, captured, usage, .. } = attempt;
         let duration = began.elapsed();
         let ran = Ran { slot, attempt: dispatch.attempt, started_at, duration, process, usage };
         let mut finished = self.report(index, ran, outcome, printed, captured);
@@ -483,13 +475,12 @@ impl ProcessExecutor {
         let first: Vec<Finished> = members
             .iter()
             .map(|&index| {
-                let (result, duration, usage) = results
-                    .remove(&self.tests[index].name)
-                    .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO, None));
-                let attempt = dispatch.attempt;
+                let batched = results.remove(&self.tests[index].name).unwrap_or_else(no_result);
+                let (attempt, duration) = (dispatch.attempt, batched.attempt.duration);
+                let usage = batched.attempt.usage;
                 let ran = Ran { slot, attempt, started_at: at, duration, process, usage };
                 at += duration;
-                self.batch_finished(index, result, ran)
+                self.batch_finished(index, batched, ran)
             })
             .collect();
         // The pool retries a job that has retries of its own; a batch's tests are retried here.
@@ -539,12 +530,11 @@ impl ProcessExecutor {
         let started_at = self.started.elapsed();
         let process = Some(self.next_process());
         let test = &self.tests[index];
-        let (result, duration, usage) = self
-            .libtest_batch(&[test], slot)
-            .remove(&test.name)
-            .unwrap_or((BatchResult::NotRun("no result".into()), Duration::ZERO, None));
+        let batched =
+            self.libtest_batch(&[test], slot).remove(&test.name).unwrap_or_else(no_result);
+        let (duration, usage) = (batched.attempt.duration, batched.attempt.usage);
         let ran = Ran { slot, attempt, started_at, duration, process, usage };
-        self.batch_finished(index, result, ran)
+        self.batch_finished(index, batched, ran)
     }
 
     /// The test's leak timeout: its own, else the run's.
@@ -555,45 +545,33 @@ impl ProcessExecutor {
         self.leak_timeouts.get(&test.id(&self.binaries)).copied().unwrap_or(self.leak_timeout)
     }
 
-    /// A passing test that leaked: LEAK, or a failure when the config says so.
-    fn leak_outcome(&self, test: &PlannedTest, reason: String) -> Outcome {
-        if self.leak_timeout_of(test).fail {
-            let reason = format!("leaked: {reason} (leak-timeout result = \"fail\")");
-            Outcome::Failed { reason }
-        } else {
-            Outcome::Leaked { reason }
+    /// A passing test that leaked is LEAK, or a failure when the config says so; any other
+    /// outcome stays as it is.
+    fn judge_leak(&self, test: &PlannedTest, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Leaked { reason } if self.leak_timeout_of(test).fail => {
+                let reason = format!("leaked: {reason} (leak-timeout result = \"fail\")");
+                Outcome::Failed { reason }
+            }
+            outcome => outcome,
         }
     }
 
     /// How a test of a batch ended, as a report.
-    fn batch_finished(&self, index: usize, result: BatchResult, ran: Ran) -> Finished {
-        let (outcome, printed) = match result {
-            BatchResult::Passed => (Outcome::Passed, Printed::default()),
-            BatchResult::Failed(output) if output.trim().is_empty() => {
-                return self.output_from_alone(index, ran);
-            }
-            BatchResult::Failed(output) => {
-                let printed = Printed { stdout: output.into_bytes(), stderr: Vec::new() };
-                (Outcome::Failed { reason: "the test failed".to_owned() }, printed)
-            }
-            BatchResult::Crashed(reason, stderr) => {
-                let printed = Printed { stdout: Vec::new(), stderr: stderr.into_bytes() };
-                (Outcome::Crashed { reason }, printed)
-            }
-            BatchResult::TimedOut(after) => (Outcome::TimedOut { after }, Printed::default()),
-            BatchResult::NotRun(reason) => (Outcome::Failed { reason }, Printed::default()),
-            BatchResult::Leaked(reason) => {
-                (self.leak_outcome(&self.tests[index], reason), Printed::default())
-            }
-        };
-        self.report(index, ran, outcome, printed, String::new())
+    fn batch_finished(&self, index: usize, batched: Batched, ran: Ran) -> Finished {
+        if batched.output_lost {
+            return self.output_from_alone(index, ran);
+        }
+        let Attempt { outcome, printed, captured, .. } = batched.attempt;
+        let outcome = self.judge_leak(&self.tests[index], outcome);
+        self.report(index, ran, outcome, printed, captured)
     }
 
     /// libtest prints a failed test's output at the end of the run, so a batch whose process
     /// died later lost it: the test runs again alone, now, for its output. Failing alone, that
     /// run is its report (and it needs no rerun after the schedule).
     fn output_from_alone(&self, index: usize, ran: Ran) -> Finished {
-        let (alone, printed, _) = self.run_alone(&self.tests[index], ran.slot);
+        let Attempt { outcome: alone, printed, .. } = self.run_alone(&self.tests[index], ran.slot);
         let captured = String::new();
         if alone.passed() {
             let reason = "the test failed; its output was lost when a later test of its batch \
@@ -658,28 +636,18 @@ impl ProcessExecutor {
     }
 }
 
-/// What the test used, as its worker measured it.
-fn worker_usage(result: &WorkerResult) -> Option<Usage> {
-    match result {
-        WorkerResult::Finished(response, _) => response.usage,
-        _ => None,
+impl Attempt {
+    /// An attempt that never reached a test process: its outcome alone.
+    fn of(outcome: Outcome) -> Attempt {
+        let (printed, captured) = (Printed::default(), String::new());
+        Attempt { outcome, printed, captured, duration: Duration::ZERO, usage: None }
     }
 }
 
-/// What a worker's result comes to: outcome, output, captured text, and whether the worker
-/// lives on.
-fn worker_outcome(result: WorkerResult) -> (Outcome, Printed, String, bool) {
-    match result {
-        WorkerResult::Finished(response, printed) => {
-            (response.outcome, printed, response.captured, true)
-        }
-        WorkerResult::Died(reason, printed) => {
-            (Outcome::Crashed { reason }, printed, String::new(), false)
-        }
-        WorkerResult::TimedOut(after, printed) => {
-            (Outcome::TimedOut { after }, printed, String::new(), false)
-        }
-    }
+/// A test a batch has no result for (the batch's process ended before it said).
+fn no_result() -> Batched {
+    let outcome = Outcome::Failed { reason: "no result".into() };
+    Batched { attempt: Attempt::of(outcome), output_lost: false, missing: true }
 }
 
 /// Where and when an attempt ran.

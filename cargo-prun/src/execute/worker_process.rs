@@ -8,19 +8,29 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prun::Outcome;
 use prun::protocol::{self, Request, Response};
 
+use super::Attempt;
 use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
 
-/// How one test went in a worker.
+/// How one test went in a worker, and whether the worker lives on (when it died or was killed
+/// for a timeout, drop it and spawn another).
 #[derive(Debug)]
-pub(crate) enum WorkerResult {
-    Finished(Response, Printed),
-    /// The process died while the test ran: what killed it.
-    Died(String, Printed),
-    TimedOut(Duration, Printed),
+pub(crate) struct Answer {
+    pub(crate) attempt: Attempt,
+    pub(crate) alive: bool,
+}
+
+impl Answer {
+    /// The worker's process ended during the test: how that went for the test.
+    fn ended(outcome: Outcome, printed: Printed) -> Answer {
+        let captured = String::new();
+        let attempt = Attempt { outcome, printed, captured, duration: Duration::ZERO, usage: None };
+        Answer { attempt, alive: false }
+    }
 }
 
 #[derive(Debug)]
@@ -134,8 +144,7 @@ impl WorkerProcess {
         }
     }
 
-    /// Runs one test; past `timeout` the process is killed. After `Died` or `TimedOut` the
-    /// worker is gone: drop it and spawn another.
+    /// Runs one test; past `timeout` the process is killed (the answer is then not `alive`).
     pub(crate) fn run(
         &mut self,
         name: &str,
@@ -143,7 +152,7 @@ impl WorkerProcess {
         slots: u32,
         index: usize,
         timeout: Option<Duration>,
-    ) -> WorkerResult {
+    ) -> Answer {
         let request = self.request(name, attempt, slots, index);
         let line = serde_json::to_string(&request).expect("a request serializes");
         if writeln!(self.requests, "{line}").is_err() {
@@ -170,7 +179,7 @@ impl WorkerProcess {
 
     /// The response to `request` read from `reply`, with the test's output; a reply that is no
     /// response to it ends the worker.
-    fn answer(&mut self, request: &Request, reply: &str) -> WorkerResult {
+    fn answer(&mut self, request: &Request, reply: &str) -> Answer {
         let response = match serde_json::from_str::<Response>(reply) {
             Ok(response) if response.answers(request) => response,
             Ok(response) => {
@@ -182,7 +191,14 @@ impl WorkerProcess {
             Err(err) => return self.protocol_error(format!("the worker sent no response: {err}")),
         };
         let printed = self.output.take_until(&protocol::output_end(request), self.patience);
-        WorkerResult::Finished(response, printed)
+        let attempt = Attempt {
+            outcome: response.outcome,
+            printed,
+            captured: response.captured,
+            duration: Duration::from_secs_f64(response.duration_ms.max(0.0) / 1000.0),
+            usage: response.usage,
+        };
+        Answer { attempt, alive: true }
     }
 
     /// Runs `tests` (name and index) one after another, keeping up to a window of requests in
@@ -197,8 +213,8 @@ impl WorkerProcess {
         attempt: u32,
         limits: Limits,
         mut long: impl FnMut(usize, Duration),
-        mut keep_going: impl FnMut(&WorkerResult) -> bool,
-    ) -> Vec<WorkerResult> {
+        mut keep_going: impl FnMut(&Answer) -> bool,
+    ) -> Vec<Answer> {
         const WINDOW: usize = 32;
         let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
         let (mut sent, mut results) = (0, Vec::with_capacity(tests.len()));
@@ -253,7 +269,7 @@ impl WorkerProcess {
             }
             let request = in_flight.pop_front().expect("a reply answers a request in flight");
             let result = self.answer(&request, &reply);
-            let finished = matches!(result, WorkerResult::Finished(..));
+            let finished = result.alive;
             if !finished || !keep_going(&result) {
                 wanted = sent;
             }
@@ -265,7 +281,7 @@ impl WorkerProcess {
         results
     }
 
-    fn died(&mut self) -> WorkerResult {
+    fn died(&mut self) -> Answer {
         let status = self.child.wait();
         self.children.unregister(self.child.id());
         let printed = self.output.take_all(Duration::from_secs(5));
@@ -273,23 +289,24 @@ impl WorkerProcess {
             Ok(status) => status::describe(status, &printed.stderr),
             Err(err) => format!("the worker process was lost: {err}"),
         };
-        WorkerResult::Died(why, printed)
+        Answer::ended(Outcome::Crashed { reason: why }, printed)
     }
 
     /// The worker broke the protocol: it is killed, and the test in flight gets the reason.
-    fn protocol_error(&mut self, why: String) -> WorkerResult {
+    fn protocol_error(&mut self, why: String) -> Answer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.children.unregister(self.child.id());
         let printed = self.output.take_all(self.patience);
-        WorkerResult::Died(format!("protocol error: {why}"), printed)
+        Answer::ended(Outcome::Crashed { reason: format!("protocol error: {why}") }, printed)
     }
 
-    fn timed_out(&mut self, limit: Duration) -> WorkerResult {
+    fn timed_out(&mut self, limit: Duration) -> Answer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.children.unregister(self.child.id());
-        WorkerResult::TimedOut(limit, self.output.take_all(Duration::from_secs(5)))
+        let printed = self.output.take_all(Duration::from_secs(5));
+        Answer::ended(Outcome::TimedOut { after: limit }, printed)
     }
 }
 
