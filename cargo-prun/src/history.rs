@@ -233,35 +233,70 @@ impl History {
     }
 }
 
-/// A `unit` test of a prun binary that keeps taking 100 ms or more, and a plain test that
-/// keeps taking a second or more, get a line suggesting a category, so that the scheduler
-/// knows them before it has history. "Keeps": the median of at least two runs.
+/// What the history suggests about this run's tests; a reporter words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// A prun unit test that typically takes long: the category that starts it early.
+    Category { test: String, typical: Duration, suggest: &'static str },
+    /// More such hints than are shown.
+    More(usize),
+    /// A hint as a report file holds it: its words.
+    Read(String),
+}
+
+impl std::fmt::Display for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hint::Category { test, typical, suggest } => write!(
+                f,
+                "{test} is a unit test that typically takes {}: #[prun::test(category = \"{suggest}\")] lets it start early",
+                prun::time::pretty(*typical)
+            ),
+            Hint::More(count) => {
+                write!(f, "{count} more: `cargo prun list` shows each test's typical duration")
+            }
+            Hint::Read(words) => f.write_str(words),
+        }
+    }
+}
+
+/// Reports hold a hint's words (the JSON schema's `hints` are strings).
+impl serde::Serialize for Hint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Hint, D::Error> {
+        String::deserialize(deserializer).map(Hint::Read)
+    }
+}
+
+/// The hints for this run's tests: each `unit` test of a prun binary that keeps taking 100 ms
+/// or more ("keeps": the median of at least two runs) gets a category, so that the scheduler
+/// knows it before it has history. The longest tests' first, at most five and how many more.
 /// `catalog`: each test's id, category, and whether its binary is a prun harness.
-pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Vec<String> {
+pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Vec<Hint> {
     const MOST: usize = 5;
-    let mut hints: Vec<(Duration, String)> = Vec::new();
+    let mut hints: Vec<(Duration, Hint)> = Vec::new();
     for (id, category, prun) in catalog {
         let Some(test) = history.get(id).filter(|t| t.run_count() >= 2) else { continue };
         let Some(typical) = test.typical() else { continue };
         let suggest = if typical >= Duration::from_secs(1) { "slow" } else { "integration" };
         // A plain `#[test]` gets no hint: it has no attribute to change, and the history
         // already starts a long one first.
-        let hint = match (prun, category.as_str()) {
-            (true, "unit") if typical >= Duration::from_millis(100) => format!(
-                "{id} is a unit test that typically takes {}: #[prun::test(category = \"{suggest}\")] lets it start early",
-                prun::time::pretty(typical)
-            ),
-            _ => continue,
-        };
-        hints.push((typical, hint));
+        if *prun && category == "unit" && typical >= Duration::from_millis(100) {
+            hints.push((typical, Hint::Category { test: id.clone(), typical, suggest }));
+        }
     }
-    hints.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    hints.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.to_string().cmp(&b.1.to_string())));
     let more = hints.len().saturating_sub(MOST);
-    let mut lines: Vec<String> = hints.into_iter().take(MOST).map(|(_, hint)| hint).collect();
+    let mut shown: Vec<Hint> = hints.into_iter().take(MOST).map(|(_, hint)| hint).collect();
     if more > 0 {
-        lines.push(format!("{more} more: `cargo prun list` shows each test's typical duration"));
+        shown.push(Hint::More(more));
     }
-    lines
+    shown
 }
 
 /// Where a workspace keeps its history: `TARGET_DIR/prun/`.
@@ -606,7 +641,7 @@ mod tests {
             ("l slow_plain".to_owned(), "unit".to_owned(), false),
             ("p once".to_owned(), "unit".to_owned(), true),
         ];
-        let hints = hints(&history, &catalog);
+        let hints: Vec<String> = hints(&history, &catalog).iter().map(Hint::to_string).collect();
         assert_eq!(hints.len(), 2, "{hints:#?}");
         assert!(
             hints
@@ -616,6 +651,20 @@ mod tests {
         // A plain test has no attribute to change: no hint for it.
         assert!(!hints.iter().any(|h| h.starts_with("l slow_plain")), "{hints:#?}");
         assert!(hints.iter().any(|h| h.starts_with("p once") && h.contains("\"integration\"")));
+    }
+
+    #[test]
+    fn a_report_holds_a_hints_words_and_reads_them_back() {
+        let hint = Hint::Category {
+            test: "p slow_unit".into(),
+            typical: Duration::from_millis(1500),
+            suggest: "slow",
+        };
+        let json = serde_json::to_string(&[&hint, &Hint::More(3)]).unwrap();
+        assert!(json.starts_with("[\"p slow_unit is a unit test that typically takes 1.5s"));
+        let read: Vec<Hint> = serde_json::from_str(&json).unwrap();
+        assert_eq!(read[0].to_string(), hint.to_string());
+        assert_eq!(read[1], Hint::Read(Hint::More(3).to_string()));
     }
 
     #[test]

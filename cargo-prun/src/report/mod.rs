@@ -332,9 +332,9 @@ pub(crate) struct Summary {
     /// Whether they could have (not from an archive, which has no cargo to compile them).
     #[serde(skip)]
     pub(crate) doctests_unavailable: bool,
-    /// One line each: tests whose category does not fit what they take.
+    /// Tests whose category does not fit what they take.
     #[serde(default)]
-    pub(crate) hints: Vec<String>,
+    pub(crate) hints: Vec<crate::history::Hint>,
     /// `--repeat`/`--stress`: count each test's runs and failures in `rates`.
     #[serde(skip)]
     pub(crate) repeating: bool,

@@ -67,7 +67,14 @@ fn parallel_only(redactor: &Redactor, mut found: ParallelOnly) -> ParallelOnly {
     found
 }
 
-/// Lines the run prints of its own making (hints), redacted.
-pub(crate) fn lines(redactor: &Redactor, lines: &mut [String]) {
-    lines.iter_mut().for_each(|line| redact(redactor, line));
+/// The history's hints, redacted (they name tests).
+pub(crate) fn hints(redactor: &Redactor, hints: &mut [crate::history::Hint]) {
+    use crate::history::Hint;
+    for hint in hints {
+        match hint {
+            Hint::Category { test, .. } => redact(redactor, test),
+            Hint::Read(words) => redact(redactor, words),
+            Hint::More(_) => {}
+        }
+    }
 }

@@ -345,7 +345,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
     sink.summary.interrupted = signal.is_some();
     sink.summary.duration = started.elapsed();
     sink.summary.hints = sink::learn(&store, history, &sink, &catalog, cli.partition.is_some());
-    report::redact::lines(&sink.redactor, &mut sink.summary.hints);
+    report::redact::hints(&sink.redactor, &mut sink.summary.hints);
     sink.last_run.save(store.dir());
     let summary = sink.done();
     // Failed tests keep their temp dirs: keep the run directory for them.

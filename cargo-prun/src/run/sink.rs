@@ -87,7 +87,7 @@ pub(super) fn learn(
     sink: &Sink,
     catalog: &[(String, String, bool)],
     partitioned: bool,
-) -> Vec<String> {
+) -> Vec<history::Hint> {
     let mut hints = Vec::new();
     let update = store.update_loaded(Some(loaded), |history| {
         for (id, record) in &sink.records {
