@@ -4,9 +4,9 @@
 //! dispatcher) → execute (worker and test processes) → report (human, JSON, JUnit).
 
 mod archive;
-mod bisect;
 mod build;
 mod cli;
+mod diagnose;
 mod discover;
 mod doctests;
 mod execute;
@@ -41,7 +41,7 @@ fn main() {
         }
         Some(Command::Merge(args)) => merge::merge(&args).map_err(Error::from),
         Some(Command::Timings { action }) => timings::timings(action).map_err(Error::from),
-        Some(Command::Bisect(args)) => bisect::bisect(&args).map_err(Error::from),
+        Some(Command::Bisect(args)) => diagnose::bisect(&args).map_err(Error::from),
         Some(Command::Archive(args)) => archive::archive(&args).map_err(Error::from),
     };
     std::process::exit(match result {
@@ -60,7 +60,7 @@ enum Error {
     #[error(transparent)]
     Timings(#[from] timings::Error),
     #[error(transparent)]
-    Bisect(#[from] bisect::Error),
+    Bisect(#[from] diagnose::BisectError),
     #[error(transparent)]
     Archive(#[from] archive::Error),
 }
@@ -71,7 +71,7 @@ impl Error {
     fn exit_code(self) -> i32 {
         let build = match &self {
             Error::Run(run::Error::Prepare(error))
-            | Error::Bisect(bisect::Error::Prepare(error)) => error.build_failed(),
+            | Error::Bisect(diagnose::BisectError::Prepare(error)) => error.build_failed(),
             _ => None,
         };
         if let Some(code) = build {

@@ -5,7 +5,6 @@
 //! costs that test only: it is reported with what happened and the slot gets a fresh worker.
 
 mod children;
-mod diagnose;
 mod libtest_batch;
 mod libtest_process;
 mod libtest_select;
@@ -103,15 +102,25 @@ pub(crate) struct Doctests {
 
 /// Where and when one attempt of a test ran.
 #[derive(Debug, Clone, Copy)]
-struct Span {
-    test: usize,
-    slot: usize,
+pub(crate) struct Span {
+    pub(crate) test: usize,
+    pub(crate) slot: usize,
     /// The process it ran in (see `ProcessExecutor::processes`).
-    process: u64,
-    start: Duration,
-    end: Duration,
+    pub(crate) process: u64,
+    pub(crate) start: Duration,
+    pub(crate) end: Duration,
     /// The machine was oversubscribed at some moment while it ran.
-    loaded: bool,
+    pub(crate) loaded: bool,
+}
+
+/// What ran where, for diagnosis: every attempt, and the final failures among them.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub(crate) spans: Vec<Span>,
+    /// Final failures (not retried), to be rerun alone.
+    pub(crate) failed: Vec<Span>,
+    /// Tests already seen failing alone (in a process of their own): no rerun for them.
+    pub(crate) failed_alone: std::collections::HashSet<usize>,
 }
 
 impl ProcessExecutor {
@@ -396,7 +405,18 @@ impl ProcessExecutor {
         Attempt { outcome: self.judge_leak(test, attempt.outcome), ..attempt }
     }
 
-    fn send(&self, event: Event) {
+    /// The record of the schedule, once it is over; the pooled workers are stopped, so that
+    /// nothing else runs while diagnosis replays tests.
+    pub(crate) fn take_record(&self) -> Record {
+        self.retire_workers();
+        Record {
+            spans: self.spans.lock().clone(),
+            failed: std::mem::take(&mut *self.failed.lock()),
+            failed_alone: self.failed_alone.lock().clone(),
+        }
+    }
+
+    pub(crate) fn send(&self, event: Event) {
         if let Some(events) = &*self.events.lock() {
             let _ = events.send(event);
         }
@@ -718,6 +738,60 @@ impl Executor for ProcessExecutor {
                 self.failed.lock().extend(span);
             }
             self.send(Event::Finished(finished));
+        }
+    }
+}
+
+impl crate::diagnose::Replay for ProcessExecutor {
+    fn tests(&self) -> &[PlannedTest] {
+        &self.tests
+    }
+
+    fn binaries(&self) -> &[Binary] {
+        &self.binaries
+    }
+
+    fn interrupted(&self) -> bool {
+        self.children.interrupted()
+    }
+
+    fn run_in_order(&self, tests: &[usize], slot: usize) -> Option<bool> {
+        let binary_index = self.tests[tests[0]].binary;
+        let binary = &self.binaries[binary_index];
+        let last = *tests.last()?;
+        match binary.kind {
+            Kind::Prun if !self.tests[last].meta.isolate => {
+                let mut worker = self.new_worker(binary_index, slot).ok()?;
+                let mut outcome = None;
+                for &index in tests {
+                    let test = &self.tests[index];
+                    let answer = worker.run(&test.name, 1, test.job.slots, index, test.timeout);
+                    if index == last {
+                        outcome = Some(answer.alive && answer.attempt.outcome.passed());
+                    }
+                    if !answer.alive {
+                        break;
+                    }
+                }
+                worker.hang_up();
+                outcome
+            }
+            Kind::Prun => Some(self.run_alone(&self.tests[last], slot).outcome.passed()),
+            // One process per test, in order; the last one's verdict.
+            Kind::OneFilter => {
+                let mut passed = None;
+                for &index in tests {
+                    passed = Some(self.run_alone(&self.tests[index], slot).outcome.passed());
+                }
+                passed
+            }
+            Kind::Libtest => {
+                let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
+                let batched = self.libtest_batch(&members, slot).remove(&self.tests[last].name)?;
+                // A leak fails the test when the config says so, in a replay as in the run.
+                let outcome = self.judge_leak(&self.tests[last], batched.attempt.outcome);
+                (!batched.missing).then(|| outcome.passed())
+            }
         }
     }
 }

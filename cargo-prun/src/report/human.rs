@@ -378,7 +378,7 @@ impl Reporter for Human {
                     let replay = found
                         .reproduce
                         .clone()
-                        .unwrap_or_else(|| crate::bisect::command(&[], &id, culprits));
+                        .unwrap_or_else(|| crate::diagnose::command(&[], &id, culprits));
                     let _ = writeln!(self.out, "    reproduce: {replay}");
                     for line in found.fix.iter().flat_map(Fix::lines) {
                         let _ = writeln!(self.out, "    fix: {line}");
@@ -393,7 +393,7 @@ impl Reporter for Human {
                     );
                 }
                 None => {
-                    let bisect = crate::bisect::command(&[], &id, &[]);
+                    let bisect = crate::diagnose::command(&[], &id, &[]);
                     let _ =
                         writeln!(self.out, "    find the culprit: {bisect} (or run with --bisect)");
                 }

@@ -19,7 +19,7 @@ use crate::history::History;
 use crate::plan::{self, Selection};
 use crate::prepare::{self, Workspace};
 use crate::report::{self, Summary};
-use crate::{discover, exit, list, partition, rerun, run_dir, timings};
+use crate::{diagnose, discover, exit, list, partition, rerun, run_dir, timings};
 
 /// Why a run ran no test (or stopped before its reports were done).
 #[derive(Debug, thiserror::Error)]
@@ -283,7 +283,8 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
                 }
             }
             if !repeating && !rerun_alone_off {
-                executor.diagnose(bisect);
+                let record = executor.take_record();
+                diagnose::diagnose(&*executor, record, bisect, &|event| executor.send(event));
             }
         })
     };

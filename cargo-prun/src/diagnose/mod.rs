@@ -8,10 +8,16 @@
 //! nothing points at its company: it is diagnosed flaky, or "fails under load" when the
 //! machine was oversubscribed while it failed (the rerun and the replay run without that load).
 
+mod bisect;
+
 use std::collections::BTreeSet;
 
-use super::{ProcessExecutor, Span};
-use crate::discover::Kind;
+pub(crate) use bisect::bisect;
+pub(crate) use bisect::{Error as BisectError, command};
+
+use crate::discover::{Binary, Kind};
+use crate::execute::{Record, Span};
+use crate::plan::PlannedTest;
 use crate::report::{CollisionKind, Event, Fix, FixTarget, ParallelOnly, Trials};
 
 /// Reruns alone after this many failures would mostly say that the suite is broken, slowly.
@@ -64,53 +70,79 @@ pub(crate) fn group_name(names: &[&str]) -> String {
     }
 }
 
-impl ProcessExecutor {
-    /// Reruns each final failure alone; reports those that pass as parallel-only (and, with
-    /// `bisect`, finds their culprits). Pooled workers are stopped first, so nothing else runs.
-    pub(crate) fn diagnose(&self, bisect: bool) {
-        if self.children.interrupted() {
+/// What diagnosis needs of the run: its tests, and running some of them again.
+pub(crate) trait Replay: Sync {
+    fn tests(&self) -> &[PlannedTest];
+    fn binaries(&self) -> &[Binary];
+    /// Runs tests of one binary one after another in one fresh process (in name order for a
+    /// plain binary, which is how libtest runs them), on `lane`. Whether the last one passed;
+    /// `None` when it did not get to run.
+    fn run_in_order(&self, tests: &[usize], lane: usize) -> Option<bool>;
+    /// The run was interrupted: diagnosis stops.
+    fn interrupted(&self) -> bool;
+}
+
+/// Reruns each final failure of the run alone; reports those that pass as parallel-only (and,
+/// with `bisect`, finds their culprits), through `send`.
+pub(crate) fn diagnose<R: Replay + ?Sized>(
+    replay: &R,
+    record: Record,
+    bisect: bool,
+    send: &dyn Fn(Event),
+) {
+    let diagnosis = Diagnosis { replay, spans: record.spans };
+    if replay.interrupted() {
+        return;
+    }
+    let failed: Vec<Span> = record
+        .failed
+        .into_iter()
+        .filter(|span| !record.failed_alone.contains(&span.test))
+        .collect();
+    if failed.len() > MOST_RERUNS {
+        eprintln!("note: {} failures: only the first {MOST_RERUNS} are rerun alone", failed.len());
+    }
+    // Those with company: one that had nothing beside it and nothing before it in its process
+    // already failed alone.
+    let with_company: Vec<(&Span, Vec<usize>, Vec<usize>)> = failed
+        .iter()
+        .take(MOST_RERUNS)
+        .map(|span| {
+            let (beside, before) = diagnosis.neighbours(span);
+            (span, beside, before)
+        })
+        .filter(|(_, beside, before)| !beside.is_empty() || !before.is_empty())
+        .collect();
+    if !with_company.is_empty() {
+        let bisect_within = bisect.then_some(BISECT_BUDGET);
+        send(Event::Rerunning { tests: with_company.len(), bisect_within });
+    }
+    for (span, beside, before) in with_company {
+        if replay.interrupted() {
             return;
         }
-        self.retire_workers();
-        let known = self.failed_alone.lock().clone();
-        let failed: Vec<Span> = std::mem::take(&mut *self.failed.lock())
-            .into_iter()
-            .filter(|span| !known.contains(&span.test))
-            .collect();
-        if failed.len() > MOST_RERUNS {
-            eprintln!(
-                "note: {} failures: only the first {MOST_RERUNS} are rerun alone",
-                failed.len()
-            );
+        if !diagnosis.fails(&[], span.test) {
+            let again = diagnosis.fails_with(&before, &beside, span.test);
+            let mut found = diagnosis.parallel_only(span, &beside, &before, bisect && again);
+            // Passing again with its company, a failure under load was the load's doing.
+            found.under_load = !again && span.loaded;
+            found.flaky = !again && !span.loaded;
+            send(Event::ParallelOnly(found));
         }
-        // Those with company: one that had nothing beside it and nothing before it in its process
-        // already failed alone.
-        let with_company: Vec<(&Span, Vec<usize>, Vec<usize>)> = failed
-            .iter()
-            .take(MOST_RERUNS)
-            .map(|span| {
-                let (beside, before) = self.neighbours(span);
-                (span, beside, before)
-            })
-            .filter(|(_, beside, before)| !beside.is_empty() || !before.is_empty())
-            .collect();
-        if !with_company.is_empty() {
-            let bisect_within = bisect.then_some(BISECT_BUDGET);
-            self.send(Event::Rerunning { tests: with_company.len(), bisect_within });
-        }
-        for (span, beside, before) in with_company {
-            if self.children.interrupted() {
-                return;
-            }
-            if !self.fails(&[], span.test) {
-                let again = self.fails_with(&before, &beside, span.test);
-                let mut found = self.parallel_only(span, &beside, &before, bisect && again);
-                // Passing again with its company, a failure under load was the load's doing.
-                found.under_load = !again && span.loaded;
-                found.flaky = !again && !span.loaded;
-                self.send(Event::ParallelOnly(found));
-            }
-        }
+    }
+}
+
+/// Replays of a run's tests, and what they show: the record of where each attempt ran, and a
+/// way to run tests again.
+pub(crate) struct Diagnosis<'r, R: ?Sized> {
+    replay: &'r R,
+    spans: Vec<Span>,
+}
+
+impl<'r, R: Replay + ?Sized> Diagnosis<'r, R> {
+    /// Diagnosis with no record of a run (`cargo prun bisect`).
+    pub(crate) fn new(replay: &'r R) -> Diagnosis<'r, R> {
+        Diagnosis { replay, spans: Vec::new() }
     }
 
     fn parallel_only(
@@ -121,7 +153,7 @@ impl ProcessExecutor {
         bisect: bool,
     ) -> ParallelOnly {
         let suspects: Vec<usize> = before.iter().chain(beside).copied().collect();
-        let test = &self.tests[failure.test];
+        let test = &self.replay.tests()[failure.test];
         let collision = bisect
             .then(|| self.bisect(failure.test, &suspects, Trials::within(BISECT_BUDGET)))
             .flatten();
@@ -132,7 +164,7 @@ impl ProcessExecutor {
         let reproduce = collision.as_ref().and_then(|c| self.reproduce(failure.test, c));
         let fix = collision.as_ref().and_then(|c| self.fix(failure.test, c));
         ParallelOnly {
-            binary: self.binaries[test.binary].binary.id.clone(),
+            binary: self.replay.binaries()[test.binary].binary.id.clone(),
             name: test.name.clone(),
             shared_process: !before.is_empty(),
             neighbours: suspects.iter().map(|&t| self.id(t)).collect(),
@@ -152,10 +184,8 @@ impl ProcessExecutor {
         let target_id = self.id(target);
         match collision.kind {
             CollisionKind::NoCulprit => None,
-            CollisionKind::LeftBehind => Some(crate::bisect::command(&[], &target_id, &culprits)),
-            CollisionKind::SameMoment => {
-                Some(crate::bisect::beside_command(&[], &target_id, &culprits))
-            }
+            CollisionKind::LeftBehind => Some(bisect::command(&[], &target_id, &culprits)),
+            CollisionKind::SameMoment => Some(bisect::beside_command(&[], &target_id, &culprits)),
         }
     }
 
@@ -163,8 +193,8 @@ impl ProcessExecutor {
     pub(crate) fn fix(&self, target: usize, collision: &Collision) -> Option<Fix> {
         let of = |t: usize| FixTarget {
             id: self.id(t),
-            name: self.tests[t].name.clone(),
-            prun: self.binaries[self.tests[t].binary].kind == Kind::Prun,
+            name: self.replay.tests()[t].name.clone(),
+            prun: self.replay.binaries()[self.replay.tests()[t].binary].kind == Kind::Prun,
         };
         match collision.kind {
             CollisionKind::NoCulprit => None,
@@ -179,13 +209,13 @@ impl ProcessExecutor {
     }
 
     pub(crate) fn id(&self, test: usize) -> String {
-        self.tests[test].id(&self.binaries)
+        self.replay.tests()[test].id(self.replay.binaries())
     }
 
     /// The tests that ran beside the failed attempt (their spans overlap it, on other slots),
     /// and those that ran before it in its process, each in the order they started.
     fn neighbours(&self, failure: &Span) -> (Vec<usize>, Vec<usize>) {
-        let mut spans = self.spans.lock().clone();
+        let mut spans = self.spans.clone();
         spans.sort_by_key(|span| span.start);
         let mut seen = BTreeSet::from([failure.test]);
         let before: Vec<usize> = spans
@@ -231,7 +261,7 @@ impl ProcessExecutor {
     }
 
     /// Whether `target` fails while `beside` run at the same moment, in one trial (see
-    /// [`ProcessExecutor::fails_beside`]); for `cargo prun bisect --with ... --beside`.
+    /// [`Diagnosis::fails_beside`]); for `cargo prun bisect --with ... --beside`.
     pub(crate) fn replay_beside(&self, beside: &[usize], target: usize) -> (bool, Trials) {
         let mut trials = Trials::default();
         let failed = self.fails_beside(beside, target, &mut trials);
@@ -263,9 +293,10 @@ impl ProcessExecutor {
     fn fails_beside(&self, beside: &[usize], target: usize, trials: &mut Trials) -> bool {
         use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         let mut beside = beside.to_vec();
-        beside.sort_by_key(|&t| self.tests[t].binary);
-        let groups: Vec<&[usize]> =
-            beside.chunk_by(|&a, &b| self.tests[a].binary == self.tests[b].binary).collect();
+        beside.sort_by_key(|&t| self.replay.tests()[t].binary);
+        let groups: Vec<&[usize]> = beside
+            .chunk_by(|&a, &b| self.replay.tests()[a].binary == self.replay.tests()[b].binary)
+            .collect();
         let passes: Vec<AtomicU32> = groups.iter().map(|_| AtomicU32::new(0)).collect();
         let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -273,7 +304,7 @@ impl ProcessExecutor {
                 let stop = &stop;
                 scope.spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        self.run_in_order(group, lane + 1);
+                        self.replay.run_in_order(group, lane + 1);
                         passes.fetch_add(1, Ordering::SeqCst);
                     }
                 });
@@ -284,12 +315,11 @@ impl ProcessExecutor {
             while runs < least_runs
                 || passes.iter().any(|p| p.load(Ordering::SeqCst) < least_passes)
             {
-                if runs >= Trials::MOST_RUNS || self.children.interrupted() || trials.past_budget()
-                {
+                if runs >= Trials::MOST_RUNS || self.replay.interrupted() || trials.past_budget() {
                     break;
                 }
                 runs += 1;
-                if self.run_in_order(&[target], 0).is_some_and(|passed| !passed) {
+                if self.replay.run_in_order(&[target], 0).is_some_and(|passed| !passed) {
                     failed = true;
                     break;
                 }
@@ -322,59 +352,172 @@ impl ProcessExecutor {
     /// Tests of other binaries run first, in processes of their own; those of the target's
     /// binary share its process, as they did in the run.
     pub(crate) fn fails(&self, before: &[usize], target: usize) -> bool {
-        let binary = self.tests[target].binary;
+        let binary = self.replay.tests()[target].binary;
         let mut others: Vec<usize> =
-            before.iter().copied().filter(|&t| self.tests[t].binary != binary).collect();
-        others.sort_by_key(|&t| self.tests[t].binary);
-        for chunk in others.chunk_by(|&a, &b| self.tests[a].binary == self.tests[b].binary) {
-            self.run_in_order(chunk, 0);
+            before.iter().copied().filter(|&t| self.replay.tests()[t].binary != binary).collect();
+        others.sort_by_key(|&t| self.replay.tests()[t].binary);
+        for chunk in
+            others.chunk_by(|&a, &b| self.replay.tests()[a].binary == self.replay.tests()[b].binary)
+        {
+            self.replay.run_in_order(chunk, 0);
         }
         let mut sequence: Vec<usize> =
-            before.iter().copied().filter(|&t| self.tests[t].binary == binary).collect();
+            before.iter().copied().filter(|&t| self.replay.tests()[t].binary == binary).collect();
         sequence.push(target);
-        self.run_in_order(&sequence, 0).is_some_and(|passed| !passed)
+        self.replay.run_in_order(&sequence, 0).is_some_and(|passed| !passed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::build::TestBinary;
+    use prun::protocol::CatalogTest;
+
+    /// A run of three plain tests: `t2` fails after `t0` ran before it in its process (when
+    /// `left_behind`), and passes otherwise.
+    struct Fake {
+        tests: Vec<PlannedTest>,
+        binaries: Vec<Binary>,
+        left_behind: bool,
+        runs: Mutex<Vec<Vec<usize>>>,
     }
 
-    /// Runs tests of one binary one after another in one fresh process (in name order for a
-    /// plain binary, which is how libtest runs them), as `slot`. Whether the last one passed;
-    /// `None` when it did not get to run.
-    fn run_in_order(&self, tests: &[usize], slot: usize) -> Option<bool> {
-        let binary_index = self.tests[tests[0]].binary;
-        let binary = &self.binaries[binary_index];
-        let last = *tests.last()?;
-        match binary.kind {
-            Kind::Prun if !self.tests[last].meta.isolate => {
-                let mut worker = self.new_worker(binary_index, slot).ok()?;
-                let mut outcome = None;
-                for &index in tests {
-                    let test = &self.tests[index];
-                    let answer = worker.run(&test.name, 1, test.job.slots, index, test.timeout);
-                    if index == last {
-                        outcome = Some(answer.alive && answer.attempt.outcome.passed());
-                    }
-                    if !answer.alive {
-                        break;
-                    }
-                }
-                worker.hang_up();
-                outcome
-            }
-            Kind::Prun => Some(self.run_alone(&self.tests[last], slot).outcome.passed()),
-            // One process per test, in order; the last one's verdict.
-            Kind::OneFilter => {
-                let mut passed = None;
-                for &index in tests {
-                    passed = Some(self.run_alone(&self.tests[index], slot).outcome.passed());
-                }
-                passed
-            }
-            Kind::Libtest => {
-                let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
-                let batched = self.libtest_batch(&members, slot).remove(&self.tests[last].name)?;
-                // A leak fails the test when the config says so, in a replay as in the run.
-                let outcome = self.judge_leak(&self.tests[last], batched.attempt.outcome);
-                (!batched.missing).then(|| outcome.passed())
-            }
+    impl Fake {
+        fn new(left_behind: bool) -> Fake {
+            let meta = |name: &str| CatalogTest {
+                name: name.to_owned(),
+                category: "unit".to_owned(),
+                groups: Vec::new(),
+                timeout_ms: None,
+                retries: None,
+                threads: 1,
+                ignore: false,
+                ignore_reason: None,
+                isolate: false,
+                at: None,
+            };
+            let tests: Vec<PlannedTest> = ["t0", "t1", "t2"]
+                .iter()
+                .map(|name| PlannedTest {
+                    binary: 0,
+                    name: (*name).to_owned(),
+                    meta: meta(name),
+                    timeout: None,
+                    job: prun::scheduler::Job::default(),
+                    known: None,
+                    expected: Duration::ZERO,
+                    quarantined: false,
+                })
+                .collect();
+            let binary = TestBinary {
+                kind: "test".into(),
+                id: "b".to_owned(),
+                path: "b".into(),
+                package_dir: ".".into(),
+                package_name: "b".to_owned(),
+                runner: None,
+                env: Vec::new(),
+            };
+            let catalog = tests.iter().map(|t| t.meta.clone()).collect();
+            let binaries = vec![Binary {
+                binary,
+                kind: Kind::Libtest,
+                tests: catalog,
+                benchmarks: Vec::new(),
+            }];
+            Fake { tests, binaries, left_behind, runs: Mutex::default() }
         }
+    }
+
+    impl Replay for Fake {
+        fn tests(&self) -> &[PlannedTest] {
+            &self.tests
+        }
+
+        fn binaries(&self) -> &[Binary] {
+            &self.binaries
+        }
+
+        fn run_in_order(&self, tests: &[usize], _lane: usize) -> Option<bool> {
+            self.runs.lock().unwrap().push(tests.to_vec());
+            let last = *tests.last()?;
+            Some(!(self.left_behind && last == 2 && tests.contains(&0)))
+        }
+
+        fn interrupted(&self) -> bool {
+            false
+        }
+    }
+
+    /// `t0` then `t2` in one process on slot 0, `t1` beside them on slot 1; `t2` failed.
+    fn record(loaded: bool) -> Record {
+        let span = |test, slot, process, start, end| Span {
+            test,
+            slot,
+            process,
+            start: Duration::from_millis(start),
+            end: Duration::from_millis(end),
+            loaded,
+        };
+        let failed = span(2, 0, 1, 10, 20);
+        Record {
+            spans: vec![span(0, 0, 1, 0, 10), span(1, 1, 2, 0, 20), failed],
+            failed: vec![failed],
+            failed_alone: Default::default(),
+        }
+    }
+
+    fn diagnosed(fake: &Fake, record: Record, bisect: bool) -> Vec<Event> {
+        let events = Mutex::new(Vec::new());
+        diagnose(fake, record, bisect, &|event| events.lock().unwrap().push(event));
+        events.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_test_broken_by_what_ran_before_it_is_parallel_only_and_bisection_names_the_culprit() {
+        let fake = Fake::new(true);
+        let events = diagnosed(&fake, record(false), true);
+        let [Event::Rerunning { tests: 1, .. }, Event::ParallelOnly(found)] = &events[..] else {
+            panic!("{events:#?}")
+        };
+        assert_eq!((found.binary.as_str(), found.name.as_str()), ("b", "t2"));
+        assert!(found.shared_process && !found.flaky && !found.under_load);
+        assert_eq!(found.neighbours, ["b t0", "b t1"], "before it, then beside it");
+        assert_eq!(found.culprits.as_deref(), Some(&["b t0".to_owned()][..]));
+        assert_eq!(found.collision, Some(CollisionKind::LeftBehind));
+        let Some(Fix::Isolate { test }) = &found.fix else { panic!("{:?}", found.fix) };
+        assert_eq!(test.id, "b t2");
+        assert_eq!(found.reproduce.as_deref(), Some("cargo prun bisect 'b t2' --with 'b t0'"));
+        // It ran alone first: a fresh process of t2 alone.
+        assert_eq!(fake.runs.lock().unwrap()[0], [2]);
+    }
+
+    #[test]
+    fn a_failure_its_company_does_not_bring_back_is_flaky_or_the_loads_doing() {
+        for loaded in [false, true] {
+            let events = diagnosed(&Fake::new(false), record(loaded), false);
+            let Some(Event::ParallelOnly(found)) = events.last() else { panic!("{events:#?}") };
+            assert_eq!((found.flaky, found.under_load), (!loaded, loaded));
+            assert_eq!(found.culprits, None, "no bisection was asked for");
+        }
+    }
+
+    #[test]
+    fn a_test_that_failed_alone_already_is_not_rerun() {
+        let fake = Fake::new(true);
+        let mut record = record(false);
+        record.failed_alone.insert(2);
+        assert!(diagnosed(&fake, record, true).is_empty());
+        assert!(fake.runs.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn colliding_tests_get_a_group_named_for_what_their_names_share() {
+        assert_eq!(group_name(&["a_reads_marker", "b_writes_marker"]), "marker");
+        assert_eq!(group_name(&["alpha::one", "beta::two"]), "apart-from-alpha--one");
     }
 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::Instant;
 
+use super::{Diagnosis, Replay};
 use crate::cli::BisectArgs;
 use crate::execute::ProcessExecutor;
 use crate::plan::{self, Plan, Selection};
@@ -93,14 +94,15 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
     // A leak counts as it did in the run.
     executor.leak_timeout = workspace.config.leak_timeout;
     executor.leak_timeouts = workspace.leak_timeouts;
+    let diagnosis = Diagnosis::new(&executor);
     let names =
-        |tests: &[usize]| -> Vec<String> { tests.iter().map(|&t| executor.id(t)).collect() };
-    if executor.fails(&[], target) {
+        |tests: &[usize]| -> Vec<String> { tests.iter().map(|&t| diagnosis.id(t)).collect() };
+    if diagnosis.fails(&[], target) {
         println!("{target_id} fails when run alone: it is broken by itself, not by its company");
         return Ok(exit::TESTS_FAILED);
     }
     if !args.with.is_empty() && args.beside {
-        let (fails, trials) = executor.replay_beside(&candidates, target);
+        let (fails, trials) = diagnosis.replay_beside(&candidates, target);
         let verdict = if fails { "fails" } else { "passes" };
         println!(
             "{target_id} {verdict} while they run at the same moment ({} runs): {}",
@@ -110,14 +112,14 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
         return Ok(if fails { exit::TESTS_FAILED } else { exit::OK });
     }
     if !args.with.is_empty() {
-        let fails = executor.fails(&candidates, target);
+        let fails = diagnosis.fails(&candidates, target);
         let verdict = if fails { "fails" } else { "passes" };
         println!("{target_id} {verdict} when run after: {}", names(&candidates).join(", "));
         return Ok(if fails { exit::TESTS_FAILED } else { exit::OK });
     }
     eprintln!("bisecting {target_id} over {} candidates", candidates.len());
     let build_args = args.build.to_cargo_args();
-    let mut collision = executor.bisect(target, &candidates, Trials::default());
+    let mut collision = diagnosis.bisect(target, &candidates, Trials::default());
     // The tests beside it in the run first; if none of them is the culprit, every other test.
     if collision.as_ref().is_some_and(|c| c.kind == CollisionKind::NoCulprit)
         && candidates.len() < everyone.len()
@@ -128,7 +130,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
             everyone.len()
         );
         candidates.clone_from(&everyone);
-        collision = executor.bisect(target, &candidates, Trials::default());
+        collision = diagnosis.bisect(target, &candidates, Trials::default());
     }
     let Some(collision) = collision else {
         println!("{target_id} has no candidates to bisect");
@@ -157,7 +159,10 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
                 Trials::PASSES
             );
             println!("reproduce: {}", beside_command(&build_args, &target_id, &culprits));
-            println!("or: {}", exact_command(&build_args, &executor, target, &collision.culprits));
+            println!(
+                "or: {}",
+                exact_command(&build_args, executor.tests(), target, &collision.culprits)
+            );
         }
         CollisionKind::NoCulprit => {
             let runs = collision.trials.as_ref().map_or(0, |t| t.runs);
@@ -172,7 +177,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
             return Ok(1);
         }
     }
-    if let Some(fix) = executor.fix(target, &collision) {
+    if let Some(fix) = diagnosis.fix(target, &collision) {
         for line in fix.lines() {
             println!("fix: {line}");
         }
@@ -191,15 +196,15 @@ pub(crate) fn beside_command(build_args: &[String], target: &str, culprits: &[St
 /// 30`.
 fn exact_command(
     build_args: &[String],
-    executor: &ProcessExecutor,
+    tests: &[crate::plan::PlannedTest],
     target: usize,
     culprits: &[usize],
 ) -> String {
     let mut words: Vec<String> = vec!["cargo".into(), "prun".into()];
     words.extend(build_args.iter().cloned());
     words.push("--exact".into());
-    words.push(executor.tests[target].name.clone());
-    words.extend(culprits.iter().map(|&t| executor.tests[t].name.clone()));
+    words.push(tests[target].name.clone());
+    words.extend(culprits.iter().map(|&t| tests[t].name.clone()));
     words.extend(["-j".into(), (culprits.len() + 1).to_string(), "--repeat".into(), "30".into()]);
     shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
