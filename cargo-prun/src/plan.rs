@@ -32,6 +32,9 @@ pub(crate) struct Options {
     /// Retries for every test, over the attribute and the config (`--retries`).
     pub(crate) retries: Option<u32>,
     pub(crate) order: Order,
+    /// Passing tests' output is shown (`--no-capture`, `--success-output`): a plain test of its
+    /// own runs in a process whose output is read as it comes.
+    pub(crate) keep_output: bool,
 }
 
 /// `--order`: which test starts first.
@@ -124,20 +127,36 @@ impl Guesses {
     }
 }
 
-/// What the dispatcher schedules: one test, or a batch of a plain binary's tests run one after
+/// What the dispatcher schedules: one test, or a batch of a binary's tests run one after
 /// another in one process.
 #[derive(Debug)]
 pub(crate) struct PlannedJob {
     /// Indexes into [`Plan::tests`], all of one binary; none for the doctests' job.
     pub(crate) tests: Vec<usize>,
     pub(crate) job: Job,
+    pub(crate) runner: Runner,
+}
+
+/// How a job's tests run: chosen here, once, for the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// In the prun binary's pooled worker process: one test, or a batch streamed to it.
+    Worker,
+    /// One test in a process of its own, its output read as it comes: an `isolate`d prun test,
+    /// or a plain test whose passing output is shown.
+    Process,
+    /// Plain tests one after another in one libtest process, which captures their output.
+    LibtestBatch,
+    /// `cargo test --doc`.
+    Doctests,
 }
 
 impl PlannedJob {
     /// `cargo test --doc` as one job (prun.toml: `doctests = "run"`): a slot, weighed as a
     /// core (rustdoc compiles each doctest).
     pub(crate) fn doctests() -> PlannedJob {
-        PlannedJob { tests: Vec::new(), job: Job { slots: 1, ..Job::default() } }
+        let job = Job { slots: 1, ..Job::default() };
+        PlannedJob { tests: Vec::new(), job, runner: Runner::Doctests }
     }
 }
 
@@ -241,7 +260,7 @@ pub(crate) fn plan(
     let learned = tests.iter().any(|test| test.known.is_some());
     let terminate = config.slow_timeout.terminate();
     let limits = jobs.limits(threads);
-    let mut jobs = batches(binaries, &tests, selection, threads, learned, terminate);
+    let mut jobs = batches(binaries, &tests, selection, options, threads, learned, terminate);
     if let Order::Shuffle(seed) = options.order {
         fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
     }
@@ -314,6 +333,7 @@ fn batches(
     binaries: &[Binary],
     tests: &[PlannedTest],
     selection: &Selection,
+    options: Options,
     threads: usize,
     learned: bool,
     terminate: Option<Duration>,
@@ -353,7 +373,16 @@ fn batches(
         if batchable(test) {
             batched.entry(test.binary).or_default().push(index);
         } else {
-            jobs.push(PlannedJob { tests: vec![index], job: test.job.clone() });
+            let runner = match binaries[test.binary].kind {
+                Kind::Prun if test.meta.isolate => Runner::Process,
+                Kind::Prun => Runner::Worker,
+                Kind::Libtest | Kind::OneFilter if options.keep_output => Runner::Process,
+                // A plain test of its own is a batch of one: libtest captures its output in
+                // memory, as `cargo test` does, rather than through a pipe line by line (a
+                // test that prints a million lines takes seconds longer with `--nocapture`).
+                Kind::Libtest | Kind::OneFilter => Runner::LibtestBatch,
+            };
+            jobs.push(PlannedJob { tests: vec![index], job: test.job.clone(), runner });
         }
     }
     // Batches are the most flexible work, so they come after every job of its own: the tests
@@ -414,7 +443,11 @@ fn batches(
         for batch in batches {
             let category = tests[batch[0]].job.category;
             let job = Job { slots: 1, category, ..Job::default() };
-            jobs.push(PlannedJob { tests: batch, job });
+            let runner = match binaries[binary].kind {
+                Kind::Prun => Runner::Worker,
+                Kind::Libtest | Kind::OneFilter => Runner::LibtestBatch,
+            };
+            jobs.push(PlannedJob { tests: batch, job, runner });
         }
     }
     jobs
@@ -586,6 +619,42 @@ mod tests {
     }
 
     #[test]
+    fn each_job_says_how_it_runs() {
+        let mut isolated = test("alone", &[]);
+        isolated.isolate = true;
+        let binaries = [
+            binary("p", Kind::Prun, vec![test("a", &[]), test("b", &[]), isolated]),
+            binary("l", Kind::Libtest, vec![test("own", &["db"])]),
+        ];
+        let runners = |keep_output| {
+            let options = Options { keep_output, ..Options::default() };
+            let config = Config::default();
+            let plan =
+                plan(&binaries, &Selection::default(), options, &config, 2, &known(&[])).unwrap();
+            let mut runners: Vec<(Vec<String>, Runner)> = plan
+                .jobs
+                .iter()
+                .map(|job| {
+                    (job.tests.iter().map(|&t| plan.tests[t].name.clone()).collect(), job.runner)
+                })
+                .collect();
+            runners.sort_by(|a, b| a.0.cmp(&b.0));
+            runners
+        };
+        let names = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            runners(false),
+            [
+                (names(&["a", "b"]), Runner::Worker),
+                (names(&["alone"]), Runner::Process),
+                (names(&["own"]), Runner::LibtestBatch),
+            ]
+        );
+        // Shown passing output: a plain test of its own has a process whose output is read.
+        assert_eq!(runners(true)[2], (names(&["own"]), Runner::Process));
+    }
+
+    #[test]
     fn a_plain_binarys_batches_are_runs_of_its_tests_in_name_order() {
         // Declared out of name order; libtest runs them by name.
         let tests: Vec<CatalogTest> =
@@ -714,7 +783,7 @@ mod tests {
                 let harness = prun::plan::plan(&catalog, &filter, None, &config, threads);
                 let binaries = [binary("b", Kind::Prun, catalog.clone())];
                 let selection = Selection { filter: filter.clone(), ..Selection::default() };
-                let options = Options { retries: None, order: Order::Priority };
+                let options = Options { order: Order::Priority, ..Options::default() };
                 let driver = plan(&binaries, &selection, options, &config, threads, &HashMap::new());
                 match (harness, driver) {
                     (Ok(harness), Ok(driver)) => {

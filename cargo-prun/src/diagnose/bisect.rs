@@ -45,7 +45,8 @@ impl From<prepare::Error> for Error {
 pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
     let workspace = prepare::prepare(&args.build, None, None)?;
     let history = workspace.history.load();
-    let options = plan::Options { retries: Some(0), order: plan::Order::Declared };
+    let options =
+        plan::Options { retries: Some(0), order: plan::Order::Declared, keep_output: false };
     let filter = prun::plan::Filter { ignored: prun::plan::Ignored::Include, ..Default::default() };
     let selection = Selection { filter, ..Selection::default() };
     let plan = plan::plan(

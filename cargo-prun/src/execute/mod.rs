@@ -25,7 +25,7 @@ use prun::scheduler::{Dispatch, Executor};
 use prun::usage::Usage;
 
 use crate::discover::{Binary, Kind};
-use crate::plan::{PlannedJob, PlannedTest};
+use crate::plan::{PlannedJob, PlannedTest, Runner};
 use crate::report::{Event, Finished, Outcome};
 use children::Children;
 use libtest_batch::{Batch, Batched};
@@ -448,8 +448,14 @@ impl ProcessExecutor {
 }
 
 impl ProcessExecutor {
-    /// One test of its own: in a worker (prun) or a process of its own (plain, or `isolate`).
-    fn run_single(&self, index: usize, slot: usize, dispatch: Dispatch) -> Finished {
+    /// One test of its own: in a worker, or a process of its own.
+    fn run_single(
+        &self,
+        index: usize,
+        slot: usize,
+        dispatch: Dispatch,
+        runner: Runner,
+    ) -> Finished {
         let test = &self.tests[index];
         let started_at = self.started.elapsed();
         let began = Instant::now();
@@ -459,8 +465,8 @@ impl ProcessExecutor {
         let (attempt, process) = if self.stop.load(Ordering::SeqCst) {
             (Attempt::of(Outcome::NotRun { reason: self.stopped() }), None)
         } else {
-            match self.binaries[test.binary].kind {
-                Kind::Prun if !test.meta.isolate => {
+            match runner {
+                Runner::Worker => {
                     let (attempt, process) = self.run_in_worker(test, index, slot, dispatch);
                     (attempt, Some(process))
                 }
@@ -697,21 +703,18 @@ impl Executor for ProcessExecutor {
     fn execute(&self, _thread: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
         let slot = &dispatch.lane;
         let members = &self.jobs[dispatch.job].tests;
-        if members.is_empty() {
-            return self.run_doctests(dispatch);
-        }
         // A retry waits in its slot, holding its groups as the test would.
         std::thread::sleep(self.retry.wait_before(dispatch.attempt));
-        let kind = self.binaries[self.tests[members[0]].binary].kind;
-        let finished = match members.as_slice() {
-            [only] if kind == Kind::Prun || self.keep_passing_output => {
-                vec![self.run_single(*only, *slot, dispatch)]
+        let finished = match (self.jobs[dispatch.job].runner, members.as_slice()) {
+            (Runner::Doctests, _) => return self.run_doctests(dispatch),
+            (Runner::Worker, [only]) => {
+                vec![self.run_single(*only, *slot, dispatch, Runner::Worker)]
             }
-            _ if kind == Kind::Prun => self.run_prun_batch(members, *slot, dispatch),
-            // A plain test of its own is a batch of one: libtest captures its output in
-            // memory, as `cargo test` does, rather than through a pipe line by line (a test
-            // that prints a million lines takes seconds longer with `--nocapture`).
-            _ => self.run_batch(members, *slot, dispatch),
+            (Runner::Worker, _) => self.run_prun_batch(members, *slot, dispatch),
+            (Runner::Process, [only]) => {
+                vec![self.run_single(*only, *slot, dispatch, Runner::Process)]
+            }
+            (Runner::Process | Runner::LibtestBatch, _) => self.run_batch(members, *slot, dispatch),
         };
         // Passed when every final attempt did (a batch's test may have been retried in it).
         (finished.iter().filter(|f| !f.will_retry).all(|f| f.passed), finished)

@@ -92,7 +92,11 @@ pub(crate) fn plan(
         },
     };
     let nextest_retries = workspace.nextest.as_ref().and_then(|n| n.retries);
-    let options = plan::Options { retries: cli.retries.or(nextest_retries), order: cli.order };
+    let options = plan::Options {
+        retries: cli.retries.or(nextest_retries),
+        order: cli.order,
+        keep_output: keeps_passing_output(cli),
+    };
     // Timing shards balance by a snapshot (see `timings::snapshot_path`), taken now if there is
     // none yet, so that the shards run one after another here agree.
     let snapshot = timings::snapshot_path(workspace.history.dir());
@@ -108,6 +112,11 @@ pub(crate) fn plan(
     };
     let known = prepare::known_durations(history, timings.as_deref())?;
     Ok(plan::plan(&workspace.binaries, &selection, options, config, threads, &known)?)
+}
+
+/// Whether passing tests' output is shown (`--no-capture`, `--success-output`).
+fn keeps_passing_output(cli: &Cli) -> bool {
+    cli.no_capture || cli.success_output.is_some_and(|shown| shown != cli::TestOutput::Never)
 }
 
 /// Whether prun.toml says `doctests = "run"`.
@@ -245,8 +254,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
         max_fail,
         started,
     );
-    let success_output = cli.success_output.unwrap_or(cli::TestOutput::Never);
-    executor.keep_passing_output = cli.no_capture || success_output != cli::TestOutput::Never;
+    executor.keep_passing_output = keeps_passing_output(&cli);
     executor.retry = config.retry.clone();
     executor.leak_timeout = config.leak_timeout;
     executor.leak_timeouts = leak_timeouts;
