@@ -11,12 +11,13 @@ mod libtest_select;
 pub(crate) mod output;
 mod ports;
 mod status;
+mod stop;
 mod worker_process;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -46,13 +47,11 @@ pub(crate) struct ProcessExecutor {
     dylib_path: std::ffi::OsString,
     /// Taken (closed) when the schedule is over, which ends the reporters' loop.
     events: Mutex<Option<Sender<Event>>>,
-    /// Stop starting tests after this many failures.
-    pub(crate) max_fail: Option<usize>,
     pub(crate) started: Instant,
     /// Keep what passing tests printed (`--no-capture`); otherwise only failures keep output.
     pub(crate) keep_passing_output: bool,
-    pub(crate) stop: AtomicBool,
-    failures: AtomicUsize,
+    /// Fail-fast and interrupts: when no more tests start.
+    pub(crate) stop: stop::Stop,
     /// Pooled worker processes by (binary, slot), each with its process number.
     workers: Mutex<HashMap<(usize, usize), (WorkerProcess, u64)>>,
     children: Arc<Children>,
@@ -149,11 +148,9 @@ impl ProcessExecutor {
             harness_args,
             dylib_path,
             events: Mutex::new(Some(events)),
-            max_fail,
             started,
             keep_passing_output: false,
-            stop: AtomicBool::new(false),
-            failures: AtomicUsize::new(0),
+            stop: stop::Stop::new(max_fail),
             workers: Mutex::default(),
             children: Arc::default(),
             processes: AtomicU64::new(0),
@@ -166,16 +163,6 @@ impl ProcessExecutor {
             notice_after: Duration::from_millis(200),
             ports,
             doctests: None,
-        }
-    }
-
-    /// Why a test did not run once the run stopped starting tests (fail-fast).
-    fn stopped(&self) -> String {
-        match self.max_fail {
-            Some(1) | None => {
-                "stopped after the first failure (--no-fail-fast runs them all)".into()
-            }
-            Some(n) => format!("stopped after {n} failures (--max-fail {n})"),
         }
     }
 
@@ -266,10 +253,7 @@ impl ProcessExecutor {
         let mut at = self.started.elapsed();
         // Fail-fast applies inside the batch too: after the last allowed failure, no more.
         let failed_here = std::cell::Cell::new(0);
-        let over_the_limit = || {
-            let failed = self.failures.load(Ordering::SeqCst) + failed_here.get();
-            self.max_fail.is_some_and(|max| failed >= max)
-        };
+        let over_the_limit = || self.stop.reached_with(failed_here.get());
         while let Some(&first) = remaining.first() {
             let binary = self.tests[first].binary;
             let ran = |at, duration, process, usage| Ran {
@@ -288,8 +272,8 @@ impl ProcessExecutor {
                     finished.push(self.report(index, ran, outcome.clone(), printed, captured));
                 }
             };
-            if self.stop.load(Ordering::SeqCst) {
-                settle(&mut finished, Outcome::NotRun { reason: self.stopped() });
+            if self.stop.stopped() {
+                settle(&mut finished, Outcome::NotRun { reason: self.stop.reason() });
                 break;
             }
             let (mut worker, process) = match self.checkout_worker(binary, slot) {
@@ -338,7 +322,7 @@ impl ProcessExecutor {
             }
             remaining = &remaining[done..];
             if over_the_limit() {
-                self.stop.store(true, Ordering::SeqCst);
+                self.stop.stop();
             }
         }
         finished
@@ -425,7 +409,7 @@ impl ProcessExecutor {
     /// Ctrl-C or SIGTERM: start no more tests, and kill every test process now. The tests they
     /// were running are reported as skipped, not failed.
     pub(crate) fn interrupt(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.stop();
         self.children.kill_all();
     }
 
@@ -462,8 +446,8 @@ impl ProcessExecutor {
         let binary = &self.binaries[test.binary].binary.id;
         let (binary, name) = (binary.clone(), test.name.clone());
         self.send(Event::Started { binary, name, worker: slot, running_for: Duration::ZERO });
-        let (attempt, process) = if self.stop.load(Ordering::SeqCst) {
-            (Attempt::of(Outcome::NotRun { reason: self.stopped() }), None)
+        let (attempt, process) = if self.stop.stopped() {
+            (Attempt::of(Outcome::NotRun { reason: self.stop.reason() }), None)
         } else {
             match runner {
                 Runner::Worker => {
@@ -486,10 +470,10 @@ impl ProcessExecutor {
     fn run_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
         let tests: Vec<&PlannedTest> = members.iter().map(|&i| &self.tests[i]).collect();
         let started_at = self.started.elapsed();
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stop.stopped() {
             let (attempt, duration) = (dispatch.attempt, Duration::ZERO);
             let ran = Ran { slot, attempt, started_at, duration, process: None, usage: None };
-            let skipped = || Outcome::NotRun { reason: self.stopped() };
+            let skipped = || Outcome::NotRun { reason: self.stop.reason() };
             return members
                 .iter()
                 .map(|&t| self.report(t, ran, skipped(), Printed::default(), String::new()))
@@ -517,7 +501,7 @@ impl ProcessExecutor {
         for mut last in first {
             let Some(index) = last.test else { continue };
             let retries = self.tests[index].job.retries;
-            while !last.passed && last.attempt <= retries && !self.stop.load(Ordering::SeqCst) {
+            while !last.passed && last.attempt <= retries && !self.stop.stopped() {
                 last.will_retry = true;
                 let attempt = last.attempt + 1;
                 finished.push(last);
@@ -532,7 +516,7 @@ impl ProcessExecutor {
     /// The doctests' job: each doctest reported as a test of the binary `doctests`.
     fn run_doctests(&self, dispatch: Dispatch) -> (bool, Vec<Finished>) {
         let Some(doctests) = &self.doctests else { return (true, Vec::new()) };
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stop.stopped() {
             return (true, Vec::new());
         }
         let started_at = self.started.elapsed();
@@ -726,10 +710,7 @@ impl Executor for ProcessExecutor {
             finished.will_retry |= will_retry;
             let will_retry = finished.will_retry;
             if !finished.passed && !will_retry && !finished.quarantined {
-                let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
-                if self.max_fail.is_some_and(|max| failures >= max) {
-                    self.stop.store(true, Ordering::SeqCst);
-                }
+                self.stop.failed();
             }
             if !will_retry
                 && matches!(finished.outcome, Outcome::Failed { .. } | Outcome::Crashed { .. })

@@ -284,9 +284,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
                 let pool = (limits.threads as usize).min(jobs.len()).max(1);
                 scheduler::run(pool, Dispatcher::new(jobs.clone(), &limits), executor.clone());
                 round += 1;
-                if executor.stop.load(std::sync::atomic::Ordering::SeqCst)
-                    || !rounds.more(round, Instant::now())
-                {
+                if executor.stop.stopped() || !rounds.more(round, Instant::now()) {
                     break;
                 }
             }
