@@ -80,21 +80,16 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
 
     let run_dir = RunDir::new()?;
     let (events, _ignored) = mpsc::channel();
-    let mut executor = ProcessExecutor::new(
-        workspace.binaries,
-        plan.tests,
-        plan.jobs,
-        run_dir.path().to_owned(),
-        run_dir.id.clone(),
-        Vec::new(),
-        workspace.dylib_path,
-        events,
-        None,
-        Instant::now(),
-    );
-    // A leak counts as it did in the run.
-    executor.leak_timeout = workspace.config.leak_timeout;
-    executor.leak_timeouts = workspace.leak_timeouts;
+    let settings = crate::execute::Settings {
+        max_fail: None,
+        // A leak counts as it did in the run.
+        leak_timeout: workspace.config.leak_timeout,
+        leak_timeouts: workspace.leak_timeouts,
+        ..crate::execute::Settings::new(&run_dir, workspace.dylib_path)
+    };
+    let planned = (plan.tests, plan.jobs);
+    let executor =
+        ProcessExecutor::new(workspace.binaries, planned, settings, events, Instant::now());
     let diagnosis = Diagnosis::new(&executor);
     let names =
         |tests: &[usize]| -> Vec<String> { tests.iter().map(|&t| diagnosis.id(t)).collect() };

@@ -37,19 +37,12 @@ use worker_process::{Answer, Launch, WorkerProcess};
 pub(crate) struct ProcessExecutor {
     pub(crate) binaries: Vec<Binary>,
     pub(crate) tests: Vec<PlannedTest>,
-    /// What the dispatcher's jobs are: one test, or a batch.
+    /// What the dispatcher's jobs are: one test, or a batch, and how each runs.
     pub(crate) jobs: Vec<PlannedJob>,
-    /// The run's private directory (mode 0700): sockets and test temp dirs live in it.
-    pub(crate) run_dir: PathBuf,
-    pub(crate) run_id: String,
-    pub(crate) harness_args: Vec<String>,
-    /// `LD_LIBRARY_PATH` for test processes, as cargo test sets it.
-    dylib_path: std::ffi::OsString,
+    pub(crate) settings: Settings,
     /// Taken (closed) when the schedule is over, which ends the reporters' loop.
     events: Mutex<Option<Sender<Event>>>,
     pub(crate) started: Instant,
-    /// Keep what passing tests printed (`--no-capture`); otherwise only failures keep output.
-    pub(crate) keep_passing_output: bool,
     /// Fail-fast and interrupts: when no more tests start.
     pub(crate) stop: stop::Stop,
     /// Pooled worker processes by (binary, slot), each with its process number.
@@ -63,20 +56,58 @@ pub(crate) struct ProcessExecutor {
     failed: Mutex<Vec<Span>>,
     /// Tests already seen failing alone: no rerun for them.
     failed_alone: Mutex<std::collections::HashSet<usize>>,
+    /// Each binary's every test name, when a batch of it first needs them (`libtest_select`).
+    universes: Vec<std::sync::OnceLock<libtest_select::Universe>>,
+    /// The run's loopback ports, held for as long as it runs.
+    ports: ports::PortBand,
+}
+
+/// How the executor runs tests, decided once by the run (or by `cargo prun bisect`).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The run's private directory (mode 0700): sockets and test temp dirs live in it.
+    pub(crate) run_dir: PathBuf,
+    pub(crate) run_id: String,
+    /// What the command line passes every test binary (after `--`).
+    pub(crate) harness_args: Vec<String>,
+    /// `LD_LIBRARY_PATH` for test processes, as cargo test sets it.
+    pub(crate) dylib_path: std::ffi::OsString,
+    /// Start no more tests after this many failures; `None`: run them all.
+    pub(crate) max_fail: Option<usize>,
+    /// Keep what passing tests printed (`--no-capture`); otherwise only failures keep output.
+    pub(crate) keep_passing_output: bool,
     /// How retries wait before they start.
     pub(crate) retry: prun::config::RetryConfig,
     /// How long a test's output may stay open after its process ended, and whether a leak fails.
     pub(crate) leak_timeout: prun::config::LeakTimeout,
-    /// Each binary's every test name, when a batch of it first needs them (`libtest_select`).
-    universes: Vec<std::sync::OnceLock<libtest_select::Universe>>,
     /// Tests whose leak timeout is their own (nextest.toml's overrides), by `BINARY NAME`.
-    pub(crate) leak_timeouts: std::collections::HashMap<String, prun::config::LeakTimeout>,
+    pub(crate) leak_timeouts: HashMap<String, prun::config::LeakTimeout>,
     /// A batch's test is announced (`Event::Started`) once it has run this long.
     pub(crate) notice_after: Duration,
-    /// The run's loopback ports, held for as long as it runs.
-    ports: ports::PortBand,
     /// How to run the doctests' job, when the plan has one.
     pub(crate) doctests: Option<Doctests>,
+}
+
+impl Settings {
+    /// Everything as `cargo prun` does it by default, in the run's directory.
+    pub(crate) fn new(
+        run_dir: &crate::run_dir::RunDir,
+        dylib_path: std::ffi::OsString,
+    ) -> Settings {
+        Settings {
+            run_dir: run_dir.path().to_owned(),
+            run_id: run_dir.id.clone(),
+            harness_args: Vec::new(),
+            dylib_path,
+            max_fail: Some(1),
+            keep_passing_output: false,
+            retry: prun::config::RetryConfig::default(),
+            leak_timeout: prun::config::LeakTimeout::default(),
+            leak_timeouts: HashMap::new(),
+            notice_after: Duration::from_millis(200),
+            doctests: None,
+        }
+    }
 }
 
 /// How one attempt went, however it ran (a worker's response, or libtest's lines and the end of
@@ -123,46 +154,31 @@ pub(crate) struct Record {
 }
 
 impl ProcessExecutor {
-    #[expect(clippy::too_many_arguments, reason = "built once, in one place")]
     pub(crate) fn new(
         binaries: Vec<Binary>,
-        tests: Vec<PlannedTest>,
-        jobs: Vec<PlannedJob>,
-        run_dir: PathBuf,
-        run_id: String,
-        harness_args: Vec<String>,
-        dylib_path: std::ffi::OsString,
+        (tests, jobs): (Vec<PlannedTest>, Vec<PlannedJob>),
+        settings: Settings,
         events: Sender<Event>,
-        max_fail: Option<usize>,
         started: Instant,
     ) -> ProcessExecutor {
-        let ports = ports::PortBand::reserve(&run_id);
+        let ports = ports::PortBand::reserve(&settings.run_id);
         let universes = binaries.iter().map(|_| std::sync::OnceLock::new()).collect();
         ProcessExecutor {
             universes,
             binaries,
             tests,
             jobs,
-            run_dir,
-            run_id,
-            harness_args,
-            dylib_path,
+            stop: stop::Stop::new(settings.max_fail),
+            settings,
             events: Mutex::new(Some(events)),
             started,
-            keep_passing_output: false,
-            stop: stop::Stop::new(max_fail),
             workers: Mutex::default(),
             children: Arc::default(),
             processes: AtomicU64::new(0),
             spans: Mutex::default(),
             failed: Mutex::default(),
             failed_alone: Mutex::default(),
-            retry: prun::config::RetryConfig::default(),
-            leak_timeout: prun::config::LeakTimeout::default(),
-            leak_timeouts: std::collections::HashMap::new(),
-            notice_after: Duration::from_millis(200),
             ports,
-            doctests: None,
         }
     }
 
@@ -175,14 +191,14 @@ impl ProcessExecutor {
     fn env(&self, binary: &Binary, slot: usize) -> Vec<(String, String)> {
         let ports = self.ports.range(slot);
         let mut env = vec![
-            ("PRUN_RUN_ID".into(), self.run_id.clone()),
+            ("PRUN_RUN_ID".into(), self.settings.run_id.clone()),
             (prun::protocol::WORKER_ID_ENV.into(), slot.to_string()),
             (prun::protocol::PORT_RANGE_ENV.into(), format!("{}-{}", ports.0, ports.1)),
-            ("TMPDIR".into(), self.run_dir.join("tmp").display().to_string()),
+            ("TMPDIR".into(), self.settings.run_dir.join("tmp").display().to_string()),
             ("CARGO_MANIFEST_DIR".into(), binary.binary.package_dir.display().to_string()),
             ("CARGO_PKG_NAME".into(), binary.binary.package_name.clone()),
             ("RUST_TEST_THREADS".into(), "1".into()),
-            ("LD_LIBRARY_PATH".into(), self.dylib_path.to_string_lossy().into_owned()),
+            ("LD_LIBRARY_PATH".into(), self.settings.dylib_path.to_string_lossy().into_owned()),
         ];
         env.extend(binary.binary.env.iter().cloned());
         env
@@ -210,7 +226,7 @@ impl ProcessExecutor {
         let mut env = self.env(binary, slot);
         let namespace = format!("w{slot}b{binary_index}");
         env.push((prun::protocol::WORKER_NAMESPACE_ENV.into(), namespace));
-        let socket = self.run_dir.join(format!("w{slot}-b{binary_index}.sock"));
+        let socket = self.settings.run_dir.join(format!("w{slot}-b{binary_index}.sock"));
         let launch = Launch {
             binary: &binary.binary,
             cwd: &binary.binary.package_dir,
@@ -297,7 +313,7 @@ impl ProcessExecutor {
             // Batched tests have no timeout of their own; the config's terminate-after holds.
             let limits = worker_process::Limits {
                 timeout: self.tests[first].timeout,
-                notice_after: self.notice_after,
+                notice_after: self.settings.notice_after,
             };
             let answers = worker.run_many(&names, dispatch.attempt, limits, long, |answer| {
                 if !answer.attempt.outcome.passed() {
@@ -346,19 +362,19 @@ impl ProcessExecutor {
             env: &env,
             tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
             include_ignored: tests.iter().any(|t| t.meta.ignore),
-            whole_binary: self.harness_args.is_empty()
+            whole_binary: self.settings.harness_args.is_empty()
                 && tests.iter().all(|t| !t.meta.ignore)
                 && tests.len() == binary.tests.iter().filter(|t| !t.ignore).count(),
-            extra_args: &self.harness_args,
+            extra_args: &self.settings.harness_args,
             children: &self.children,
             on_long: &on_long,
-            notice_after: self.notice_after,
+            notice_after: self.settings.notice_after,
             // A batch waits as long as the most patient of its tests would.
             leak_timeout: tests
                 .iter()
                 .map(|t| self.leak_timeout_of(t).period)
                 .max()
-                .unwrap_or(self.leak_timeout.period),
+                .unwrap_or(self.settings.leak_timeout.period),
             universe: Some(self.universes[tests[0].binary].get_or_init(|| {
                 let names = binary.tests.iter().map(|t| t.name.as_str());
                 libtest_select::Universe::new(
@@ -380,7 +396,7 @@ impl ProcessExecutor {
             env: &env,
             name: &test.name,
             ignored: test.meta.ignore,
-            extra_args: &self.harness_args,
+            extra_args: &self.settings.harness_args,
             timeout: test.timeout,
             children: &self.children,
             leak_timeout: self.leak_timeout_of(test).period,
@@ -505,7 +521,7 @@ impl ProcessExecutor {
                 last.will_retry = true;
                 let attempt = last.attempt + 1;
                 finished.push(last);
-                std::thread::sleep(self.retry.wait_before(attempt));
+                std::thread::sleep(self.settings.retry.wait_before(attempt));
                 last = self.retry_alone(index, slot, attempt);
             }
             finished.push(last);
@@ -515,7 +531,7 @@ impl ProcessExecutor {
 
     /// The doctests' job: each doctest reported as a test of the binary `doctests`.
     fn run_doctests(&self, dispatch: Dispatch) -> (bool, Vec<Finished>) {
-        let Some(doctests) = &self.doctests else { return (true, Vec::new()) };
+        let Some(doctests) = &self.settings.doctests else { return (true, Vec::new()) };
         if self.stop.stopped() {
             return (true, Vec::new());
         }
@@ -549,10 +565,14 @@ impl ProcessExecutor {
 
     /// The test's leak timeout: its own, else the run's.
     pub(crate) fn leak_timeout_of(&self, test: &PlannedTest) -> prun::config::LeakTimeout {
-        if self.leak_timeouts.is_empty() {
-            return self.leak_timeout;
+        if self.settings.leak_timeouts.is_empty() {
+            return self.settings.leak_timeout;
         }
-        self.leak_timeouts.get(&test.id(&self.binaries)).copied().unwrap_or(self.leak_timeout)
+        self.settings
+            .leak_timeouts
+            .get(&test.id(&self.binaries))
+            .copied()
+            .unwrap_or(self.settings.leak_timeout)
     }
 
     /// A passing test that leaked is LEAK, or a failure when the config says so; any other
@@ -613,7 +633,7 @@ impl ProcessExecutor {
         } else {
             outcome
         };
-        if outcome.passed() && !self.keep_passing_output {
+        if outcome.passed() && !self.settings.keep_passing_output {
             printed = Printed::default();
         }
         if let Some(process) = ran.process {
@@ -688,7 +708,7 @@ impl Executor for ProcessExecutor {
         let slot = &dispatch.lane;
         let members = &self.jobs[dispatch.job].tests;
         // A retry waits in its slot, holding its groups as the test would.
-        std::thread::sleep(self.retry.wait_before(dispatch.attempt));
+        std::thread::sleep(self.settings.retry.wait_before(dispatch.attempt));
         let finished = match (self.jobs[dispatch.job].runner, members.as_slice()) {
             (Runner::Doctests, _) => return self.run_doctests(dispatch),
             (Runner::Worker, [only]) => {

@@ -241,31 +241,25 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
     let jobs: Vec<scheduler::Job> = plan.jobs.iter().map(|j| j.job.clone()).collect();
     let limits = plan.limits.clone();
     let repeating = cli.repeat.is_some() || cli.stress.is_some();
-    let max_fail = max_fail(&cli, nextest_fail_fast, repeating);
-    let mut executor = ProcessExecutor::new(
-        binaries,
-        plan.tests,
-        plan.jobs,
-        run_dir.path().to_owned(),
-        run_dir.id.clone(),
-        cli.harness_args.clone(),
-        dylib_path,
-        events,
-        max_fail,
-        started,
-    );
-    executor.keep_passing_output = keeps_passing_output(&cli);
-    executor.retry = config.retry.clone();
-    executor.leak_timeout = config.leak_timeout;
-    executor.leak_timeouts = leak_timeouts;
-    executor.doctests = doctests.then(|| execute::Doctests {
-        build_args: cli.build.to_cargo_args(),
-        filters: cli.filters.clone(),
-        threads,
-    });
-    // A batch's test is announced once it has run this long: soon enough for the live line and
-    // for the first SLOW notice.
-    executor.notice_after = config.slow_timeout.period.min(std::time::Duration::from_millis(200));
+    let settings = execute::Settings {
+        harness_args: cli.harness_args.clone(),
+        max_fail: max_fail(&cli, nextest_fail_fast, repeating),
+        keep_passing_output: keeps_passing_output(&cli),
+        retry: config.retry.clone(),
+        leak_timeout: config.leak_timeout,
+        leak_timeouts,
+        // A batch's test is announced once it has run this long: soon enough for the live
+        // line and for the first SLOW notice.
+        notice_after: config.slow_timeout.period.min(std::time::Duration::from_millis(200)),
+        doctests: doctests.then(|| execute::Doctests {
+            build_args: cli.build.to_cargo_args(),
+            filters: cli.filters.clone(),
+            threads,
+        }),
+        ..execute::Settings::new(&run_dir, dylib_path)
+    };
+    let executor =
+        ProcessExecutor::new(binaries, (plan.tests, plan.jobs), settings, events, started);
     let executor = Arc::new(executor);
     // Watched before the first test starts: a Ctrl-C must never find the default handler.
     let interrupted = interrupts::on_interrupt(&executor).map_err(Error::Signals)?;
