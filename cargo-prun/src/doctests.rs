@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::report::{Finished, Outcome};
+use crate::event::{Finished, Outcome};
 
 /// Why the doctests did not run.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Finished, Outcome, ParallelOnly};
+use crate::event::{Finished, Outcome, ParallelOnly};
 
 pub(crate) const VERSION: u32 = 2;
 /// What a history file starts with (then its version and the postcard body).

@@ -9,6 +9,7 @@ mod cli;
 mod diagnose;
 mod discover;
 mod doctests;
+mod event;
 mod execute;
 mod exit;
 mod files;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::TimingsAction;
+use crate::event::Outcome;
 use crate::files::write_atomically;
 use crate::history::{Ended, Record};
-use crate::report::Outcome;
 use crate::report::document::Document;
 
 const VERSION: u32 = 1;

@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use super::{Diagnosis, Replay};
 use crate::cli::BisectArgs;
+use crate::event::{CollisionKind, Trials};
 use crate::execute::ProcessExecutor;
 use crate::plan::{self, Plan, Selection};
-use crate::report::{CollisionKind, Trials};
 use crate::run_dir::RunDir;
 use crate::{exit, prepare};
 

@@ -16,9 +16,9 @@ pub(crate) use bisect::bisect;
 pub(crate) use bisect::{Error as BisectError, command};
 
 use crate::discover::{Binary, Kind};
+use crate::event::{CollisionKind, Event, Fix, FixTarget, ParallelOnly, Trials};
 use crate::execute::{Record, Span};
 use crate::plan::PlannedTest;
-use crate::report::{CollisionKind, Event, Fix, FixTarget, ParallelOnly, Trials};
 
 /// Reruns alone after this many failures would mostly say that the suite is broken, slowly.
 const MOST_RERUNS: usize = 10;

@@ -18,7 +18,7 @@ use super::libtest_process::{Select, command};
 use super::libtest_select::Universe;
 use super::output::Printed;
 use super::status;
-use crate::report::Outcome;
+use crate::event::Outcome;
 use prun::usage::Usage;
 
 /// How one test of a batch ended, as read from libtest's lines and the process's end.

@@ -12,7 +12,7 @@ use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
 use crate::build::TestBinary;
-use crate::report::Outcome;
+use crate::event::Outcome;
 
 pub(crate) struct LibtestRun<'a> {
     pub(crate) binary: &'a TestBinary,

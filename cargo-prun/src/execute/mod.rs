@@ -26,8 +26,8 @@ use prun::scheduler::{Dispatch, Executor};
 use prun::usage::Usage;
 
 use crate::discover::{Binary, Kind};
+use crate::event::{Event, Finished, Outcome};
 use crate::plan::{PlannedJob, PlannedTest, Runner};
-use crate::report::{Event, Finished, Outcome};
 use children::Children;
 use libtest_batch::{Batch, Batched};
 use libtest_process::LibtestRun;
