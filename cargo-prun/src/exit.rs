@@ -1,11 +1,8 @@
 //! `cargo prun`'s exit codes. Stable: scripts may rely on them.
 
-/// Every test that ran passed (flaky passes included).
-pub(crate) const OK: i32 = 0;
-/// A test failed, timed out or crashed.
-pub(crate) const TESTS_FAILED: i32 = 101;
-/// Bad command line, config or report path; no test ran.
-pub(crate) const USAGE: i32 = 2;
+/// Every test that ran passed (flaky passes included); a test failed, timed out or crashed; a
+/// bad command line, config or report path (no test ran): the harness's codes, libtest's.
+pub(crate) use prun::exit::{OK, TESTS_FAILED, USAGE};
 /// cargo could not build the tests (its errors are above).
 pub(crate) const BUILD_FAILED: i32 = 3;
 /// The filters matched no test.

@@ -40,9 +40,7 @@ impl RunDir {
             remove_abandoned(parent, dir.path());
         }
         // `PRUN_RUN_ID` names the run when a script sets it; else the directory's random name.
-        let given = std::env::var("PRUN_RUN_ID")
-            .ok()
-            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
+        let given = prun::protocol::given_run_id();
         let name = dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("run");
         let id = given.unwrap_or_else(|| {
             name.trim_start_matches(PREFIX)

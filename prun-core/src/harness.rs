@@ -131,10 +131,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
 
     // `PRUN_RUN_ID` names the run when a driver (or a script) sets it; else a fresh id. Two
     // processes can inherit one: the temp root is then this process's own.
-    let given = std::env::var("PRUN_RUN_ID")
-        .ok()
-        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
-    let run = match given {
+    let run = match crate::protocol::given_run_id() {
         Some(id) => {
             let root = format!("prun-{id}-{}", std::process::id());
             RunScope::new(id).with_temp_root_name(root)

@@ -27,6 +27,18 @@ pub const WORKER_NAMESPACE_ENV: &str = "PRUN_WORKER_NAMESPACE";
 pub const WORKER_ID_ENV: &str = "PRUN_WORKER_ID";
 /// `START-END`: the ports this worker's tests may be given; no other worker has them.
 pub const PORT_RANGE_ENV: &str = "PRUN_PORT_RANGE";
+
+/// Names the run: set by `cargo prun` for its test processes (or by a script); one id is
+/// shared by every process of the run, and is part of every namespace.
+pub const RUN_ID_ENV: &str = "PRUN_RUN_ID";
+
+/// The run's id from [`RUN_ID_ENV`], when it is set to a usable one: letters and digits only
+/// (it goes into file names and namespaces). The one rule for both halves.
+pub fn given_run_id() -> Option<String> {
+    std::env::var(RUN_ID_ENV)
+        .ok()
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+}
 /// Bumped on any change that an older driver or binary would misread.
 pub const VERSION: u32 = 2;
 

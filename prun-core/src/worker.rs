@@ -41,7 +41,7 @@ pub(crate) fn serve(socket: &str) -> Result<i32, ServeError> {
         registry::declared().into_iter().map(|def| (def.full_name(), def)).collect();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let worker_id = env(protocol::WORKER_ID_ENV).and_then(|id| id.parse().ok()).unwrap_or(0);
-    let run_id = env("PRUN_RUN_ID").unwrap_or_else(crate::harness::run_id);
+    let run_id = protocol::given_run_id().unwrap_or_else(crate::harness::run_id);
     // Several worker processes share the run: each gets a temp root of its own.
     let run =
         Arc::new(RunScope::new(run_id).with_temp_root_name(format!("prun-{}", std::process::id())));

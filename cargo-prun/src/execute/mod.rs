@@ -191,7 +191,7 @@ impl ProcessExecutor {
     fn env(&self, binary: &Binary, slot: usize) -> Vec<(String, String)> {
         let ports = self.ports.range(slot);
         let mut env = vec![
-            ("PRUN_RUN_ID".into(), self.settings.run_id.clone()),
+            (prun::protocol::RUN_ID_ENV.into(), self.settings.run_id.clone()),
             (prun::protocol::WORKER_ID_ENV.into(), slot.to_string()),
             (prun::protocol::PORT_RANGE_ENV.into(), format!("{}-{}", ports.0, ports.1)),
             ("TMPDIR".into(), self.settings.run_dir.join("tmp").display().to_string()),
