@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use prun::Outcome;
+use prun::protocol::TestId;
 use prun::time::millis;
 
 /// One attempt of one test, finished.
@@ -49,6 +50,11 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
+    /// `BINARY NAME`.
+    pub(crate) fn id(&self) -> String {
+        TestId { binary: &self.binary, name: &self.name }.to_string()
+    }
+
     /// The first attempt of a test with `outcome`, that ran no time and printed nothing: an
     /// ignored test, or the base of one reported from elsewhere (a doctest).
     pub(crate) fn of(binary: String, name: String, outcome: Outcome) -> Finished {
@@ -252,6 +258,11 @@ impl Fix {
 }
 
 impl ParallelOnly {
+    /// `BINARY NAME`.
+    pub(crate) fn id(&self) -> String {
+        TestId { binary: &self.binary, name: &self.name }.to_string()
+    }
+
     /// Whether the test's failure is forgiven as flaky: nothing points at its company.
     pub(crate) fn forgiven(&self) -> bool {
         self.flaky || self.under_load
@@ -315,7 +326,7 @@ impl Summary {
             return;
         }
         if self.repeating && !matches!(finished.outcome, Outcome::Skipped { .. }) {
-            let rate = self.rates.entry(format!("{} {}", finished.binary, finished.name));
+            let rate = self.rates.entry(finished.id());
             let rate = rate.or_insert((0, 0));
             rate.0 += 1;
             rate.1 += u32::from(!finished.passed);

@@ -12,6 +12,7 @@
 //! file prun cannot read is a warning and a fresh start: history is advice, and never fails a
 //! run. A `history.json` of an earlier prun is read once and replaced.
 
+use prun::protocol::TestId;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -199,7 +200,7 @@ impl History {
     /// What the diagnosis found: the company of a parallel-only failure (where `bisect` starts),
     /// or that a failure was flaky (this run's record of it counts as flaky).
     pub(crate) fn note_diagnosis(&mut self, found: &ParallelOnly) {
-        let test = self.tests.entry(format!("{} {}", found.binary, found.name)).or_default();
+        let test = self.tests.entry(found.id()).or_default();
         if found.flaky || found.under_load {
             test.last_ended(Ended::Flaky);
             test.under_load |= found.under_load;
@@ -510,7 +511,9 @@ fn decode(bytes: &[u8]) -> Result<History, Error> {
                 };
                 entry.runs.push((record, r.times.clamp(1, KEEP as u32)));
             }
-            history.tests.insert(format!("{} {}", binary.id, test.name), entry);
+            history
+                .tests
+                .insert(TestId { binary: &binary.id, name: &test.name }.to_string(), entry);
         }
     }
     Ok(history)

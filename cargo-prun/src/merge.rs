@@ -47,13 +47,13 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, Error> {
     let summary = merged.summary.clone().unwrap_or_default();
     if let Some(path) = &args.timings {
         let finals = merged.attempts.iter().filter(|a| !a.will_retry && a.test_ran());
-        let tests = finals.clone().map(|a| (format!("{} {}", a.binary, a.name), a.duration));
+        let tests = finals.clone().map(|a| (a.id(), a.duration));
         let cpu = finals
             .filter_map(|a| {
                 let used = a.usage?;
                 let wall = u64::try_from(a.duration.as_millis()).ok().filter(|w| *w > 0)?;
                 let millicores = u32::try_from(used.cpu_ms * 1000 / wall).unwrap_or(u32::MAX);
-                Some((format!("{} {}", a.binary, a.name), millicores))
+                Some((a.id(), millicores))
             })
             .collect();
         let count = crate::timings::write_durations(path, tests, cpu)?;
@@ -224,12 +224,8 @@ fn check(documents: &[(PathBuf, Document)]) -> Checked {
 
 /// The tests a report has a final attempt of (`BINARY NAME`), each once.
 fn finals(document: &Document) -> Vec<String> {
-    let mut ids: Vec<String> = document
-        .attempts
-        .iter()
-        .filter(|a| !a.will_retry)
-        .map(|a| format!("{} {}", a.binary, a.name))
-        .collect();
+    let mut ids: Vec<String> =
+        document.attempts.iter().filter(|a| !a.will_retry).map(|a| a.id()).collect();
     ids.sort();
     ids.dedup();
     ids
@@ -267,7 +263,7 @@ fn join(mut documents: Vec<(PathBuf, Document)>) -> Document {
         let shard = document.meta.partition.clone().unwrap_or_else(|| path.display().to_string());
         for mut attempt in document.attempts {
             attempt.shard.get_or_insert_with(|| shard.clone());
-            let id = format!("{} {}", attempt.binary, attempt.name);
+            let id = attempt.id();
             if document.meta.rerun {
                 attempt.attempt += before.get(&id).copied().unwrap_or(0);
             } else if reran.contains(&id) {

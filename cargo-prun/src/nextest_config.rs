@@ -5,6 +5,7 @@
 //! whose `filter` (a filterset) gives tests a `test-group`, `threads-required`, `retries` or a
 //! `slow-timeout`. What prun cannot honour is named in one warning line.
 
+use prun::protocol::TestId;
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -253,7 +254,10 @@ impl NextestConfig {
                     leak = leak.or(o.leak_timeout);
                 }
                 if let Some(leak) = leak {
-                    leak_timeouts.insert(format!("{} {}", binary.binary.id, test.name), leak);
+                    leak_timeouts.insert(
+                        TestId { binary: &binary.binary.id, name: &test.name }.to_string(),
+                        leak,
+                    );
                 }
                 if let Some(group) = group.filter(|g| g != "@global")
                     && !test.groups.contains(&group)

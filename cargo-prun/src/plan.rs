@@ -1,5 +1,6 @@
 //! Plan: every selected test of every binary, in one priority order, with the config applied.
 
+use prun::protocol::TestId;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -93,7 +94,7 @@ pub(crate) struct PlannedTest {
 
 impl PlannedTest {
     pub(crate) fn id(&self, binaries: &[Binary]) -> String {
-        format!("{} {}", binaries[self.binary].binary.id, self.name)
+        TestId { binary: &binaries[self.binary].binary.id, name: &self.name }.to_string()
     }
 }
 
@@ -190,7 +191,7 @@ pub(crate) fn plan(
     for (index, binary) in binaries.iter().enumerate() {
         for test in &binary.tests {
             let rerun = |only: &std::collections::BTreeSet<String>| {
-                only.contains(&format!("{} {}", binary.binary.id, test.name))
+                only.contains(&TestId { binary: &binary.binary.id, name: &test.name }.to_string())
             };
             let candidate = crate::filterset::Candidate {
                 binary_id: &binary.binary.id,
@@ -212,7 +213,7 @@ pub(crate) fn plan(
                     test.ignore_reason.clone(),
                 ));
             } else {
-                let id = format!("{} {}", binary.binary.id, test.name);
+                let id = TestId { binary: &binary.binary.id, name: &test.name }.to_string();
                 let known = known.get(&id).copied();
                 selected.push((index, test, id, known));
             }
@@ -339,7 +340,7 @@ fn batches(
     terminate: Option<Duration>,
 ) -> Vec<PlannedJob> {
     let isolated = |test: &PlannedTest| {
-        let id = format!("{} {}", binaries[test.binary].binary.id, test.name);
+        let id = TestId { binary: &binaries[test.binary].binary.id, name: &test.name }.to_string();
         test.meta.isolate || selection.isolate.iter().any(|pattern| id.contains(pattern.as_str()))
     };
     // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain

@@ -109,7 +109,7 @@ pub(crate) fn read(path: Option<&Path>, dir: &Path) -> Result<Rerun, Error> {
     let document = Document::read(&path)?;
     let mut last = LastRun::new(document.meta.selected.iter().cloned());
     for attempt in document.attempts.iter().filter(|attempt| !attempt.will_retry) {
-        let id = format!("{} {}", attempt.binary, attempt.name);
+        let id = attempt.id();
         if attempt.outcome.passed() && !matches!(attempt.outcome, prun::Outcome::NotRun { .. }) {
             last.passed(&id);
         } else if !matches!(attempt.outcome, prun::Outcome::NotRun { .. }) {

@@ -141,7 +141,7 @@ pub(crate) fn read(path: &Path) -> Result<HashMap<String, Duration>, Error> {
         let finals = report.attempts.iter().filter(|a| !a.will_retry);
         return Ok(finals
             .filter(|a| !matches!(a.outcome, Outcome::Skipped { .. }))
-            .map(|a| (format!("{} {}", a.binary, a.name), a.duration))
+            .map(|a| (a.id(), a.duration))
             .collect());
     }
     let timings: Timings = serde_json::from_slice(&text)

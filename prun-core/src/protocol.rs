@@ -28,6 +28,20 @@ pub const WORKER_ID_ENV: &str = "PRUN_WORKER_ID";
 /// `START-END`: the ports this worker's tests may be given; no other worker has them.
 pub const PORT_RANGE_ENV: &str = "PRUN_PORT_RANGE";
 
+/// A test's identity in a workspace: its binary and its name, written `BINARY NAME` (how
+/// filters, reports, the history and `--rerun-failed` name a test). The one spelling of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TestId<'a> {
+    pub binary: &'a str,
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for TestId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.binary, self.name)
+    }
+}
+
 /// Names the run: set by `cargo prun` for its test processes (or by a script); one id is
 /// shared by every process of the run, and is part of every namespace.
 pub const RUN_ID_ENV: &str = "PRUN_RUN_ID";

@@ -171,7 +171,7 @@ pub(crate) fn render(document: &Document) -> String {
         .iter()
         .map(|a| {
             serde_json::json!({
-                "id": format!("{} {}", a.binary, a.name),
+                "id": a.id(),
                 "worker": a.worker,
                 "shard": a.shard,
                 "start": a.started_at.as_millis() as u64,

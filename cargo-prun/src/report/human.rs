@@ -1,6 +1,7 @@
 //! For people: one line per finished test, the failures with their output, and a summary that
 //! ends with `N passed, M failed`.
 
+use prun::protocol::TestId;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -186,7 +187,8 @@ impl Reporter for Human {
             // Said once, in the summary: not a line per test.
             self.not_run_reason.get_or_insert_with(|| reason.clone());
             self.running.retain(|_, (test, _)| {
-                *test != format!("{} {}", finished.binary, shown(&finished.name))
+                *test
+                    != TestId { binary: &finished.binary, name: &shown(&finished.name) }.to_string()
             });
             self.update_progress();
             return;
@@ -212,7 +214,7 @@ impl Reporter for Human {
         if finished.quarantined && !finished.passed && !finished.will_retry {
             line.push_str(" [quarantined: does not fail the run]");
         }
-        let test = format!("{} {}", finished.binary, shown(&finished.name));
+        let test = TestId { binary: &finished.binary, name: &shown(&finished.name) }.to_string();
         if self.running.get(&finished.worker).is_some_and(|(running, _)| *running == test) {
             self.running.remove(&finished.worker);
         }
@@ -355,7 +357,7 @@ impl Reporter for Human {
             if !found.neighbours.is_empty() {
                 let _ = writeln!(self.out, "    beside it: {}", list(&found.neighbours));
             }
-            let id = format!("{} {}", found.binary, found.name);
+            let id = found.id();
             match &found.culprits {
                 Some(culprits) if !culprits.is_empty() => {
                     let how = match found.collision {

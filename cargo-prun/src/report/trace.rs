@@ -23,7 +23,7 @@ pub(crate) fn render(document: &Document) -> String {
         tracks.insert((pid, attempt.worker), ());
         let start = micros(attempt.started_at);
         events.push(json!({
-            "name": format!("{} {}", attempt.binary, attempt.name),
+            "name": attempt.id(),
             "cat": attempt.outcome_kind(),
             "ph": "X",
             "ts": start,

@@ -39,7 +39,7 @@ impl Sink {
             report::Event::ParallelOnly(found) => {
                 if found.under_load {
                     self.summary.forgive(&found);
-                    self.last_run.passed(&format!("{} {}", found.binary, found.name));
+                    self.last_run.passed(&found.id());
                 }
                 for reporter in &mut self.reporters {
                     reporter.parallel_only(&found);
@@ -52,7 +52,7 @@ impl Sink {
     /// A finished attempt, redacted by `event`.
     fn finished(&mut self, finished: report::Finished) {
         if !finished.will_retry && finished.test.is_some() {
-            let id = format!("{} {}", finished.binary, finished.name);
+            let id = finished.id();
             match &finished.outcome {
                 prun::Outcome::NotRun { .. } => {}
                 outcome if outcome.passed() => self.last_run.passed(&id),
@@ -63,7 +63,7 @@ impl Sink {
         if !finished.will_retry
             && let Some(record) = History::record_of(&finished)
         {
-            self.records.push((format!("{} {}", finished.binary, finished.name), record));
+            self.records.push((finished.id(), record));
         }
         for reporter in &mut self.reporters {
             reporter.finished(&finished);
