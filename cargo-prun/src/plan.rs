@@ -494,11 +494,12 @@ fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::build::TestBinary;
 
-    fn test(name: &str, groups: &[&str]) -> CatalogTest {
+    /// A unit test with nothing of its own but its groups.
+    pub(crate) fn test(name: &str, groups: &[&str]) -> CatalogTest {
         CatalogTest {
             name: name.to_owned(),
             category: "unit".to_owned(),
@@ -513,7 +514,7 @@ mod tests {
         }
     }
 
-    fn binary(id: &str, kind: Kind, tests: Vec<CatalogTest>) -> Binary {
+    pub(crate) fn binary(id: &str, kind: Kind, tests: Vec<CatalogTest>) -> Binary {
         let binary = TestBinary {
             kind: "test".into(),
             id: id.to_owned(),

@@ -374,8 +374,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::build::TestBinary;
-    use prun::protocol::CatalogTest;
 
     /// A run of three plain tests: `t2` fails after `t0` ran before it in its process (when
     /// `left_behind`), and passes otherwise.
@@ -388,47 +386,14 @@ mod tests {
 
     impl Fake {
         fn new(left_behind: bool) -> Fake {
-            let meta = |name: &str| CatalogTest {
-                name: name.to_owned(),
-                category: "unit".to_owned(),
-                groups: Vec::new(),
-                timeout_ms: None,
-                retries: None,
-                threads: 1,
-                ignore: false,
-                ignore_reason: None,
-                isolate: false,
-                at: None,
-            };
-            let tests: Vec<PlannedTest> = ["t0", "t1", "t2"]
-                .iter()
-                .map(|name| PlannedTest {
-                    binary: 0,
-                    name: (*name).to_owned(),
-                    meta: meta(name),
-                    timeout: None,
-                    job: prun::scheduler::Job::default(),
-                    known: None,
-                    expected: Duration::ZERO,
-                    quarantined: false,
-                })
-                .collect();
-            let binary = TestBinary {
-                kind: "test".into(),
-                id: "b".to_owned(),
-                path: "b".into(),
-                package_dir: ".".into(),
-                package_name: "b".to_owned(),
-                runner: None,
-                env: Vec::new(),
-            };
-            let catalog = tests.iter().map(|t| t.meta.clone()).collect();
-            let binaries = vec![Binary {
-                binary,
-                kind: Kind::Libtest,
-                tests: catalog,
-                benchmarks: Vec::new(),
-            }];
+            use crate::plan::tests::{binary, test};
+            let catalog = ["t0", "t1", "t2"].iter().map(|name| test(name, &[])).collect();
+            let binaries = vec![binary("b", Kind::Libtest, catalog)];
+            let (selection, options) = (crate::plan::Selection::default(), Default::default());
+            let config = prun::config::Config::default();
+            let known = std::collections::HashMap::new();
+            let plan = crate::plan::plan(&binaries, &selection, options, &config, 1, &known);
+            let tests = plan.expect("unit tests plan").tests;
             Fake { tests, binaries, left_behind, runs: Mutex::default() }
         }
     }
