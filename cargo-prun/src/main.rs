@@ -23,6 +23,7 @@ mod partition;
 mod plan;
 mod prepare;
 mod private;
+mod record;
 mod report;
 mod rerun;
 mod run;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::document::Document;
+use crate::record::Document;
 
 const VERSION: u32 = 2;
 
@@ -91,7 +91,7 @@ pub(crate) enum Error {
     #[error(transparent)]
     Unreadable(#[from] crate::files::StateError),
     #[error("--rerun-failed: {0} (nor a record of cargo prun's own)")]
-    NotARecord(#[from] crate::report::document::ReadError),
+    NotARecord(#[from] crate::record::ReadError),
 }
 
 /// The record at `path` (ours, or a `--json` report or merge), or the last run's in `dir`.

@@ -15,7 +15,7 @@ use crate::cli::TimingsAction;
 use crate::event::Outcome;
 use crate::files::write_atomically;
 use crate::history::{Ended, Record};
-use crate::report::document::Document;
+use crate::record::Document;
 
 const VERSION: u32 = 1;
 
