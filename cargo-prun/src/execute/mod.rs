@@ -4,11 +4,14 @@
 //! libtest binaries run one process per test. A process that dies or a test past its timeout
 //! costs that test only: it is reported with what happened and the slot gets a fresh worker.
 
+mod batched;
 mod children;
 mod libtest_batch;
 mod libtest_process;
 mod libtest_select;
 pub(crate) mod output;
+mod own_process;
+mod pooled;
 mod ports;
 mod status;
 mod stop;
@@ -29,10 +32,8 @@ use crate::discover::{Binary, Kind};
 use crate::event::{Event, Finished, Outcome};
 use crate::plan::{PlannedJob, PlannedTest, Runner};
 use children::Children;
-use libtest_batch::{Batch, Batched};
-use libtest_process::LibtestRun;
 use output::Printed;
-use worker_process::{Answer, Launch, WorkerProcess};
+use worker_process::{Launch, WorkerProcess};
 
 pub(crate) struct ProcessExecutor {
     pub(crate) binaries: Vec<Binary>,
@@ -204,19 +205,6 @@ impl ProcessExecutor {
         env
     }
 
-    /// This slot's worker process for the binary (the running one, or a new one), and its
-    /// process number.
-    fn checkout_worker(
-        &self,
-        binary_index: usize,
-        slot: usize,
-    ) -> Result<(WorkerProcess, u64), worker_process::StartError> {
-        if let Some(worker) = self.workers.lock().remove(&(binary_index, slot)) {
-            return Ok(worker);
-        }
-        Ok((self.new_worker(binary_index, slot)?, self.next_process()))
-    }
-
     fn new_worker(
         &self,
         binary_index: usize,
@@ -235,174 +223,6 @@ impl ProcessExecutor {
             children: &self.children,
         };
         WorkerProcess::spawn(&launch)
-    }
-
-    /// `index` numbers the test within the run, for its namespace. Also returns the number
-    /// of the process it ran in.
-    fn run_in_worker(
-        &self,
-        test: &PlannedTest,
-        index: usize,
-        slot: usize,
-        dispatch: Dispatch,
-    ) -> (Attempt, u64) {
-        let (mut worker, process) = match self.checkout_worker(test.binary, slot) {
-            Ok(worker) => worker,
-            Err(error) => {
-                let outcome = Outcome::Crashed { reason: error.to_string() };
-                return (Attempt::of(outcome), self.next_process());
-            }
-        };
-        let answer = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
-        if answer.alive {
-            self.workers.lock().insert((test.binary, slot), (worker, process));
-        }
-        (answer.attempt, process)
-    }
-
-    /// A batch of a prun binary's plain unit tests, streamed to one worker (see
-    /// `WorkerProcess::run_many`). A test that takes the worker down is reported, and the rest
-    /// go on in a fresh worker.
-    fn run_prun_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
-        let mut finished = Vec::with_capacity(members.len());
-        let mut remaining = members;
-        let mut at = self.started.elapsed();
-        // Fail-fast applies inside the batch too: after the last allowed failure, no more.
-        let failed_here = std::cell::Cell::new(0);
-        let over_the_limit = || self.stop.reached_with(failed_here.get());
-        while let Some(&first) = remaining.first() {
-            let binary = self.tests[first].binary;
-            let ran = |at, duration, process, usage| Ran {
-                slot,
-                attempt: dispatch.attempt,
-                started_at: at,
-                duration,
-                process,
-                usage,
-            };
-            // Every test left gets one outcome: the run stopped, or no worker could start.
-            let settle = |finished: &mut Vec<Finished>, outcome: Outcome| {
-                for &index in remaining {
-                    let ran = ran(at, Duration::ZERO, None, None);
-                    let (printed, captured) = (Printed::default(), String::new());
-                    finished.push(self.report(index, ran, outcome.clone(), printed, captured));
-                }
-            };
-            if self.stop.stopped() {
-                settle(&mut finished, Outcome::NotRun { reason: self.stop.reason() });
-                break;
-            }
-            let (mut worker, process) = match self.checkout_worker(binary, slot) {
-                Ok(worker) => worker,
-                Err(error) => {
-                    settle(&mut finished, Outcome::Crashed { reason: error.to_string() });
-                    break;
-                }
-            };
-            let names: Vec<(&str, usize)> =
-                remaining.iter().map(|&i| (self.tests[i].name.as_str(), i)).collect();
-            // A test that runs a while is announced (the worker runs them in order: each started
-            // when the one before it answered).
-            let long = |position: usize, running_for: Duration| {
-                let (binary, name) = (
-                    self.binaries[binary].binary.id.clone(),
-                    self.tests[remaining[position]].name.clone(),
-                );
-                self.send(Event::Started { binary, name, worker: slot, running_for });
-            };
-            // Batched tests have no timeout of their own; the config's terminate-after holds.
-            let limits = worker_process::Limits {
-                timeout: self.tests[first].timeout,
-                notice_after: self.settings.notice_after,
-            };
-            let answers = worker.run_many(&names, dispatch.attempt, limits, long, |answer| {
-                if !answer.attempt.outcome.passed() {
-                    failed_here.set(failed_here.get() + 1);
-                }
-                !over_the_limit()
-            });
-            let mut alive = true;
-            let done = answers.len();
-            for (Answer { attempt, alive: ok }, &index) in answers.into_iter().zip(remaining) {
-                let Attempt { outcome, printed, captured, duration, usage } = attempt;
-                if !ok {
-                    failed_here.set(failed_here.get() + 1);
-                }
-                alive = ok;
-                let ran = ran(at, duration, Some(process), usage);
-                finished.push(self.report(index, ran, outcome, printed, captured));
-                at += duration;
-            }
-            if alive {
-                self.workers.lock().insert((binary, slot), (worker, process));
-            }
-            remaining = &remaining[done..];
-            if over_the_limit() {
-                self.stop.stop();
-            }
-        }
-        finished
-    }
-
-    /// Runs plain tests of one binary one after another in one process (`libtest_batch`).
-    fn libtest_batch(
-        &self,
-        tests: &[&PlannedTest],
-        slot: usize,
-    ) -> std::collections::BTreeMap<String, Batched> {
-        let binary = &self.binaries[tests[0].binary];
-        let env = self.env(binary, slot);
-        let on_long = |name: &str, running_for: Duration| {
-            let (binary, name) = (binary.binary.id.clone(), name.to_owned());
-            self.send(Event::Started { binary, name, worker: slot, running_for });
-        };
-        let batch = Batch {
-            binary: &binary.binary,
-            cwd: &binary.binary.package_dir,
-            env: &env,
-            tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
-            include_ignored: tests.iter().any(|t| t.meta.ignore),
-            whole_binary: self.settings.harness_args.is_empty()
-                && tests.iter().all(|t| !t.meta.ignore)
-                && tests.len() == binary.tests.iter().filter(|t| !t.ignore).count(),
-            extra_args: &self.settings.harness_args,
-            children: &self.children,
-            on_long: &on_long,
-            notice_after: self.settings.notice_after,
-            // A batch waits as long as the most patient of its tests would.
-            leak_timeout: tests
-                .iter()
-                .map(|t| self.leak_timeout_of(t).period)
-                .max()
-                .unwrap_or(self.settings.leak_timeout.period),
-            universe: Some(self.universes[tests[0].binary].get_or_init(|| {
-                let names = binary.tests.iter().map(|t| t.name.as_str());
-                libtest_select::Universe::new(
-                    names.chain(binary.benchmarks.iter().map(String::as_str)),
-                )
-            })),
-        };
-        libtest_batch::run(&batch)
-    }
-
-    /// A test in a process of its own: how it ended (a leak judged by the config), what it
-    /// printed, what it used.
-    fn run_alone(&self, test: &PlannedTest, slot: usize) -> Attempt {
-        let binary = &self.binaries[test.binary];
-        let env = self.env(binary, slot);
-        let run = LibtestRun {
-            binary: &binary.binary,
-            cwd: &binary.binary.package_dir,
-            env: &env,
-            name: &test.name,
-            ignored: test.meta.ignore,
-            extra_args: &self.settings.harness_args,
-            timeout: test.timeout,
-            children: &self.children,
-            leak_timeout: self.leak_timeout_of(test).period,
-        };
-        let attempt = libtest_process::run(&run);
-        Attempt { outcome: self.judge_leak(test, attempt.outcome), ..attempt }
     }
 
     /// The record of the schedule, once it is over; the pooled workers are stopped, so that
@@ -448,13 +268,14 @@ impl ProcessExecutor {
 }
 
 impl ProcessExecutor {
-    /// One test of its own: in a worker, or a process of its own.
-    fn run_single(
+    /// One test of its own, with how `run` runs it (its attempt, and the number of the process
+    /// it ran in): announced as it starts, "not run" once the run stopped.
+    pub(super) fn single(
         &self,
         index: usize,
         slot: usize,
         dispatch: Dispatch,
-        runner: Runner,
+        run: impl FnOnce(&PlannedTest) -> (Attempt, u64),
     ) -> Finished {
         let test = &self.tests[index];
         let started_at = self.started.elapsed();
@@ -465,13 +286,8 @@ impl ProcessExecutor {
         let (attempt, process) = if self.stop.stopped() {
             (Attempt::of(Outcome::NotRun { reason: self.stop.reason() }), None)
         } else {
-            match runner {
-                Runner::Worker => {
-                    let (attempt, process) = self.run_in_worker(test, index, slot, dispatch);
-                    (attempt, Some(process))
-                }
-                _ => (self.run_alone(test, slot), Some(self.next_process())),
-            }
+            let (attempt, process) = run(test);
+            (attempt, Some(process))
         };
         let Attempt { outcome, printed, captured, usage, .. } = attempt;
         let duration = began.elapsed();
@@ -479,88 +295,6 @@ impl ProcessExecutor {
         let mut finished = self.report(index, ran, outcome, printed, captured);
         finished.group_wait = dispatch.group_wait;
         finished
-    }
-
-    /// A batch of a plain binary's tests in one process. A test of it that fails and has
-    /// retries (that its job does not make) is retried at once, in a process of its own.
-    fn run_batch(&self, members: &[usize], slot: usize, dispatch: Dispatch) -> Vec<Finished> {
-        let tests: Vec<&PlannedTest> = members.iter().map(|&i| &self.tests[i]).collect();
-        let started_at = self.started.elapsed();
-        if self.stop.stopped() {
-            let (attempt, duration) = (dispatch.attempt, Duration::ZERO);
-            let ran = Ran { slot, attempt, started_at, duration, process: None, usage: None };
-            let skipped = || Outcome::NotRun { reason: self.stop.reason() };
-            return members
-                .iter()
-                .map(|&t| self.report(t, ran, skipped(), Printed::default(), String::new()))
-                .collect();
-        }
-        let process = Some(self.next_process());
-        let mut results = self.libtest_batch(&tests, slot);
-        let mut at = started_at;
-        let first: Vec<Finished> = members
-            .iter()
-            .map(|&index| {
-                let batched = results.remove(&self.tests[index].name).unwrap_or_else(no_result);
-                let (attempt, duration) = (dispatch.attempt, batched.attempt.duration);
-                let usage = batched.attempt.usage;
-                let ran = Ran { slot, attempt, started_at: at, duration, process, usage };
-                at += duration;
-                self.batch_finished(index, batched, ran)
-            })
-            .collect();
-        // The pool retries a job that has retries of its own; a batch's tests are retried here.
-        if self.jobs[dispatch.job].job.retries > 0 {
-            return first;
-        }
-        let mut finished = Vec::with_capacity(first.len());
-        for mut last in first {
-            let Some(index) = last.test else { continue };
-            let retries = self.tests[index].job.retries;
-            while !last.passed && last.attempt <= retries && !self.stop.stopped() {
-                last.will_retry = true;
-                let attempt = last.attempt + 1;
-                finished.push(last);
-                std::thread::sleep(self.settings.retry.wait_before(attempt));
-                last = self.retry_alone(index, slot, attempt);
-            }
-            finished.push(last);
-        }
-        finished
-    }
-
-    /// The doctests' job: each doctest reported as a test of the binary `doctests`.
-    fn run_doctests(&self, dispatch: Dispatch) -> (bool, Vec<Finished>) {
-        let Some(doctests) = &self.settings.doctests else { return (true, Vec::new()) };
-        if self.stop.stopped() {
-            return (true, Vec::new());
-        }
-        let started_at = self.started.elapsed();
-        match crate::doctests::run(&doctests.build_args, &doctests.filters, doctests.threads) {
-            Ok(results) => {
-                let finished: Vec<Finished> = results
-                    .into_iter()
-                    .map(|f| Finished { started_at, worker: dispatch.lane, ..f })
-                    .collect();
-                (finished.iter().all(|f| f.passed), finished)
-            }
-            Err(error) => {
-                eprintln!("warning: doctests not run: {error}");
-                (true, Vec::new())
-            }
-        }
-    }
-
-    /// One more attempt of a plain test, as a batch of one in a fresh process.
-    fn retry_alone(&self, index: usize, slot: usize, attempt: u32) -> Finished {
-        let started_at = self.started.elapsed();
-        let process = Some(self.next_process());
-        let test = &self.tests[index];
-        let batched =
-            self.libtest_batch(&[test], slot).remove(&test.name).unwrap_or_else(no_result);
-        let (duration, usage) = (batched.attempt.duration, batched.attempt.usage);
-        let ran = Ran { slot, attempt, started_at, duration, process, usage };
-        self.batch_finished(index, batched, ran)
     }
 
     /// The test's leak timeout: its own, else the run's.
@@ -585,38 +319,6 @@ impl ProcessExecutor {
             }
             outcome => outcome,
         }
-    }
-
-    /// How a test of a batch ended, as a report.
-    fn batch_finished(&self, index: usize, batched: Batched, ran: Ran) -> Finished {
-        if batched.output_lost {
-            return self.output_from_alone(index, ran);
-        }
-        let Attempt { outcome, printed, captured, .. } = batched.attempt;
-        let outcome = self.judge_leak(&self.tests[index], outcome);
-        self.report(index, ran, outcome, printed, captured)
-    }
-
-    /// libtest prints a failed test's output at the end of the run, so a batch whose process
-    /// died later lost it: the test runs again alone, now, for its output. Failing alone, that
-    /// run is its report (and it needs no rerun after the schedule).
-    fn output_from_alone(&self, index: usize, ran: Ran) -> Finished {
-        let Attempt { outcome: alone, printed, .. } = self.run_alone(&self.tests[index], ran.slot);
-        let captured = String::new();
-        if alone.passed() {
-            let reason = "the test failed; its output was lost when a later test of its batch \
-                          took the process down, and it passed when run again alone"
-                .to_owned();
-            return self.report(
-                index,
-                ran,
-                Outcome::Failed { reason },
-                Printed::default(),
-                captured,
-            );
-        }
-        self.failed_alone.lock().insert(index);
-        self.report(index, ran, alone, printed, captured)
     }
 
     fn report(
@@ -674,12 +376,6 @@ impl Attempt {
     }
 }
 
-/// A test a batch has no result for (the batch's process ended before it said).
-fn no_result() -> Batched {
-    let outcome = Outcome::Failed { reason: "no result".into() };
-    Batched { attempt: Attempt::of(outcome), output_lost: false, missing: true }
-}
-
 /// Where and when an attempt ran.
 #[derive(Debug, Clone, Copy)]
 struct Ran {
@@ -691,6 +387,56 @@ struct Ran {
     process: Option<u64>,
     /// What it used, where that was measured.
     usage: Option<Usage>,
+}
+
+/// A way of running a job's tests, one per [`Runner`]: each test of the job gets its finished
+/// attempts (a batch's own retries included).
+pub(super) trait Way: Sync {
+    fn run(
+        &self,
+        on: &ProcessExecutor,
+        job: &[usize],
+        lane: usize,
+        dispatch: Dispatch,
+    ) -> Vec<Finished>;
+}
+
+/// The way of each runner, chosen when the plan was made.
+fn way(runner: Runner) -> &'static dyn Way {
+    match runner {
+        Runner::Worker => &pooled::Pooled,
+        Runner::Process => &own_process::OwnProcess,
+        Runner::LibtestBatch => &batched::LibtestBatch,
+        Runner::Doctests => &DoctestsJob,
+    }
+}
+
+/// [`Way`] of [`Runner::Doctests`]: each doctest reported as a test of the binary `doctests`.
+struct DoctestsJob;
+
+impl Way for DoctestsJob {
+    fn run(
+        &self,
+        on: &ProcessExecutor,
+        _job: &[usize],
+        lane: usize,
+        _dispatch: Dispatch,
+    ) -> Vec<Finished> {
+        let Some(doctests) = &on.settings.doctests else { return Vec::new() };
+        if on.stop.stopped() {
+            return Vec::new();
+        }
+        let started_at = on.started.elapsed();
+        match crate::doctests::run(&doctests.build_args, &doctests.filters, doctests.threads) {
+            Ok(results) => {
+                results.into_iter().map(|f| Finished { started_at, worker: lane, ..f }).collect()
+            }
+            Err(error) => {
+                eprintln!("warning: doctests not run: {error}");
+                Vec::new()
+            }
+        }
+    }
 }
 
 impl Executor for ProcessExecutor {
@@ -705,21 +451,10 @@ impl Executor for ProcessExecutor {
     /// Runs in the dispatch's lane (the lowest free), not the pool thread's: the worker
     /// processes and port blocks are the lane's.
     fn execute(&self, _thread: &usize, dispatch: Dispatch) -> (bool, Vec<Finished>) {
-        let slot = &dispatch.lane;
-        let members = &self.jobs[dispatch.job].tests;
+        let job = &self.jobs[dispatch.job];
         // A retry waits in its slot, holding its groups as the test would.
         std::thread::sleep(self.settings.retry.wait_before(dispatch.attempt));
-        let finished = match (self.jobs[dispatch.job].runner, members.as_slice()) {
-            (Runner::Doctests, _) => return self.run_doctests(dispatch),
-            (Runner::Worker, [only]) => {
-                vec![self.run_single(*only, *slot, dispatch, Runner::Worker)]
-            }
-            (Runner::Worker, _) => self.run_prun_batch(members, *slot, dispatch),
-            (Runner::Process, [only]) => {
-                vec![self.run_single(*only, *slot, dispatch, Runner::Process)]
-            }
-            (Runner::Process | Runner::LibtestBatch, _) => self.run_batch(members, *slot, dispatch),
-        };
+        let finished = way(job.runner).run(self, &job.tests, dispatch.lane, dispatch);
         // Passed when every final attempt did (a batch's test may have been retried in it).
         (finished.iter().filter(|f| !f.will_retry).all(|f| f.passed), finished)
     }
