@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use prun::Outcome;
+use prun::Tally;
 use prun::protocol::TestId;
 use prun::time::millis;
 
@@ -331,23 +332,21 @@ impl Summary {
             rate.0 += 1;
             rate.1 += u32::from(!finished.passed);
         }
-        match &finished.outcome {
-            Outcome::Skipped { .. } => self.skipped += 1,
-            Outcome::NotRun { .. } => self.not_run += 1,
+        match finished.outcome.tally(finished.attempt, false) {
+            Tally::Retrying => {}
+            Tally::Skipped => self.skipped += 1,
+            Tally::NotRun => self.not_run += 1,
+            // A quarantined test's failure is reported, and fails nothing.
             _ if !finished.passed && finished.quarantined => {
                 self.quarantined.push((finished.binary.clone(), finished.name.clone()));
             }
-            _ if finished.passed => {
+            Tally::Passed => self.passed += 1,
+            Tally::Flaky => {
                 self.passed += 1;
-                if finished.attempt > 1 {
-                    self.flaky.push((
-                        finished.binary.clone(),
-                        finished.name.clone(),
-                        finished.attempt,
-                    ));
-                }
+                let (binary, name) = (finished.binary.clone(), finished.name.clone());
+                self.flaky.push((binary, name, finished.attempt));
             }
-            _ => {
+            Tally::Failed => {
                 self.failed += 1;
                 self.failures.push(finished.clone());
             }

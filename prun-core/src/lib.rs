@@ -57,7 +57,7 @@ mod worker;
 pub use ctx::Ctx;
 pub use fixtures::{BoxError, Fixture, Listener, Port, Scope, TempDir};
 pub use harness::exit;
-pub use outcome::{Outcome, skip};
+pub use outcome::{Outcome, Tally, skip};
 pub use prun_macros::test;
 
 /// Runs the binary's tests and returns the exit code; `prun::main!()` is the usual way in.

@@ -65,6 +65,22 @@ impl Outcome {
         }
     }
 
+    /// How an attempt counts in a run's tally, the one rule of the harness and `cargo prun`:
+    /// an attempt that will be retried does not count yet; a pass after failed attempts is
+    /// flaky; a leak passes.
+    pub fn tally(&self, attempt: u32, will_retry: bool) -> Tally {
+        match self {
+            _ if will_retry => Tally::Retrying,
+            Outcome::Skipped { .. } => Tally::Skipped,
+            Outcome::NotRun { .. } => Tally::NotRun,
+            Outcome::Passed | Outcome::Leaked { .. } if attempt > 1 => Tally::Flaky,
+            Outcome::Passed | Outcome::Leaked { .. } => Tally::Passed,
+            Outcome::Failed { .. } | Outcome::TimedOut { .. } | Outcome::Crashed { .. } => {
+                Tally::Failed
+            }
+        }
+    }
+
     /// One outcome of each kind, for the tests that must cover them all (the protocol's round
     /// trip, every reporter). The match below stops compiling when a kind is added: add it to
     /// the list too.
@@ -107,6 +123,19 @@ impl Outcome {
             }
         }
     }
+}
+
+/// How an attempt counts in a run's tally (see [`Outcome::tally`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// It runs again: its last attempt counts.
+    Retrying,
+    Passed,
+    /// Passed after failing.
+    Flaky,
+    Failed,
+    Skipped,
+    NotRun,
 }
 
 impl From<&Result<(), Failure>> for Outcome {
@@ -212,6 +241,26 @@ impl<E: Debug> IntoOutcome for Result<(), E> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_outcome_counts_by_one_rule() {
+        let counted: Vec<(&str, Tally)> =
+            Outcome::one_of_each().iter().map(|o| (o.kind(), o.tally(1, false))).collect();
+        assert_eq!(
+            counted,
+            [
+                ("passed", Tally::Passed),
+                ("failed", Tally::Failed),
+                ("timed-out", Tally::Failed),
+                ("crashed", Tally::Failed),
+                ("leaked", Tally::Passed),
+                ("skipped", Tally::Skipped),
+                ("not-run", Tally::NotRun),
+            ]
+        );
+        assert_eq!(Outcome::Passed.tally(2, false), Tally::Flaky);
+        assert_eq!(Outcome::Failed { reason: String::new() }.tally(1, true), Tally::Retrying);
+    }
     use super::*;
 
     #[test]

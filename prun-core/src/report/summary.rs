@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::event::Attempt;
+use crate::outcome::Tally;
 
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
@@ -21,20 +22,24 @@ pub(crate) struct Summary {
 
 impl Summary {
     pub(crate) fn record(&mut self, attempt: &Attempt) {
-        if attempt.will_retry {
-            return;
-        }
-        if attempt.result.is_ok() {
-            self.passed += 1;
-            if attempt.attempt > 1 {
-                self.flaky.push((attempt.name.to_string(), attempt.attempt));
+        let outcome = crate::Outcome::from(&attempt.result);
+        match outcome.tally(attempt.attempt, attempt.will_retry) {
+            Tally::Retrying => {}
+            // A test that skipped itself reads as an ignored one.
+            Tally::Skipped | Tally::NotRun => self.ignored += 1,
+            tally @ (Tally::Passed | Tally::Flaky) => {
+                self.passed += 1;
+                if tally == Tally::Flaky {
+                    self.flaky.push((attempt.name.to_string(), attempt.attempt));
+                }
+                if !attempt.output.is_empty() {
+                    self.successes.push(attempt.clone());
+                }
             }
-            if !attempt.output.is_empty() {
-                self.successes.push(attempt.clone());
+            Tally::Failed => {
+                self.failed += 1;
+                self.failures.push(attempt.clone());
             }
-        } else {
-            self.failed += 1;
-            self.failures.push(attempt.clone());
         }
     }
 
