@@ -114,3 +114,95 @@ pub(super) fn learn(
     }
     hints
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::event::{Event, Finished, Outcome, ParallelOnly};
+
+    /// What a reporter was given, in order.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl Reporter for Seen {
+        fn started(&mut self, _tests: usize, _binaries: usize, _skipped: usize) {}
+
+        fn finished(&mut self, finished: &Finished) {
+            let line = format!("{} {} {}", finished.id(), finished.outcome.kind(), finished.stdout);
+            self.0.lock().unwrap().push(line.trim_end().to_owned());
+        }
+
+        fn parallel_only(&mut self, found: &ParallelOnly) {
+            self.0.lock().unwrap().push(format!("parallel-only {}", found.id()));
+        }
+
+        fn done(&mut self, summary: &Summary) {
+            let counts = (summary.passed, summary.failed, summary.flaky.len(), summary.not_run);
+            self.0.lock().unwrap().push(format!("done {counts:?}"));
+        }
+    }
+
+    fn attempt(name: &str, attempt: u32, outcome: Outcome, will_retry: bool) -> Event {
+        let finished = Finished::of("b".into(), name.into(), outcome);
+        Event::Finished(Finished { attempt, will_retry, test: Some(0), ..finished })
+    }
+
+    /// The run's events in, through the sink: redacted for every reporter, tallied, recorded
+    /// for the history and for `--rerun-failed`; a failure diagnosed as the load's is forgiven.
+    #[test]
+    fn every_event_is_redacted_tallied_recorded_and_rendered() {
+        let seen = Seen::default();
+        let secret = ("API_TOKEN".to_owned(), "s3cr3t-value".to_owned());
+        let redactor = report::redact::Redactor::new([secret].into_iter(), &[], &[]).unwrap();
+        let tests = ["b flaky", "b loaded", "b stopped"].map(str::to_owned);
+        let mut sink = Sink {
+            reporters: vec![Box::new(seen.clone())],
+            redactor,
+            summary: Summary::default(),
+            records: Vec::new(),
+            last_run: rerun::LastRun::new(tests),
+        };
+        let failed = || Outcome::Failed { reason: "boom".into() };
+        sink.event(attempt("flaky", 1, failed(), true));
+        sink.event(attempt("flaky", 2, Outcome::Passed, false));
+        let Event::Finished(loaded) = attempt("loaded", 1, failed(), false) else { unreachable!() };
+        sink.event(Event::Finished(Finished { stdout: "token s3cr3t-value".into(), ..loaded }));
+        let found = ParallelOnly {
+            binary: "b".into(),
+            name: "loaded".into(),
+            shared_process: false,
+            neighbours: Vec::new(),
+            culprits: None,
+            flaky: false,
+            under_load: true,
+            collision: None,
+            trials: None,
+            reproduce: None,
+            fix: None,
+        };
+        sink.event(Event::ParallelOnly(found));
+        let stopped = Outcome::NotRun { reason: "stopped after the first failure".into() };
+        sink.event(attempt("stopped", 1, stopped, false));
+        let records: Vec<String> = sink.records.iter().map(|(id, _)| id.clone()).collect();
+        let rerun = sink.last_run.rerun(std::path::Path::new("here"));
+        let summary = sink.done();
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [
+                "b flaky failed",
+                "b flaky passed",
+                "b loaded failed token [REDACTED]",
+                "parallel-only b loaded",
+                "b stopped not-run",
+                "done (1, 0, 2, 1)",
+            ]
+        );
+        assert_eq!((summary.passed, summary.failed, summary.not_run), (1, 0, 1));
+        // The history learns each test's final attempt that ran.
+        assert_eq!(records, ["b flaky", "b loaded"]);
+        // What did not pass (the load's failure is forgiven) runs again.
+        assert_eq!(rerun.tests.into_iter().collect::<Vec<_>>(), ["b stopped"]);
+    }
+}
