@@ -12,11 +12,12 @@
 //! file prun cannot read is a warning and a fresh start: history is advice, and never fails a
 //! run. A `history.json` of an earlier prun is read once and replaced.
 
-use prun::protocol::TestId;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use prun::protocol::TestId;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,12 +5,12 @@
 //! whose `filter` (a filterset) gives tests a `test-group`, `threads-required`, `retries` or a
 //! `slow-timeout`. What prun cannot honour is named in one warning line.
 
-use prun::protocol::TestId;
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use prun::config::{Config, GroupConfig, LeakTimeout, SlowTimeout, Threads};
+use prun::protocol::TestId;
 
 use crate::discover::Binary;
 use crate::filterset::{Candidate, Filterset};

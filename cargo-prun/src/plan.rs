@@ -1,11 +1,10 @@
 //! Plan: every selected test of every binary, in one priority order, with the config applied.
 
-use prun::protocol::TestId;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use prun::config::Config;
-use prun::protocol::CatalogTest;
+use prun::protocol::{CatalogTest, TestId};
 use prun::scheduler::{Job, Limits};
 
 use crate::discover::{Binary, Kind};

@@ -1,10 +1,11 @@
 //! For people: one line per finished test, the failures with their output, and a summary that
 //! ends with `N passed, M failed`.
 
-use prun::protocol::TestId;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+use prun::protocol::TestId;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
