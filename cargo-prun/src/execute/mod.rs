@@ -1,8 +1,9 @@
-//! Execute: runs each dispatched test in a process, under the one global schedule.
-//!
-//! prun binaries run as worker processes, one per (binary, slot), kept for the whole run; plain
-//! libtest binaries run one process per test. A process that dies or a test past its timeout
-//! costs that test only: it is reported with what happened and the slot gets a fresh worker.
+//! Execute: runs each dispatched job under the one global schedule, the way the plan chose for
+//! it (`plan::Runner`, one [`Way`] each): a prun binary's tests in its worker process for the
+//! lane, kept for the whole run (`pooled`); a plain binary's in libtest batches (`batched`); a
+//! test of its own in a process of its own (`own_process`); and the doctests' job. A process
+//! that dies or a test past its timeout costs that test only: it is reported with what
+//! happened, and the lane gets a fresh worker.
 
 mod batched;
 mod children;
@@ -270,7 +271,7 @@ impl ProcessExecutor {
 impl ProcessExecutor {
     /// One test of its own, with how `run` runs it (its attempt, and the number of the process
     /// it ran in): announced as it starts, "not run" once the run stopped.
-    pub(super) fn single(
+    fn single(
         &self,
         index: usize,
         slot: usize,
