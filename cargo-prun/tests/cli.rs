@@ -657,6 +657,12 @@ fn nextest_and_cargo_habits_are_understood() {
         .map(|(name, _)| name)
         .collect();
     assert_eq!(ran, ["tests::ignored"]);
+    // Both: the ignored tests and the rest, as a prun harness reads the pair.
+    let both = ["tests::doubles", "tests::ignored", "--exact", "--ignored", "--include-ignored"];
+    let run = cargo_prun(&[&args[..], &both].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ran: Vec<String> = outcomes(&run).into_keys().collect();
+    assert_eq!(ran, ["tests::doubles", "tests::ignored"]);
 }
 
 #[test]
