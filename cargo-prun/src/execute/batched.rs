@@ -16,13 +16,8 @@ use crate::plan::PlannedTest;
 pub(super) struct LibtestBatch;
 
 impl Way for LibtestBatch {
-    fn run(
-        &self,
-        on: &ProcessExecutor,
-        job: &[usize],
-        lane: usize,
-        dispatch: Dispatch,
-    ) -> Vec<Finished> {
+    fn run(&self, on: &ProcessExecutor, job: &[usize], dispatch: Dispatch) -> Vec<Finished> {
+        let lane = dispatch.lane;
         on.run_batch(job, lane, dispatch)
     }
 }

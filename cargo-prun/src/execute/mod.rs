@@ -390,16 +390,10 @@ struct Ran {
     usage: Option<Usage>,
 }
 
-/// A way of running a job's tests, one per [`Runner`]: each test of the job gets its finished
-/// attempts (a batch's own retries included).
+/// A way of running a job's tests, one per [`Runner`], on the dispatch's lane: each test of the
+/// job gets its finished attempts (a batch's own retries included).
 pub(super) trait Way: Sync {
-    fn run(
-        &self,
-        on: &ProcessExecutor,
-        job: &[usize],
-        lane: usize,
-        dispatch: Dispatch,
-    ) -> Vec<Finished>;
+    fn run(&self, on: &ProcessExecutor, job: &[usize], dispatch: Dispatch) -> Vec<Finished>;
 }
 
 /// The way of each runner, chosen when the plan was made.
@@ -416,22 +410,17 @@ fn way(runner: Runner) -> &'static dyn Way {
 struct DoctestsJob;
 
 impl Way for DoctestsJob {
-    fn run(
-        &self,
-        on: &ProcessExecutor,
-        _job: &[usize],
-        lane: usize,
-        _dispatch: Dispatch,
-    ) -> Vec<Finished> {
+    fn run(&self, on: &ProcessExecutor, _job: &[usize], dispatch: Dispatch) -> Vec<Finished> {
         let Some(doctests) = &on.settings.doctests else { return Vec::new() };
         if on.stop.stopped() {
             return Vec::new();
         }
         let started_at = on.started.elapsed();
         match crate::doctests::run(&doctests.build_args, &doctests.filters, doctests.threads) {
-            Ok(results) => {
-                results.into_iter().map(|f| Finished { started_at, worker: lane, ..f }).collect()
-            }
+            Ok(results) => results
+                .into_iter()
+                .map(|f| Finished { started_at, worker: dispatch.lane, ..f })
+                .collect(),
             Err(error) => {
                 eprintln!("warning: doctests not run: {error}");
                 Vec::new()
@@ -455,7 +444,7 @@ impl Executor for ProcessExecutor {
         let job = &self.jobs[dispatch.job];
         // A retry waits in its slot, holding its groups as the test would.
         std::thread::sleep(self.settings.retry.wait_before(dispatch.attempt));
-        let finished = way(job.runner).run(self, &job.tests, dispatch.lane, dispatch);
+        let finished = way(job.runner).run(self, &job.tests, dispatch);
         // Passed when every final attempt did (a batch's test may have been retried in it).
         (finished.iter().filter(|f| !f.will_retry).all(|f| f.passed), finished)
     }

@@ -12,13 +12,8 @@ use crate::plan::PlannedTest;
 pub(super) struct OwnProcess;
 
 impl Way for OwnProcess {
-    fn run(
-        &self,
-        on: &ProcessExecutor,
-        job: &[usize],
-        lane: usize,
-        dispatch: Dispatch,
-    ) -> Vec<Finished> {
+    fn run(&self, on: &ProcessExecutor, job: &[usize], dispatch: Dispatch) -> Vec<Finished> {
+        let lane = dispatch.lane;
         job.iter()
             .map(|&index| {
                 on.single(index, lane, dispatch, |test| {

@@ -16,13 +16,8 @@ use crate::plan::PlannedTest;
 pub(super) struct Pooled;
 
 impl Way for Pooled {
-    fn run(
-        &self,
-        on: &ProcessExecutor,
-        job: &[usize],
-        lane: usize,
-        dispatch: Dispatch,
-    ) -> Vec<Finished> {
+    fn run(&self, on: &ProcessExecutor, job: &[usize], dispatch: Dispatch) -> Vec<Finished> {
+        let lane = dispatch.lane;
         match job {
             [only] => vec![on.single(*only, lane, dispatch, |test| {
                 on.run_in_worker(test, *only, lane, dispatch)
