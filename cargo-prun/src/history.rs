@@ -181,8 +181,9 @@ impl History {
                 if let Some(cpu_ms) = run.cpu_ms {
                     wall += run.duration_ms * u64::from(*times);
                     // A test that waits still costs its process something (the dispatcher's
-                    // lightest weight, a fiftieth of a core).
-                    cpu += cpu_ms.max(run.duration_ms / 50) * u64::from(*times);
+                    // lightest weight).
+                    let least = run.duration_ms * u64::from(prun::scheduler::LIGHTEST) / 1000;
+                    cpu += cpu_ms.max(least) * u64::from(*times);
                 }
             }
         }

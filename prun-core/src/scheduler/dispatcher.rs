@@ -7,9 +7,9 @@
 //!
 //! With [`Limits::adaptive`], thread slots are only a ceiling: a job is admitted while the
 //! expected CPU demand of the running jobs (each weighs what it used per second of wall time
-//! in earlier runs) stays within the cores and their expected peak memory within what is
-//! available. A live signal from the machine ([`Dispatcher::observe`]) lets more in while
-//! cores sit idle despite the expectation, and holds the run to one test per core while the
+//! in earlier runs) stays within the cores (see [`Adaptive::capacity`]) and their expected
+//! peak memory within what is available. A live signal from the machine ([`Dispatcher::observe`]) lets more in while
+//! cores sit idle despite the expectation, and holds the run to the expectation while the
 //! machine is saturated.
 
 use std::collections::BTreeSet;
@@ -27,6 +27,21 @@ pub struct Job {
     pub retries: u32,
     /// What it is expected to use, for adaptive limits.
     pub demand: Demand,
+}
+
+impl Job {
+    /// What the job weighs against the cores, in thousandths of a core: its measured CPU (a
+    /// core per slot when unknown), and at least a core per slot when it takes several
+    /// (`threads = 4` weighs at least 4) or is calm.
+    pub fn weight(&self) -> u64 {
+        let slots = u64::from(self.slots.max(1));
+        let measured = match self.demand.millicores {
+            0 => 1000 * slots,
+            known => u64::from(known.max(LIGHTEST)),
+        };
+        let floor = if self.demand.calm || slots > 1 { 1000 * slots } else { 0 };
+        measured.max(floor)
+    }
 }
 
 /// What a job is expected to use while it runs, from earlier runs.
@@ -51,6 +66,18 @@ pub struct Adaptive {
     pub memory_kb: u64,
 }
 
+impl Adaptive {
+    /// The expected CPU the running tests may hold, in thousandths of a core: the cores, and an
+    /// eighth more (at most half a core). A weight is a few ten-millisecond ticks over a test's
+    /// run, so the eighth is within what the measurement cannot tell apart; and it is the room
+    /// the tests that wait need beside tests that keep every core busy. Never a whole core more:
+    /// CPU-bound tests run one a core.
+    pub fn capacity(&self) -> u64 {
+        let cores = u64::from(self.millicores);
+        cores + (cores / 8).min(500)
+    }
+}
+
 /// What the machine measured over the last moment, for [`Dispatcher::observe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Load {
@@ -60,8 +87,10 @@ pub struct Load {
     pub saturated: bool,
 }
 
-/// The least a job weighs: a test that mostly waits still costs its process something.
-const LIGHTEST: u32 = 20;
+/// The least a job weighs, in thousandths of a core: a test that mostly waits still costs its
+/// process something. Small, so that the many tests that wait fit beside those that keep
+/// every core busy (a test run in a process of its own is measured with what its start costs).
+pub const LIGHTEST: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -159,30 +188,22 @@ impl Dispatcher {
     }
 
     /// What the machine measured: idle cores let tests in beyond the expectation (until the
-    /// next measurement), saturation holds the run to a test per core.
+    /// next measurement), saturation holds the run to the expectation (its CPU within the
+    /// cores).
     pub fn observe(&mut self, load: Load) {
         self.credit = load.idle_millicores;
         self.saturated = load.saturated;
     }
 
-    /// Whether the run held more expected CPU than cores at some moment while `job`'s attempt
-    /// ran.
+    /// Whether the run held more expected CPU than the cores' capacity at some moment while
+    /// `job`'s attempt ran.
     pub fn was_loaded(&self, job: usize) -> bool {
         self.loaded[job]
     }
 
-    /// What `job` weighs against the cores, in thousandths of a core: its measured CPU (a core
-    /// per slot when unknown), and at least a core per slot when it takes several (`threads =
-    /// 4` weighs at least 4) or is calm.
+    /// What `job` weighs against the cores: see [`Job::weight`].
     pub fn weight(&self, job: usize) -> u64 {
-        let job = &self.jobs[job];
-        let slots = u64::from(job.slots.max(1));
-        let measured = match job.demand.millicores {
-            0 => 1000 * slots,
-            known => u64::from(known.max(LIGHTEST)),
-        };
-        let floor = if job.demand.calm || slots > 1 { 1000 * slots } else { 0 };
-        measured.max(floor)
+        self.jobs[job].weight()
     }
 
     /// Expected demand allows the job now; `beyond` says it needs the measured idle cores.
@@ -196,17 +217,14 @@ impl Dispatcher {
             return None;
         }
         let weight = self.weight(job);
-        let cores = u64::from(adaptive.millicores);
-        let within = self.demand_used + weight <= cores;
-        if self.saturated {
-            // Saturated: at most a test per core, as a fixed count would run.
-            let per_core = u64::try_from(self.running).unwrap_or(u64::MAX) * 1000 < cores;
-            return (within && per_core).then_some(false);
-        }
+        let within = self.demand_used + weight <= adaptive.capacity();
         if within {
             return Some(false);
         }
-        if demand.calm || self.calm_running > 0 {
+        // Saturated (more threads want a core than there are), nothing beyond the expectation:
+        // as many tests as the cores serve, as a fixed count would run for tests that keep a
+        // core busy, and the tests that wait beside them.
+        if self.saturated || demand.calm || self.calm_running > 0 {
             return None;
         }
         (u64::from(self.credit) >= weight.min(1000)).then_some(true)
@@ -311,10 +329,10 @@ impl Dispatcher {
         self.memory_used += job.demand.memory_kb;
         self.demand_used += self.weight(index);
         self.running_jobs.insert(index);
-        // Oversubscribed by prun's own choice (more expected CPU than cores), not by others'
-        // load: that is what a failure under load is forgiven for.
+        // Oversubscribed by prun's own choice (more expected CPU than the cores' capacity), not
+        // by others' load: that is what a failure under load is forgiven for.
         self.loaded[index] = false;
-        if self.adaptive.is_some_and(|a| self.demand_used > u64::from(a.millicores)) {
+        if self.adaptive.is_some_and(|a| self.demand_used > a.capacity()) {
             self.mark_loaded();
         }
     }
@@ -519,13 +537,30 @@ mod tests {
 
     #[test]
     fn tests_that_wait_run_many_to_a_core_up_to_the_ceiling() {
-        // 100 tests that each used a tenth of a core: 20 fit two cores, and the ceiling is 16.
+        // 100 tests that each used a tenth of a core: 22 fit two cores and their eighth, and
+        // the ceiling is 16.
         let jobs = vec![weighing(100); 100];
         let mut d = Dispatcher::new(jobs, &adaptive(16, 2000, u64::MAX));
         let started = std::iter::from_fn(|| d.next_runnable()).count();
         assert_eq!(started, 16);
         let mut d = Dispatcher::new(vec![weighing(100); 100], &adaptive(64, 2000, u64::MAX));
-        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 20);
+        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 22);
+    }
+
+    #[test]
+    fn tests_that_wait_run_beside_tests_that_keep_every_core_busy() {
+        let mut jobs = vec![weighing(1000); 4];
+        jobs.extend(vec![weighing(LIGHTEST); 100]);
+        let mut d = Dispatcher::new(jobs, &adaptive(256, 2000, u64::MAX));
+        let started: Vec<usize> = std::iter::from_fn(|| d.next_runnable()).map(|d| d.job).collect();
+        // Two burners, one a core, never a third; and as many waits as a quarter core holds.
+        assert_eq!(started[..2], [0, 1]);
+        assert!(started[2..].iter().all(|&job| job >= 4));
+        assert_eq!(started.len(), 2 + 250 / LIGHTEST as usize);
+        assert!(!d.was_loaded(0));
+        // On 64 cores, the room beside them is half a core, not a core: 64 burners at once.
+        let mut d = Dispatcher::new(vec![weighing(1000); 100], &adaptive(256, 64_000, u64::MAX));
+        assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 64);
     }
 
     #[test]
@@ -540,7 +575,7 @@ mod tests {
         assert_eq!(std::iter::from_fn(|| d.next_runnable()).count(), 2);
         // Every running test saw the machine oversubscribed (5 tests of a core on 2 cores).
         assert!((0..5).all(|job| d.was_loaded(job)));
-        // Saturated: nothing more starts until the tests are down to one per core.
+        // Saturated: nothing more starts until the tests are back within the cores.
         d.observe(Load { idle_millicores: 2000, saturated: true });
         assert_eq!(d.next_runnable(), None);
     }
@@ -626,7 +661,7 @@ mod tests {
         fn adaptive_admission_keeps_its_promises(suite in loaded_suite()) {
             let Loaded { jobs, ticks, limits, loads } = suite;
             let adaptive = limits.adaptive.unwrap();
-            let cores = u64::from(adaptive.millicores);
+            let cores = adaptive.capacity();
             let mut d = Dispatcher::new(jobs.clone(), &limits);
             let mut running: Vec<(u64, Dispatch)> = Vec::new();
             let mut started = vec![false; jobs.len()];
@@ -651,9 +686,6 @@ mod tests {
                             prop_assert!(credit >= weight.min(1000));
                             credit -= weight.min(1000);
                         }
-                        if load.saturated {
-                            prop_assert!((running.len() as u64) * 1000 < cores);
-                        }
                     }
                     started[dispatch.job] = true;
                     running.push((now + u64::from(ticks[dispatch.job]), dispatch));
@@ -668,8 +700,7 @@ mod tests {
                 for (index, job) in jobs.iter().enumerate().filter(|(i, _)| !started[*i]) {
                     let fits_otherwise = slots + job.slots.clamp(1, limits.threads.max(1)) <= limits.threads.max(1)
                         && (!group_busy || job.groups.is_empty())
-                        && memory + job.demand.memory_kb <= adaptive.memory_kb
-                        && !(load.saturated && (running.len() as u64) * 1000 >= cores);
+                        && memory + job.demand.memory_kb <= adaptive.memory_kb;
                     if fits_otherwise && !running.is_empty() {
                         prop_assert!(demand + d.weight(index) > cores, "job {} waits", index);
                     }

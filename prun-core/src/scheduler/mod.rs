@@ -4,5 +4,5 @@
 pub mod dispatcher;
 pub mod pool;
 
-pub use dispatcher::{Adaptive, Demand, Dispatch, Dispatcher, Job, Limits, Load};
+pub use dispatcher::{Adaptive, Demand, Dispatch, Dispatcher, Job, LIGHTEST, Limits, Load};
 pub use pool::{Executor, run};

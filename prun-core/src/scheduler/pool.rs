@@ -36,11 +36,12 @@ struct Shared {
     changed: Condvar,
 }
 
-/// How often an adaptive run measures the machine.
-const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often an adaptive run measures the machine: five of the kernel's ticks a core, enough
+/// to tell idle cores apart, and soon enough that cores do not sit idle long while tests wait.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Runs every job on `threads` workers and returns when the dispatcher is done. An adaptive
-/// dispatcher also gets the machine's load every 100 ms (see [`Sampler`]).
+/// dispatcher also gets the machine's load every 50 ms (see [`Sampler`]).
 pub fn run<E: Executor>(threads: usize, dispatcher: Dispatcher, executor: Arc<E>) {
     let threads = threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -64,8 +65,14 @@ fn sample(shared: &Shared) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut sampler = Sampler::new(u32::try_from(cores).unwrap_or(u32::MAX));
     let mut queue = shared.dispatcher.lock();
+    let mut next = Instant::now() + SAMPLE_EVERY;
     while !queue.dispatcher.is_done() {
-        shared.changed.wait_for(&mut queue, SAMPLE_EVERY);
+        // Woken early by a finished test, it waits on: a reading over a moment shorter than
+        // the kernel's tick would say nothing, and would take the credit the last one gave.
+        if !shared.changed.wait_until(&mut queue, next).timed_out() {
+            continue;
+        }
+        next = Instant::now() + SAMPLE_EVERY;
         if let Some(load) = sampler.read() {
             queue.dispatcher.observe(load);
             shared.changed.notify_all();
