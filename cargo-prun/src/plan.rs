@@ -173,6 +173,9 @@ pub(crate) struct Plan {
     /// Every test the filters select, before `--partition` takes this machine's share: what
     /// `cargo prun merge` checks the shards against.
     pub(crate) all_selected: Vec<String>,
+    /// The jobs are in [`longest_first`] order (by priority, with history), which [`weigh`]
+    /// keeps with what it learns of their CPU.
+    pub(crate) longest_first: bool,
 }
 
 /// `known`: what each test (by id, `BINARY NAME`) took in earlier runs, from the history or a
@@ -264,10 +267,19 @@ pub(crate) fn plan(
     if let Order::Shuffle(seed) = options.order {
         fastrand::Rng::with_seed(seed).shuffle(&mut jobs);
     }
-    if options.order == Order::Priority && learned {
+    let by_expected = options.order == Order::Priority && learned;
+    if by_expected {
         longest_first(&mut jobs, &tests, &limits);
     }
-    Ok(Plan { tests, jobs, limits, ignored, filtered_out, all_selected })
+    Ok(Plan {
+        tests,
+        jobs,
+        limits,
+        ignored,
+        filtered_out,
+        all_selected,
+        longest_first: by_expected,
+    })
 }
 
 /// Adaptive limits: each job weighs what its tests used in earlier runs (a batch, its tests
@@ -315,6 +327,9 @@ pub(crate) fn weigh(
     let millicores = u32::try_from(cores * 1000).unwrap_or(u32::MAX);
     plan.limits.threads = u32::try_from(ceiling).unwrap_or(u32::MAX);
     plan.limits.adaptive = Some(prun::scheduler::Adaptive { millicores, memory_kb });
+    if plan.longest_first {
+        longest_first(&mut plan.jobs, &plan.tests, &plan.limits);
+    }
 }
 
 /// A prun test with something of its own (a category that goes first, a group, a timeout,
@@ -472,6 +487,12 @@ const LONG: Duration = Duration::from_millis(100);
 /// expected time over its capacity) when that is longer than the job, so that a contended
 /// group starts early enough not to finish last; within a group, longest first. Equal jobs keep
 /// the category order.
+///
+/// With adaptive limits the cores are a chain too: the jobs that burn CPU take at least their
+/// CPU time over the cores between them, however many tests wait beside them. A job is placed
+/// by its share of that chain (a job that keeps a core busy, by all of it), so that CPU-bound
+/// work starts at once and the tests that mostly wait fill in around it, rather than a long
+/// wait going first and the cores idling at the start.
 fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits) {
     let expected =
         |job: &PlannedJob| -> Duration { job.tests.iter().map(|&t| tests[t].expected).sum() };
@@ -484,11 +505,20 @@ fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits
     for (chain, capacity) in chains.iter_mut().zip(&limits.group_capacity) {
         *chain /= (*capacity).max(1);
     }
+    // A core's share of a job, in thousandths (at most one: a job of several slots is its own
+    // chain, long as it is).
+    let share = |job: &PlannedJob| u128::from(job.job.weight().min(1000));
+    let cpu_chain = limits.adaptive.map_or(0, |adaptive| {
+        let cpu: u128 = jobs.iter().map(|job| expected(job).as_nanos() * share(job) / 1000).sum();
+        cpu / u128::from(adaptive.millicores.max(1)) * 1000
+    });
     // Stable: ties keep the category order the jobs came in.
     jobs.sort_by_cached_key(|job| {
         let own = expected(job);
-        let chain = job.job.groups.iter().map(|&g| chains[g]).max().unwrap_or_default();
-        std::cmp::Reverse((own.max(chain), own))
+        let group = job.job.groups.iter().map(|&g| chains[g]).max().unwrap_or_default();
+        let cores = cpu_chain * share(job) / 1000;
+        let cores = Duration::from_nanos(u64::try_from(cores).unwrap_or(u64::MAX));
+        std::cmp::Reverse((own.max(group).max(cores), own))
     });
 }
 
@@ -586,6 +616,51 @@ pub(crate) mod tests {
         let names = job_names(&warm);
         assert_eq!(names[..3], [vec!["db_1"], vec!["db_2"], vec!["db_3"]]);
         assert_eq!(names[3..], [vec!["long"], vec!["quick"]]);
+    }
+
+    #[test]
+    fn adaptive_runs_start_the_cpu_bound_work_before_longer_tests_that_wait() {
+        // Four tests that burn a core for 300 ms each (1.2 s of CPU, 600 ms on 2 cores) and
+        // three that wait 500 ms using next to nothing.
+        let names = ["burn_1", "burn_2", "burn_3", "burn_4", "wait_1", "wait_2", "wait_3"];
+        let mut one_each = test("x", &[]);
+        one_each.retries = Some(1); // a job of its own each, not a batch
+        let tests = names.iter().map(|n| CatalogTest { name: (*n).into(), ..one_each.clone() });
+        let binaries = [binary("b", Kind::Prun, tests.collect())];
+        let mut history = crate::history::History::default();
+        let mut times = Vec::new();
+        for name in names {
+            let (ms, cpu_ms) = if name.starts_with("burn") { (300, 300) } else { (500, 1) };
+            let record = crate::history::Record {
+                duration_ms: ms,
+                outcome: crate::history::Ended::Passed,
+                attempts: 1,
+                cpu_ms: Some(cpu_ms),
+                peak_kb: Some(1024),
+            };
+            history.add(format!("b {name}"), record);
+            times.push((format!("b {name}"), ms));
+        }
+        let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
+        // A fixed count: longest first, the waits ahead of the shorter burners.
+        let mut plan = plan_of(&binaries, &known(&times), 2);
+        let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
+        assert_eq!(first, ["wait_1", "wait_2", "wait_3", "burn_1", "burn_2", "burn_3", "burn_4"]);
+        // Adaptive: the cores are the chain (600 ms of CPU each core must get through), so the
+        // burners start at once and the waits, weighing next to nothing, run beside them.
+        weigh(&mut plan, &binaries, &history, 2, 64);
+        let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
+        assert_eq!(first, ["burn_1", "burn_2", "burn_3", "burn_4", "wait_1", "wait_2", "wait_3"]);
+        let dispatcher = prun::scheduler::Dispatcher::new(
+            plan.jobs.iter().map(|job| job.job.clone()).collect(),
+            &plan.limits,
+        );
+        let mut dispatcher = dispatcher;
+        let started: Vec<usize> = std::iter::from_fn(|| dispatcher.next_runnable())
+            .map(|dispatch| dispatch.job)
+            .collect();
+        // Two burners (a core each) and every wait start together.
+        assert_eq!(started, [0, 1, 4, 5, 6]);
     }
 
     #[test]
