@@ -515,9 +515,9 @@ const LONG: Duration = Duration::from_millis(100);
 ///
 /// With adaptive limits the cores are a chain too: the jobs that burn CPU take at least their
 /// CPU time over the cores between them, however many tests wait beside them. A job is placed
-/// by its share of that chain (a job that keeps a core busy, by all of it), so that CPU-bound
-/// work starts at once and the tests that mostly wait fill in around it, rather than a long
-/// wait going first and the cores idling at the start.
+/// by its share of that chain (a job that keeps half a core busy or more, by all of it), so
+/// that CPU-bound work starts at once and the tests that mostly wait fill in around it, rather
+/// than a long wait going first and the cores idling at the start.
 fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits) {
     let expected =
         |job: &PlannedJob| -> Duration { job.tests.iter().map(|&t| tests[t].expected).sum() };
@@ -541,7 +541,9 @@ fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits
     jobs.sort_by_cached_key(|job| {
         let own = expected(job);
         let group = job.job.groups.iter().map(|&g| chains[g]).max().unwrap_or_default();
-        let cores = cpu_chain * share(job) / 1000;
+        // Half a core or more: the whole chain, so that the jobs that burn CPU tie and go
+        // longest first among themselves, not in the order of their weights' noise.
+        let cores = if share(job) >= 500 { cpu_chain } else { cpu_chain * share(job) / 1000 };
         let cores = Duration::from_nanos(u64::try_from(cores).unwrap_or(u64::MAX));
         std::cmp::Reverse((own.max(group).max(cores), own))
     });
@@ -645,8 +647,8 @@ pub(crate) mod tests {
 
     #[test]
     fn adaptive_runs_start_the_cpu_bound_work_before_longer_tests_that_wait() {
-        // Four tests that burn a core for 300 ms each (1.2 s of CPU, 600 ms on 2 cores) and
-        // three that wait 500 ms using next to nothing.
+        // Four tests that burn most of a core for 200-400 ms (1.15 s of CPU, 576 ms on 2 cores)
+        // and three that wait 500 ms using next to nothing.
         let names = ["burn_1", "burn_2", "burn_3", "burn_4", "wait_1", "wait_2", "wait_3"];
         let mut one_each = test("x", &[]);
         one_each.retries = Some(1); // a job of its own each, not a batch
@@ -655,7 +657,13 @@ pub(crate) mod tests {
         let mut history = crate::history::History::default();
         let mut times = Vec::new();
         for name in names {
-            let (ms, cpu_ms) = if name.starts_with("burn") { (300, 300) } else { (500, 1) };
+            let (ms, cpu_ms) = match name {
+                "burn_1" => (200, 200),
+                "burn_2" => (300, 270),
+                "burn_3" => (400, 380),
+                "burn_4" => (300, 300),
+                _ => (500, 1),
+            };
             let record = crate::history::Record {
                 duration_ms: ms,
                 outcome: crate::history::Ended::Passed,
@@ -670,12 +678,13 @@ pub(crate) mod tests {
         // A fixed count: longest first, the waits ahead of the shorter burners.
         let mut plan = plan_of(&binaries, &known(&times), 2);
         let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
-        assert_eq!(first, ["wait_1", "wait_2", "wait_3", "burn_1", "burn_2", "burn_3", "burn_4"]);
-        // Adaptive: the cores are the chain (600 ms of CPU each core must get through), so the
-        // burners start at once and the waits, weighing next to nothing, run beside them.
+        assert_eq!(first, ["wait_1", "wait_2", "wait_3", "burn_3", "burn_2", "burn_4", "burn_1"]);
+        // Adaptive: the cores are the chain (576 ms of CPU each core must get through), so the
+        // burners start at once, longest first whatever their weights (0.9-1 core), and the
+        // waits, weighing next to nothing, run beside them.
         weigh(&mut plan, &binaries, &history, 2, 64);
         let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
-        assert_eq!(first, ["burn_1", "burn_2", "burn_3", "burn_4", "wait_1", "wait_2", "wait_3"]);
+        assert_eq!(first, ["burn_3", "burn_2", "burn_4", "burn_1", "wait_1", "wait_2", "wait_3"]);
         let dispatcher = prun::scheduler::Dispatcher::new(
             plan.jobs.iter().map(|job| job.job.clone()).collect(),
             &plan.limits,
