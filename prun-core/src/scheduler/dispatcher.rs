@@ -8,9 +8,9 @@
 //! With [`Limits::adaptive`], thread slots are only a ceiling: a job is admitted while the
 //! expected CPU demand of the running jobs (each weighs what it used per second of wall time
 //! in earlier runs) stays within the cores (see [`Adaptive::capacity`]) and their expected
-//! peak memory within what is available. A live signal from the machine ([`Dispatcher::observe`]) lets more in while
-//! cores sit idle despite the expectation, and holds the run to the expectation while the
-//! machine is saturated.
+//! peak memory within what is available. A live signal from the machine
+//! ([`Dispatcher::observe`]) lets more in while cores sit idle despite the expectation, and
+//! holds the run to the expectation while the machine is saturated.
 
 use std::collections::BTreeSet;
 
