@@ -180,7 +180,11 @@ fn run_process(
     std::thread::spawn(move || {
         let _ = send.send(Piped::Exited(crate::os::reap(child)));
     });
-    let mut usage = Usages::new(pid);
+    // Read at a pace, a test's duration is known to the pace and the reader's latency behind
+    // thousands of lines: one shorter than a tick of the kernel's CPU clock says nothing of
+    // the CPU it needs.
+    let least = if pace.is_some() { TICK } else { Duration::from_millis(1) };
+    let mut usage = Usages::new(pid, least);
 
     let mut reader = Statuses::new(names.iter().copied());
     let mut timed_out = None;
@@ -298,11 +302,19 @@ enum Piped {
 }
 
 /// What each test of a batch process used: the process is measured each time a test ends
-/// (one that took under a millisecond only counts, as a core for as long as it ran, against
-/// the next measurement), and the tests that end with the process share what `wait4` says
-/// the process used over its life.
+/// (one that took under `least` is not measured: it only counts, as a core for as long as it
+/// ran, against the next measurement), and the tests that end with the process share what
+/// `wait4` says the process used over its life.
+///
+/// A test left unmeasured weighs a core in later runs, as an unknown one does. That matters
+/// for a binary of thousands of tiny tests: read at a pace, each one's duration is mostly the
+/// reader's latency, and measuring it as such made 20,001 empty tests look like they used a
+/// third of a core, so that 11 batches ran at once on 2 cores (and the more that ran, the
+/// longer and lighter each test looked).
 struct Usages {
     meter: prun::usage::Meter,
+    /// Tests shorter than this are not measured.
+    least: Duration,
     /// Tests of `finished` already given their share.
     seen: usize,
     /// Time of tests that ended unmeasured since the last measurement.
@@ -311,9 +323,9 @@ struct Usages {
 }
 
 impl Usages {
-    fn new(pid: u32) -> Usages {
+    fn new(pid: u32, least: Duration) -> Usages {
         let meter = prun::usage::Meter::of(pid);
-        Usages { meter, seen: 0, unmeasured: Duration::ZERO, of: BTreeMap::new() }
+        Usages { meter, least, seen: 0, unmeasured: Duration::ZERO, of: BTreeMap::new() }
     }
 
     fn measure(&mut self, finished: &[(String, (Status, Duration))]) {
@@ -323,7 +335,7 @@ impl Usages {
         let others: Duration = new.iter().map(|(_, (_, took))| *took).sum::<Duration>()
             - longest.1.1
             + self.unmeasured;
-        if longest.1.1 < Duration::from_millis(1) {
+        if longest.1.1 < self.least {
             self.unmeasured = others + longest.1.1;
             return;
         }
@@ -644,6 +656,9 @@ fn stream(
 /// tests are seen to start and end are this close (durations are kept to the millisecond).
 const PACE: Duration = Duration::from_millis(1);
 
+/// A tick of the kernel's CPU clock (`USER_HZ`), what `/proc` counts a process's CPU in.
+const TICK: Duration = Duration::from_millis(10);
+
 /// A process of this many tests or more is read at that pace; a smaller one as it speaks
 /// (its end is seen a millisecond sooner, which is what a small suite's run is made of).
 const PACED_FROM: usize = 256;
@@ -663,6 +678,28 @@ mod tests {
 
     fn finished(reader: &Statuses) -> Vec<(&str, &Status)> {
         reader.finished.iter().map(|(name, (result, _))| (name.as_str(), result)).collect()
+    }
+
+    #[test]
+    fn a_paced_batch_does_not_measure_tests_shorter_than_a_tick() {
+        let ended = |took: &[(&str, u64)]| -> Vec<Ended> {
+            let took = took.iter().map(|(name, ms)| (*name, Duration::from_millis(*ms)));
+            took.map(|(name, took)| (name.to_owned(), (Status::Passed, took))).collect()
+        };
+        let run = ended(&[("a", 4), ("b", 12)]);
+        // Read as it speaks: a test of 4 ms is measured (this process stands in for a batch).
+        let mut usage = Usages::new(std::process::id(), Duration::from_millis(1));
+        usage.measure(&run[..1]);
+        usage.measure(&run);
+        assert_eq!(usage.of.keys().collect::<Vec<_>>(), ["a", "b"]);
+        // Read at a pace: only the test of a tick or more is; the other counts against it.
+        let mut usage = Usages::new(std::process::id(), TICK);
+        usage.measure(&run[..1]);
+        assert!(usage.of.is_empty());
+        assert_eq!(usage.unmeasured, Duration::from_millis(4));
+        usage.measure(&run);
+        assert_eq!(usage.of.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(usage.unmeasured, Duration::ZERO);
     }
 
     #[test]
