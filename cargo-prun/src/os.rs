@@ -4,42 +4,132 @@
 //! every test process with it at once. Linux sends that signal when the *thread* that started
 //! the child ends, not the process, and prun starts processes from its pool's threads: so every
 //! test process is started by one thread that lives as long as `cargo prun`.
+//!
+//! That thread must not fork: a fork copies the page tables of all of `cargo prun` (2-5 ms on
+//! this project's 2-core machine, more with a large catalog), one start after another, so that
+//! 45 tests that wait took 150 ms to start when a wave of them ended together, and the cores
+//! idled meanwhile. So a test process starts as `cargo-prun` itself, through `posix_spawn`
+//! (which copies nothing), with [`TRAMPOLINE`] as its first argument: it asks for the signal,
+//! checks that `cargo prun` is still there, and executes the test's command, which keeps the
+//! signal, the process, its pid and everything the command set (directory, environment,
+//! pipes, process group). The start itself then happens in the new process, on any core.
 //! Another platform gets its own version of this module (macOS: a kqueue watch on the parent).
 //!
 //! A test process is reaped with `wait4`, which also says what it used over its life.
-#![expect(unsafe_code, reason = "pre_exec runs code in the child; wait4 has no safe wrapper")]
+#![expect(unsafe_code, reason = "wait4 has no safe wrapper")]
 
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
 
-type Request = (Command, Sender<io::Result<Child>>);
+/// The first argument that makes `cargo-prun` start a test's command rather than run:
+/// `cargo-prun TRAMPOLINE PARENT_PID PROGRAM ARGS...`.
+pub(crate) const TRAMPOLINE: &str = "__prun-start-test";
+
+/// The command of a test process, to give to [`spawn`]: a `Command` for `program` in all but
+/// how it starts.
+#[derive(Debug)]
+pub(crate) struct TestCommand {
+    command: Command,
+    program: OsString,
+}
+
+impl TestCommand {
+    pub(crate) fn new(program: impl AsRef<OsStr>) -> TestCommand {
+        let program = program.as_ref().to_owned();
+        // `/proc/self/exe` is read by the new process before it executes anything: this
+        // `cargo-prun`, even if its file was replaced since it started.
+        let mut command = Command::new("/proc/self/exe");
+        command.arg(TRAMPOLINE).arg(std::process::id().to_string()).arg(&program);
+        TestCommand { command, program }
+    }
+
+    /// Whether its program can be started: what starting it would say when it cannot be found
+    /// or run (the new process can only say so in its exit code and stderr).
+    fn check(&self) -> io::Result<()> {
+        let executable = |path: &Path| nix::unistd::access(path, nix::unistd::AccessFlags::X_OK);
+        let program = Path::new(&self.program);
+        if program.components().count() > 1 {
+            // A relative path is the new process's, from its directory.
+            let path = match self.command.get_current_dir() {
+                Some(dir) if program.is_relative() => dir.join(program),
+                _ => program.to_owned(),
+            };
+            return executable(&path).map_err(io::Error::from);
+        }
+        let path = self
+            .command
+            .get_envs()
+            .find(|(key, _)| *key == "PATH")
+            .and_then(|(_, value)| value.map(OsStr::to_owned))
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        if std::env::split_paths(&path).any(|dir| executable(&dir.join(program)).is_ok()) {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        }
+    }
+}
+
+impl Deref for TestCommand {
+    type Target = Command;
+
+    fn deref(&self) -> &Command {
+        &self.command
+    }
+}
+
+impl DerefMut for TestCommand {
+    fn deref_mut(&mut self) -> &mut Command {
+        &mut self.command
+    }
+}
 
 /// Starts `command` from the spawner thread, as a process that dies when `cargo prun` does.
-pub(crate) fn spawn(mut command: Command) -> io::Result<Child> {
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the child between fork and exec, and only makes two system
-    // calls (prctl, getppid) that are async-signal-safe; it allocates nothing and takes no lock.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
-            // The parent may have died before the signal was asked for: then go now.
-            if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(0) {
-                return Err(io::Error::other("cargo prun is gone"));
-            }
-            Ok(())
-        });
-    }
+pub(crate) fn spawn(command: TestCommand) -> io::Result<Child> {
+    command.check()?;
     let (answer, answered) = mpsc::channel();
     spawner()
         .lock()
         .map_err(|_| io::Error::other("the spawner thread is gone"))?
-        .send((command, answer))
+        .send((command.command, answer))
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
     answered.recv().map_err(|_| io::Error::other("the spawner thread is gone"))?
 }
+
+/// When this process was started as [`TRAMPOLINE`]: asks for the parent-death signal and
+/// becomes the test's command (or says why it cannot, and exits 127, as a shell does).
+/// Otherwise returns at once.
+pub(crate) fn start_test_if_asked() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(OsStr::new(TRAMPOLINE)) {
+        return;
+    }
+    let parent = args.next().and_then(|pid| pid.to_str()?.parse::<i32>().ok());
+    let Some((parent, program)) = parent.zip(args.next()) else {
+        eprintln!("cargo-prun {TRAMPOLINE}: expected PARENT_PID PROGRAM [ARGS...]");
+        std::process::exit(127);
+    };
+    if let Err(err) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        eprintln!("cargo prun: cannot tie {} to the run: {err}", program.to_string_lossy());
+        std::process::exit(127);
+    }
+    // The parent may have died before the signal was asked for: then go now.
+    if nix::unistd::getppid().as_raw() != parent {
+        std::process::exit(127);
+    }
+    let err = Command::new(&program).args(args).exec();
+    eprintln!("cargo prun: cannot start {}: {err}", program.to_string_lossy());
+    std::process::exit(127);
+}
+
+type Request = (Command, Sender<io::Result<Child>>);
 
 /// The one thread that starts test processes; it lives as long as the process.
 fn spawner() -> &'static Mutex<Sender<Request>> {
@@ -106,12 +196,22 @@ mod tests {
 
     #[test]
     fn a_process_started_from_a_thread_that_ends_lives_on() {
-        // Started from a thread that then ends: the parent-death signal is tied to the spawner
-        // thread, which lives on, so the child is not killed with the short-lived thread.
+        // Started from a thread that then ends: the parent-death signal (asked for here as the
+        // trampoline asks for it) is tied to the spawner thread, which lives on, so the child
+        // is not killed with the short-lived thread.
         let child = std::thread::spawn(|| {
             let mut command = Command::new("sleep");
             command.arg("30");
-            spawn(command).unwrap()
+            // SAFETY: one async-signal-safe system call between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                    Ok(())
+                });
+            }
+            let (answer, answered) = mpsc::channel();
+            spawner().lock().unwrap().send((command, answer)).unwrap();
+            answered.recv().unwrap().unwrap()
         })
         .join()
         .unwrap();
@@ -124,11 +224,33 @@ mod tests {
     }
 
     #[test]
+    fn a_program_that_cannot_be_started_is_an_error_before_any_process_starts() {
+        let error = |command: TestCommand| spawn(command).unwrap_err().kind();
+        assert_eq!(error(TestCommand::new("/no/such/program")), io::ErrorKind::NotFound);
+        assert_eq!(error(TestCommand::new("no-such-program-of-prun")), io::ErrorKind::NotFound);
+        let mut command = TestCommand::new("no-such-program-of-prun");
+        command.env("PATH", "/no/such/dir");
+        assert_eq!(error(command), io::ErrorKind::NotFound);
+        // A file that is not executable.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("script"), "#!/bin/sh\n").unwrap();
+        assert_eq!(
+            error(TestCommand::new(dir.path().join("script"))),
+            io::ErrorKind::PermissionDenied
+        );
+        // A relative path is from the command's directory.
+        let mut command = TestCommand::new("./script");
+        command.current_dir(dir.path());
+        assert_eq!(error(command), io::ErrorKind::PermissionDenied);
+        assert!(TestCommand::new("sh").check().is_ok());
+    }
+
+    #[test]
     fn a_reaped_process_says_what_it_used() {
         // A shell that burns CPU until the kernel has counted some, in a child it waits for.
         let mut command = Command::new("sh");
         command.args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"]);
-        let (status, usage) = reap(spawn(command).unwrap()).unwrap();
+        let (status, usage) = reap(command.spawn().unwrap()).unwrap();
         assert!(status.success());
         assert!(usage.cpu_ms > 0, "{usage:?}");
         assert!(usage.peak_kb > 0, "{usage:?}");

@@ -38,13 +38,28 @@ impl TestBinary {
     /// A command that runs this binary as cargo test would: under the target's runner when
     /// cargo's config sets one.
     pub(crate) fn command(&self) -> Command {
+        let (program, args) = self.program();
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    }
+
+    /// The same, to start as a test process (one that dies with the run).
+    pub(crate) fn test_command(&self) -> crate::os::TestCommand {
+        let (program, args) = self.program();
+        let mut command = crate::os::TestCommand::new(program);
+        command.args(args);
+        command
+    }
+
+    /// What runs it: the runner, its arguments and this binary; or this binary.
+    fn program(&self) -> (&Path, Vec<&std::ffi::OsStr>) {
         match &self.runner {
             Some(runner) => {
-                let mut command = Command::new(&runner.program);
-                command.args(&runner.args).arg(&self.path);
-                command
+                let args = runner.args.iter().map(AsRef::as_ref);
+                (&runner.program, args.chain([self.path.as_os_str()]).collect())
             }
-            None => Command::new(&self.path),
+            None => (&self.path, Vec::new()),
         }
     }
 

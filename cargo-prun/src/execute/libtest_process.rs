@@ -2,7 +2,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::Duration;
 
 use prun::usage::Usage;
@@ -47,8 +47,8 @@ pub(crate) fn command(
     select: Select<'_>,
     flags: &[&str],
     extra_args: &[String],
-) -> Command {
-    let mut command = binary.command();
+) -> crate::os::TestCommand {
+    let mut command = binary.test_command();
     command.args(flags).arg("--test-threads=1");
     if let Select::Names(_) = select {
         command.arg("--exact");

@@ -94,7 +94,7 @@ impl WorkerProcess {
         let _ = std::fs::remove_file(launch.socket);
         let listener = UnixListener::bind(launch.socket)
             .map_err(|source| StartError::Listen { path: launch.socket.to_owned(), source })?;
-        let mut command = launch.binary.command();
+        let mut command = launch.binary.test_command();
         command
             .current_dir(launch.cwd)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
