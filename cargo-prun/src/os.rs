@@ -13,10 +13,14 @@
 //! checks that `cargo prun` is still there, and executes the test's command, which keeps the
 //! signal, the process, its pid and everything the command set (directory, environment,
 //! pipes, process group). The start itself then happens in the new process, on any core.
+//! (Where there is no `/proc`, a test process is forked and asks for the signal before exec.)
 //! Another platform gets its own version of this module (macOS: a kqueue watch on the parent).
 //!
 //! A test process is reaped with `wait4`, which also says what it used over its life.
-#![expect(unsafe_code, reason = "wait4 has no safe wrapper")]
+#![expect(
+    unsafe_code,
+    reason = "wait4 has no safe wrapper; without /proc, pre_exec runs code in the child"
+)]
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -44,8 +48,32 @@ impl TestCommand {
         let program = program.as_ref().to_owned();
         // `/proc/self/exe` is read by the new process before it executes anything: this
         // `cargo-prun`, even if its file was replaced since it started.
+        static PROC: OnceLock<bool> = OnceLock::new();
+        if !*PROC.get_or_init(|| Path::new("/proc/self/exe").exists()) {
+            return TestCommand::forked(program);
+        }
         let mut command = Command::new("/proc/self/exe");
         command.arg(TRAMPOLINE).arg(std::process::id().to_string()).arg(&program);
+        TestCommand { command, program }
+    }
+
+    /// Without `/proc` (a sandbox that has none): the command itself, asking for the signal
+    /// between fork and exec.
+    fn forked(program: OsString) -> TestCommand {
+        let mut command = Command::new(&program);
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the child between fork and exec, and only makes two
+        // system calls (prctl, getppid) that are async-signal-safe; it allocates nothing and
+        // takes no lock.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(0) {
+                    return Err(io::Error::other("cargo prun is gone"));
+                }
+                Ok(())
+            });
+        }
         TestCommand { command, program }
     }
 
@@ -196,22 +224,14 @@ mod tests {
 
     #[test]
     fn a_process_started_from_a_thread_that_ends_lives_on() {
-        // Started from a thread that then ends: the parent-death signal (asked for here as the
-        // trampoline asks for it) is tied to the spawner thread, which lives on, so the child
-        // is not killed with the short-lived thread.
+        // Started from a thread that then ends: the parent-death signal is tied to the spawner
+        // thread, which lives on, so the child is not killed with the short-lived thread. (The
+        // forked command asks for the signal as the trampoline does, which a unit test, not
+        // being cargo-prun, cannot be: tests/cli.rs runs the trampoline.)
         let child = std::thread::spawn(|| {
-            let mut command = Command::new("sleep");
+            let mut command = TestCommand::forked("sleep".into());
             command.arg("30");
-            // SAFETY: one async-signal-safe system call between fork and exec.
-            unsafe {
-                command.pre_exec(|| {
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
-                    Ok(())
-                });
-            }
-            let (answer, answered) = mpsc::channel();
-            spawner().lock().unwrap().send((command, answer)).unwrap();
-            answered.recv().unwrap().unwrap()
+            spawn(command).unwrap()
         })
         .join()
         .unwrap();
