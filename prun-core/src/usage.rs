@@ -29,6 +29,9 @@ pub struct Meter {
 /// supports Linux on.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// One tick of that clock: a measurement of a process's CPU is good to about this much.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(1000 / TICKS_PER_SECOND);
+
 impl Meter {
     /// Measures this process from now.
     pub fn of_self() -> Meter {

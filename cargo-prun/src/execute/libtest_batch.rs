@@ -183,7 +183,7 @@ fn run_process(
     // Read at a pace, a test's duration is known to the pace and the reader's latency behind
     // thousands of lines: one shorter than a tick of the kernel's CPU clock says nothing of
     // the CPU it needs.
-    let least = if pace.is_some() { TICK } else { Duration::from_millis(1) };
+    let least = if pace.is_some() { prun::usage::TICK } else { Duration::from_millis(1) };
     let mut usage = Usages::new(pid, least);
 
     let mut reader = Statuses::new(names.iter().copied());
@@ -656,9 +656,6 @@ fn stream(
 /// tests are seen to start and end are this close (durations are kept to the millisecond).
 const PACE: Duration = Duration::from_millis(1);
 
-/// A tick of the kernel's CPU clock (`USER_HZ`), what `/proc` counts a process's CPU in.
-const TICK: Duration = Duration::from_millis(10);
-
 /// A process of this many tests or more is read at that pace; a smaller one as it speaks
 /// (its end is seen a millisecond sooner, which is what a small suite's run is made of).
 const PACED_FROM: usize = 256;
@@ -693,7 +690,7 @@ mod tests {
         usage.measure(&run);
         assert_eq!(usage.of.keys().collect::<Vec<_>>(), ["a", "b"]);
         // Read at a pace: only the test of a tick or more is; the other counts against it.
-        let mut usage = Usages::new(std::process::id(), TICK);
+        let mut usage = Usages::new(std::process::id(), prun::usage::TICK);
         usage.measure(&run[..1]);
         assert!(usage.of.is_empty());
         assert_eq!(usage.unmeasured, Duration::from_millis(4));
