@@ -136,7 +136,21 @@ pub fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, signal).unwrap();
 }
 
+/// Whether process `pid` is gone (a zombie is): it is given a minute to go, since a process
+/// sent SIGKILL dies when the kernel next schedules it, which on a loaded machine can be after
+/// the run that sent the signal has ended.
 pub fn gone(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gone_now(pid) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+fn gone_now(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => {
@@ -179,10 +193,6 @@ pub fn kill_9_mid_run(dir: &std::path::Path) -> (bool, std::path::PathBuf, bool)
     let run_dir = tmpdir.parent().unwrap().to_owned();
     send(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !gone(test_pid) && std::time::Instant::now() < deadline {
-        std::thread::yield_now();
-    }
     (gone(test_pid), run_dir.clone(), run_dir.exists())
 }
 
