@@ -530,9 +530,8 @@ fn longest_first(jobs: &mut [PlannedJob], tests: &[PlannedTest], limits: &Limits
     for (chain, capacity) in chains.iter_mut().zip(&limits.group_capacity) {
         *chain /= (*capacity).max(1);
     }
-    // A core's share of a job, in thousandths (at most one: a job of several slots is its own
-    // chain, long as it is).
-    let share = |job: &PlannedJob| u128::from(job.job.weight().min(1000));
+    // A job of several slots is its own chain, long as it is.
+    let share = |job: &PlannedJob| u128::from(job.job.share());
     let cpu_chain = limits.adaptive.map_or(0, |adaptive| {
         let cpu: u128 = jobs.iter().map(|job| expected(job).as_nanos() * share(job) / 1000).sum();
         cpu / u128::from(adaptive.millicores.max(1)) * 1000

@@ -42,6 +42,12 @@ impl Job {
         let floor = if self.demand.calm || slots > 1 { 1000 * slots } else { 0 };
         measured.max(floor)
     }
+
+    /// The job's share of one core, in thousandths: its weight, at most a whole core (a job of
+    /// several slots keeps a core of its own busy, not more of any one core).
+    pub fn share(&self) -> u64 {
+        self.weight().min(1000)
+    }
 }
 
 /// What a job is expected to use while it runs, from earlier runs.
@@ -230,7 +236,7 @@ impl Dispatcher {
         // Half a core measured idle (or half the job's weight, if less) lets a job in: a test
         // that keeps a core busy often waits on itself too (a test that spins until a deadline
         // takes what CPU it gets), and the next measurement stops the run if it overshot.
-        (u64::from(self.credit) >= weight.min(1000) / 2).then_some(true)
+        (u64::from(self.credit) >= self.jobs[job].share() / 2).then_some(true)
     }
 
     fn mark_loaded(&mut self) {
@@ -318,8 +324,8 @@ impl Dispatcher {
 
     fn take(&mut self, index: usize) {
         if self.demand_allows(index) == Some(true) {
-            let weight = u32::try_from(self.weight(index).min(1000)).unwrap_or(1000);
-            self.credit = self.credit.saturating_sub(weight);
+            let share = u32::try_from(self.jobs[index].share()).unwrap_or(1000);
+            self.credit = self.credit.saturating_sub(share);
         }
         let job = &self.jobs[index];
         self.free_slots -= job.slots;
