@@ -33,7 +33,6 @@ mod timings;
 use cli::{Cargo, Command};
 
 fn main() {
-    os::start_test_if_asked();
     let Cargo::Prun(prun) = Cargo::parse_command_line();
     let result = match prun.command {
         None => run::run(prun.run).map_err(Error::from),

@@ -676,48 +676,6 @@ fn kill_9_of_cargo_prun_takes_its_tests_along_and_the_next_run_sweeps_up() {
     assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
 }
 
-/// `cargo-prun __prun-start-test PARENT PROGRAM ARGS...`, how cargo prun starts every test
-/// process: the program runs, with the parent-death signal, only while PARENT is its parent.
-fn start_test(parent: u32, program: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-prun"));
-    command.arg("__prun-start-test").arg(parent.to_string()).args(program);
-    command
-}
-
-#[test]
-fn a_test_process_starts_tied_to_the_run() {
-    use std::io::BufRead;
-    use std::os::unix::process::ExitStatusExt;
-    let me = std::process::id();
-    // The command runs as given: its arguments, its exit code.
-    let status = start_test(me, &["sh", "-c", "exit $0", "7"]).status().unwrap();
-    assert_eq!(status.code(), Some(7));
-    // Not started by the run it names (that run is gone): it does not run.
-    let dir = tempfile_dir("start-test");
-    let marker = dir.join("ran");
-    let touch = format!("touch {}", marker.display());
-    let status = start_test(1, &["sh", "-c", &touch]).status().unwrap();
-    assert_eq!((status.code(), marker.exists()), (Some(127), false));
-    // A program that cannot start: said on stderr, exit 127.
-    let out = start_test(me, &["/no/such/program"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(127));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start /no/such/program"));
-    // It dies with the thread that started it: the parent-death signal survived the exec.
-    let mut child = std::thread::spawn(move || {
-        let mut child = start_test(me, &["sh", "-c", "echo started; exec sleep 60"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line, "started\n");
-        child
-    })
-    .join()
-    .unwrap();
-    assert_eq!(child.wait().unwrap().signal(), Some(9));
-}
-
 #[test]
 fn an_undeclared_category_is_the_harnesss_own_error() {
     let run = cargo_prun(&["-p", "undeclared"]);

@@ -1,8 +1,7 @@
 //! A plain libtest binary: one process per test, as nextest runs them.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use prun::usage::Usage;
@@ -13,6 +12,7 @@ use super::output::{Output, Printed};
 use super::status;
 use crate::build::TestBinary;
 use crate::event::Outcome;
+use crate::os::TestProcess;
 
 pub(crate) struct LibtestRun<'a> {
     pub(crate) binary: &'a TestBinary,
@@ -58,13 +58,7 @@ pub(crate) fn command(
         Select::Names(names) => command.args(names),
         Select::Substrings(substrings) => command.args(substrings),
     };
-    command
-        .current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    command.current_dir(cwd).envs(env.iter().map(|(k, v)| (k, v)));
     command
 }
 
@@ -130,7 +124,10 @@ fn run_measured(test: &LibtestRun<'_>, usage: &mut Option<Usage>) -> (Outcome, P
 
 /// Waits for the child, at most `timeout`; `None` means it was killed (with its process group)
 /// for running past it.
-fn wait(child: Child, timeout: Option<Duration>) -> std::io::Result<Option<(ExitStatus, Usage)>> {
+fn wait(
+    child: TestProcess,
+    timeout: Option<Duration>,
+) -> std::io::Result<Option<(ExitStatus, Usage)>> {
     let Some(limit) = timeout else { return crate::os::reap(child).map(Some) };
     let pid = child.id();
     let (send, reaped) = std::sync::mpsc::channel();

@@ -2,9 +2,7 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,7 @@ use super::Attempt;
 use super::children::Children;
 use super::output::{Output, Printed};
 use super::status;
+use crate::os::TestProcess;
 
 /// How one test went in a worker, and whether the worker lives on (when it died or was killed
 /// for a timeout, drop it and spawn another).
@@ -35,7 +34,7 @@ impl Answer {
 
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
-    child: Child,
+    child: TestProcess,
     requests: UnixStream,
     responses: BufReader<UnixStream>,
     output: Arc<Output>,
@@ -99,11 +98,7 @@ impl WorkerProcess {
             .current_dir(launch.cwd)
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .arg(protocol::WORKER_FLAG)
-            .arg(launch.socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .arg(launch.socket);
         let mut child = crate::os::spawn(command)
             .map_err(|source| StartError::Spawn { binary: launch.binary.describe(), source })?;
         launch.children.register(child.id());
@@ -340,7 +335,7 @@ impl WorkerProcess {
 }
 
 /// Waits for the child to connect, or to die first.
-fn accept(listener: &UnixListener, child: &mut Child) -> Result<UnixStream, ConnectError> {
+fn accept(listener: &UnixListener, child: &mut TestProcess) -> Result<UnixStream, ConnectError> {
     listener.set_nonblocking(true).map_err(ConnectError::Accept)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
