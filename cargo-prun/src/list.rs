@@ -15,7 +15,7 @@ pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, crate::run::
     )?;
     let threads = prun::config::resolve_threads(cli.test_threads, &workspace.config)?;
     let history = workspace.history.load();
-    let plan = crate::run::plan(cli, &workspace, &history, threads)?;
+    let plan = crate::run::plan(cli, &workspace, &history, threads, None)?;
     print(&workspace.binaries, &plan, &history, format);
     Ok(crate::exit::OK)
 }

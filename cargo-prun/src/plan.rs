@@ -35,6 +35,24 @@ pub(crate) struct Options {
     /// Passing tests' output is shown (`--no-capture`, `--success-output`): a plain test of its
     /// own runs in a process whose output is read as it comes.
     pub(crate) keep_output: bool,
+    /// An adaptive run on this many cores: a plain binary's batches are sized for as many of
+    /// them at once as the cores serve, by the CPU its tests used (see [`lanes`]).
+    pub(crate) cores: Option<usize>,
+}
+
+/// What earlier runs say of a test: from the history, or a timings file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// What it typically took.
+    pub(crate) duration: Duration,
+    /// CPU per second of wall time, in thousandths of a core, where it was measured.
+    pub(crate) millicores: Option<u32>,
+}
+
+impl From<Duration> for Known {
+    fn from(duration: Duration) -> Known {
+        Known { duration, millicores: None }
+    }
 }
 
 /// `--order`: which test starts first.
@@ -85,6 +103,8 @@ pub(crate) struct PlannedTest {
     pub(crate) job: Job,
     /// What it took in earlier runs (the history's median), if it ran before.
     pub(crate) known: Option<Duration>,
+    /// What CPU it used then, per second of wall time (thousandths of a core), if measured.
+    pub(crate) millicores: Option<u32>,
     /// What it is expected to take: `known`, else its category's guess (see [`Guesses`]).
     pub(crate) expected: Duration,
     /// Its failure is reported but does not fail the run.
@@ -186,7 +206,7 @@ pub(crate) fn plan(
     options: Options,
     config: &Config,
     threads: usize,
-    known: &HashMap<String, Duration>,
+    known: &HashMap<String, Known>,
 ) -> Result<Plan, prun::config::UnknownCategory> {
     let mut jobs = prun::plan::Jobs::new(config);
     let (mut selected, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
@@ -217,12 +237,14 @@ pub(crate) fn plan(
             } else {
                 let id = TestId { binary: &binary.binary.id, name: &test.name }.to_string();
                 let known = known.get(&id).copied();
-                selected.push((index, test, id, known));
+                selected.push((index, test, id, known.map(|k| k.duration), known));
             }
         }
     }
     let guesses = Guesses::new(
-        selected.iter().filter_map(|(_, test, _, known)| Some((test.category.as_str(), (*known)?))),
+        selected
+            .iter()
+            .filter_map(|(_, test, _, known, _)| Some((test.category.as_str(), (*known)?))),
     );
     let expected = |test: &CatalogTest, known: Option<Duration>| {
         known.unwrap_or_else(|| guesses.of(&test.category))
@@ -231,14 +253,14 @@ pub(crate) fn plan(
         Some(partition) => partition.select(
             &selected
                 .iter()
-                .map(|(_, test, id, known)| (id.clone(), expected(test, *known)))
+                .map(|(_, test, id, known, _)| (id.clone(), expected(test, *known)))
                 .collect::<Vec<_>>(),
         ),
         None => vec![true; selected.len()],
     };
-    let all_selected = selected.iter().map(|(_, _, id, _)| id.clone()).collect();
+    let all_selected = selected.iter().map(|(_, _, id, _, _)| id.clone()).collect();
     let mut tests = Vec::new();
-    for ((index, test, id, known), ours) in selected.into_iter().zip(ours) {
+    for ((index, test, id, known, measured), ours) in selected.into_iter().zip(ours) {
         if !ours {
             filtered_out += 1;
             continue;
@@ -252,6 +274,7 @@ pub(crate) fn plan(
             timeout,
             job,
             known,
+            millicores: measured.and_then(|m| m.millicores),
             expected: expected(test, known),
             quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
         });
@@ -430,7 +453,7 @@ fn batches(
             let mut members = members;
             members.sort_by(|&a, &b| tests[a].name.cmp(&tests[b].name));
             let total: Duration = members.iter().map(|&m| weight(m)).sum();
-            let ends = shares(count, threads);
+            let ends = shares(count, lanes(&members, tests, threads, options.cores));
             let mut done = Duration::ZERO;
             for member in members {
                 // The batch this test's middle falls in, by the work before it.
@@ -491,6 +514,27 @@ fn shares(count: usize, threads: usize) -> Vec<f64> {
             done as f64 / sum as f64
         })
         .collect()
+}
+
+/// How many of a plain binary's batches (of `members`) run at once: the threads; in an
+/// adaptive run on `cores`, as many as the cores serve by the CPU the tests used (the
+/// dispatcher's weights: a test never measured weighs a core), from the cores to the threads.
+/// A suite that mostly waits runs many tests at once, but its CPU-bound batches still only get
+/// a core each: sized as if all ran at once, they would come out equal, and the last one would
+/// keep a core busy alone at the end.
+fn lanes(members: &[usize], tests: &[PlannedTest], threads: usize, cores: Option<usize>) -> usize {
+    let threads = threads.max(1);
+    let Some(cores) = cores else { return threads };
+    let (mut wall, mut cpu) = (0u128, 0u128);
+    for &member in members {
+        let test = &tests[member];
+        let time = (test.expected + PER_TEST).as_nanos();
+        let millicores = test.millicores.unwrap_or(1000).max(prun::scheduler::LIGHTEST);
+        wall += time;
+        cpu += time * u128::from(millicores) / 1000;
+    }
+    let served = usize::try_from(wall * cores as u128 / cpu.max(1)).unwrap_or(usize::MAX);
+    served.clamp(cores.clamp(1, threads), threads)
 }
 
 /// With history, a batch gets at least this much expected work: below it, another process (or
@@ -582,8 +626,8 @@ pub(crate) mod tests {
         Binary { binary, kind, tests, benchmarks: Vec::new() }
     }
 
-    fn known(pairs: &[(&str, u64)]) -> HashMap<String, Duration> {
-        pairs.iter().map(|(id, ms)| ((*id).to_owned(), Duration::from_millis(*ms))).collect()
+    fn known(pairs: &[(&str, u64)]) -> HashMap<String, Known> {
+        pairs.iter().map(|(id, ms)| ((*id).to_owned(), Duration::from_millis(*ms).into())).collect()
     }
 
     /// The tests of each job, by name, in the order the dispatcher takes them.
@@ -594,7 +638,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn plan_of(binaries: &[Binary], known: &HashMap<String, Duration>, threads: usize) -> Plan {
+    fn plan_of(binaries: &[Binary], known: &HashMap<String, Known>, threads: usize) -> Plan {
         let config = Config::default();
         plan(binaries, &Selection::default(), Options::default(), &config, threads, known)
             .expect("built-in categories")
@@ -744,6 +788,44 @@ pub(crate) mod tests {
         let plan = plan_of(&[binary("plain", Kind::Libtest, tests)], &HashMap::new(), 2);
         let sizes: Vec<usize> = plan.jobs.iter().map(|b| b.tests.len()).collect();
         assert_eq!(sizes, [17, 17, 9, 8, 5, 4]);
+    }
+
+    #[test]
+    fn an_adaptive_runs_plain_batches_are_sized_for_the_cores_their_cpu_needs() {
+        // 48 tests of 20 ms and 16 of 500 ms (jobs of their own) in one plain binary, in a run
+        // whose history says 12 tests at once (most of them wait).
+        let names: Vec<String> = (0..48)
+            .map(|i| format!("t{i:02}"))
+            .chain((0..16).map(|i| format!("w{i:02}")))
+            .collect();
+        let tests = names.iter().map(|name| test(name, &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let sizes = |cores: Option<usize>, short_millicores: u32| {
+            let known: HashMap<String, Known> = names
+                .iter()
+                .map(|name| {
+                    let (ms, millicores) =
+                        if name.starts_with('t') { (20, short_millicores) } else { (500, 5) };
+                    let duration = Duration::from_millis(ms);
+                    (format!("plain {name}"), Known { duration, millicores: Some(millicores) })
+                })
+                .collect();
+            let options = Options { cores, order: Order::Declared, ..Options::default() };
+            let config = Config::default();
+            let plan = plan(&binaries, &Selection::default(), options, &config, 12, &known);
+            let plan = plan.expect("built-in categories");
+            let batches = plan.jobs.iter().filter(|job| job.tests.len() > 1);
+            batches.map(|job| job.tests.len()).collect::<Vec<_>>()
+        };
+        // The short tests burn CPU: two at a time on 2 cores, in rounds that halve, so that
+        // the cores finish together.
+        assert_eq!(sizes(Some(2), 1000), [14, 13, 7, 7, 4, 3]);
+        // A fixed count (`-j 12`): 12 at once, one round of equal batches.
+        assert_eq!(sizes(None, 1000), [8, 8, 8, 8, 8, 8]);
+        // Short tests that wait run 12 at once on 2 cores too.
+        assert_eq!(sizes(Some(2), 5), [8, 8, 8, 8, 8, 8]);
+        // Half a core each: 4 at once.
+        assert_eq!(sizes(Some(2), 500), [10, 9, 10, 9, 5, 5]);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use prun::config::Config;
 
@@ -204,14 +203,19 @@ pub(crate) fn history_store(
     Ok(Store::new(target_dir.join("prun")))
 }
 
-/// What each test is expected to take: a timings file's durations (`--timings`), else the
-/// history's typical ones.
-pub(crate) fn known_durations(
+/// What earlier runs say of each test: a timings file's durations (`--timings`), else the
+/// history's typical durations and the CPU the tests used.
+pub(crate) fn known_tests(
     history: &History,
     timings: Option<&std::path::Path>,
-) -> Result<HashMap<String, Duration>, crate::timings::Error> {
+) -> Result<HashMap<String, crate::plan::Known>, crate::timings::Error> {
     if let Some(path) = timings {
-        return crate::timings::read(path);
+        let durations = crate::timings::read(path)?;
+        return Ok(durations.into_iter().map(|(id, duration)| (id, duration.into())).collect());
     }
-    Ok(history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?))).collect())
+    let known = |test: &crate::history::TestHistory| {
+        let millicores = test.demand().map(|(millicores, _)| millicores);
+        Some(crate::plan::Known { duration: test.typical()?, millicores })
+    };
+    Ok(history.tests.iter().filter_map(|(id, test)| Some((id.clone(), known(test)?))).collect())
 }

@@ -46,7 +46,7 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
     let workspace = prepare::prepare(&args.build, None, None)?;
     let history = workspace.history.load();
     let options =
-        plan::Options { retries: Some(0), order: plan::Order::Declared, keep_output: false };
+        plan::Options { retries: Some(0), order: plan::Order::Declared, ..Default::default() };
     let filter = prun::plan::Filter { ignored: prun::plan::Ignored::Include, ..Default::default() };
     let selection = Selection { filter, ..Selection::default() };
     let plan = plan::plan(

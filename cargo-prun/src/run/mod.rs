@@ -59,6 +59,7 @@ pub(crate) fn plan(
     workspace: &Workspace,
     history: &History,
     threads: usize,
+    cores: Option<usize>,
 ) -> Result<plan::Plan, Error> {
     let config = &workspace.config;
     let include_ignored = cli.include_ignored || cli.run_ignored == Some(cli::RunIgnored::All);
@@ -96,6 +97,7 @@ pub(crate) fn plan(
         retries: cli.retries.or(nextest_retries),
         order: cli.order,
         keep_output: keeps_passing_output(cli),
+        cores,
     };
     // Timing shards balance by a snapshot (see `timings::snapshot_path`), taken now if there is
     // none yet, so that the shards run one after another here agree.
@@ -110,7 +112,7 @@ pub(crate) fn plan(
         }
         (None, _) => None,
     };
-    let known = prepare::known_durations(history, timings.as_deref())?;
+    let known = prepare::known_tests(history, timings.as_deref())?;
     Ok(plan::plan(&workspace.binaries, &selection, options, config, threads, &known)?)
 }
 
@@ -150,7 +152,11 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
             "note: tests shuffled with seed {seed}; --order shuffle:{seed} gives this order again"
         );
     }
-    let mut plan = plan(&cli, &workspace, &history, threads)?;
+    let cores = match concurrency {
+        Concurrency::Fixed(_) => None,
+        Concurrency::Adaptive { cores, .. } => Some(cores),
+    };
+    let mut plan = plan(&cli, &workspace, &history, threads, cores)?;
     if let Concurrency::Adaptive { cores, ceiling } = concurrency {
         plan::weigh(&mut plan, &workspace.binaries, &history, cores, ceiling);
     }
