@@ -237,30 +237,28 @@ pub(crate) fn plan(
             } else {
                 let id = TestId { binary: &binary.binary.id, name: &test.name }.to_string();
                 let known = known.get(&id).copied();
-                selected.push((index, test, id, known.map(|k| k.duration), known));
+                selected.push((index, test, id, known));
             }
         }
     }
-    let guesses = Guesses::new(
-        selected
-            .iter()
-            .filter_map(|(_, test, _, known, _)| Some((test.category.as_str(), (*known)?))),
-    );
-    let expected = |test: &CatalogTest, known: Option<Duration>| {
-        known.unwrap_or_else(|| guesses.of(&test.category))
+    let guesses = Guesses::new(selected.iter().filter_map(|(_, test, _, known)| {
+        Some((test.category.as_str(), known.as_ref()?.duration))
+    }));
+    let expected = |test: &CatalogTest, known: Option<Known>| {
+        known.map_or_else(|| guesses.of(&test.category), |known| known.duration)
     };
     let ours = match selection.partition {
         Some(partition) => partition.select(
             &selected
                 .iter()
-                .map(|(_, test, id, known, _)| (id.clone(), expected(test, *known)))
+                .map(|(_, test, id, known)| (id.clone(), expected(test, *known)))
                 .collect::<Vec<_>>(),
         ),
         None => vec![true; selected.len()],
     };
-    let all_selected = selected.iter().map(|(_, _, id, _, _)| id.clone()).collect();
+    let all_selected = selected.iter().map(|(_, _, id, _)| id.clone()).collect();
     let mut tests = Vec::new();
-    for ((index, test, id, known, measured), ours) in selected.into_iter().zip(ours) {
+    for ((index, test, id, known), ours) in selected.into_iter().zip(ours) {
         if !ours {
             filtered_out += 1;
             continue;
@@ -273,8 +271,8 @@ pub(crate) fn plan(
             meta: test.clone(),
             timeout,
             job,
-            known,
-            millicores: measured.and_then(|m| m.millicores),
+            known: known.map(|known| known.duration),
+            millicores: known.and_then(|known| known.millicores),
             expected: expected(test, known),
             quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
         });
