@@ -23,10 +23,10 @@ fn each_fault_costs_only_its_own_test() {
     let outcome = |name: &str| &tests[name]["outcome"];
     let reason = |name: &str| outcome(name)["reason"].as_str().unwrap_or_default().to_owned();
     for passed in ["a_passes_before", "prints_a_hundred_megabytes", "z_passes_after"] {
-        assert_eq!(outcome(passed)["kind"], "passed", "{passed}");
+        assert_eq!(outcome(passed)["kind"], "passed", "{passed}: {}", outcome(passed));
     }
     for crashed in ["aborts", "segfaults", "exits_zero", "exits_three", "overflows_its_stack"] {
-        assert_eq!(outcome(crashed)["kind"], "crashed", "{crashed}");
+        assert_eq!(outcome(crashed)["kind"], "crashed", "{crashed}: {}", outcome(crashed));
     }
     assert!(reason("aborts").contains("SIGABRT"), "{}", reason("aborts"));
     assert!(reason("segfaults").contains("SIGSEGV"), "{}", reason("segfaults"));
