@@ -53,7 +53,7 @@ pub(crate) struct Finished {
 impl Finished {
     /// `BINARY NAME`.
     pub(crate) fn id(&self) -> String {
-        TestId { binary: &self.binary, name: &self.name }.to_string()
+        TestId { binary: &self.binary, name: &self.name }.joined()
     }
 
     /// The first attempt of a test with `outcome`, that ran no time and printed nothing: an
@@ -261,7 +261,7 @@ impl Fix {
 impl ParallelOnly {
     /// `BINARY NAME`.
     pub(crate) fn id(&self) -> String {
-        TestId { binary: &self.binary, name: &self.name }.to_string()
+        TestId { binary: &self.binary, name: &self.name }.joined()
     }
 
     /// Whether the test's failure is forgiven as flaky: nothing points at its company.

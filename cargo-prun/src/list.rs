@@ -25,7 +25,7 @@ pub(crate) fn list(cli: &Cli, format: MessageFormat) -> Result<i32, crate::run::
 pub(crate) fn print(binaries: &[Binary], plan: &Plan, history: &History, format: MessageFormat) {
     for test in &plan.tests {
         let binary = &binaries[test.binary];
-        let known = history.get(&test.id(binaries));
+        let known = history.get(test.id());
         let typical = known.and_then(|k| k.typical());
         let flaky_rate = known.and_then(|k| k.flaky_rate());
         let demand = known.and_then(|k| k.demand());

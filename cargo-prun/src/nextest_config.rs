@@ -255,7 +255,7 @@ impl NextestConfig {
                 }
                 if let Some(leak) = leak {
                     leak_timeouts.insert(
-                        TestId { binary: &binary.binary.id, name: &test.name }.to_string(),
+                        TestId { binary: &binary.binary.id, name: &test.name }.joined(),
                         leak,
                     );
                 }

@@ -98,6 +98,8 @@ impl std::str::FromStr for Order {
 pub(crate) struct PlannedTest {
     pub(crate) binary: usize,
     pub(crate) name: String,
+    /// `BINARY NAME`, written once (the history, reports and filters name it so).
+    id: String,
     pub(crate) meta: CatalogTest,
     pub(crate) timeout: Option<Duration>,
     pub(crate) job: Job,
@@ -112,8 +114,8 @@ pub(crate) struct PlannedTest {
 }
 
 impl PlannedTest {
-    pub(crate) fn id(&self, binaries: &[Binary]) -> String {
-        TestId { binary: &binaries[self.binary].binary.id, name: &self.name }.to_string()
+    pub(crate) fn id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -213,7 +215,7 @@ pub(crate) fn plan(
     for (index, binary) in binaries.iter().enumerate() {
         for test in &binary.tests {
             let rerun = |only: &std::collections::BTreeSet<String>| {
-                only.contains(&TestId { binary: &binary.binary.id, name: &test.name }.to_string())
+                only.contains(&TestId { binary: &binary.binary.id, name: &test.name }.joined())
             };
             let candidate = crate::filterset::Candidate {
                 binary_id: &binary.binary.id,
@@ -235,7 +237,7 @@ pub(crate) fn plan(
                     test.ignore_reason.clone(),
                 ));
             } else {
-                let id = TestId { binary: &binary.binary.id, name: &test.name }.to_string();
+                let id = TestId { binary: &binary.binary.id, name: &test.name }.joined();
                 let known = known.get(&id).copied();
                 selected.push((index, test, id, known));
             }
@@ -275,6 +277,7 @@ pub(crate) fn plan(
             millicores: known.and_then(|known| known.millicores),
             expected: expected(test, known),
             quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
+            id,
         });
     }
     // Slow first, then integration, then the rest; binary and declaration order within one.
@@ -309,7 +312,6 @@ pub(crate) fn plan(
 /// once.
 pub(crate) fn weigh(
     plan: &mut Plan,
-    binaries: &[Binary],
     history: &crate::history::History,
     cores: usize,
     ceiling: usize,
@@ -318,7 +320,7 @@ pub(crate) fn weigh(
         let (mut wall, mut cpu, mut peak, mut known, mut calm) = (0u64, 0u64, 0u64, true, false);
         for &member in &job.tests {
             let test = &plan.tests[member];
-            let Some(past) = history.get(&test.id(binaries)) else {
+            let Some(past) = history.get(test.id()) else {
                 known = false;
                 continue;
             };
@@ -376,8 +378,8 @@ fn batches(
     terminate: Option<Duration>,
 ) -> Vec<PlannedJob> {
     let isolated = |test: &PlannedTest| {
-        let id = TestId { binary: &binaries[test.binary].binary.id, name: &test.name }.to_string();
-        test.meta.isolate || selection.isolate.iter().any(|pattern| id.contains(pattern.as_str()))
+        test.meta.isolate
+            || selection.isolate.iter().any(|pattern| test.id.contains(pattern.as_str()))
     };
     // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
     // unit test with no group, timeout, retries or extra threads.
@@ -723,7 +725,7 @@ pub(crate) mod tests {
         // Adaptive: the cores are the chain (576 ms of CPU each core must get through), so the
         // burners start at once, longest first whatever their weights (0.9-1 core), and the
         // waits, weighing next to nothing, run beside them.
-        weigh(&mut plan, &binaries, &history, 2, 64);
+        weigh(&mut plan, &history, 2, 64);
         let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
         assert_eq!(first, ["burn_3", "burn_2", "burn_4", "burn_1", "wait_1", "wait_2", "wait_3"]);
         let dispatcher = prun::scheduler::Dispatcher::new(

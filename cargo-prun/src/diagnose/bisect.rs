@@ -57,23 +57,15 @@ pub(crate) fn bisect(args: &BisectArgs) -> Result<i32, Error> {
         1,
         &HashMap::new(),
     )?;
-    let target = find(&plan, &workspace.binaries, &args.test)?;
-    let target_id = plan.tests[target].id(&workspace.binaries);
+    let target = find(&plan, &args.test)?;
+    let target_id = plan.tests[target].id().to_owned();
     let everyone: Vec<usize> = (0..plan.tests.len()).filter(|&t| t != target).collect();
     let mut candidates: Vec<usize> = if !args.with.is_empty() {
-        args.with
-            .iter()
-            .map(|name| find(&plan, &workspace.binaries, name))
-            .collect::<Result<_, _>>()?
+        args.with.iter().map(|name| find(&plan, name)).collect::<Result<_, _>>()?
     } else {
         let recorded: Vec<usize> = history
             .get(&target_id)
-            .map(|test| {
-                test.neighbours
-                    .iter()
-                    .filter_map(|id| find(&plan, &workspace.binaries, id).ok())
-                    .collect()
-            })
+            .map(|test| test.neighbours.iter().filter_map(|id| find(&plan, id).ok()).collect())
             .unwrap_or_default();
         if recorded.is_empty() { everyone.clone() } else { recorded }
     };
@@ -219,16 +211,16 @@ pub(crate) fn command(build_args: &[String], target: &str, culprits: &[String]) 
 }
 
 /// A test by its name or by `BINARY NAME`; a name in two binaries must be given with its binary.
-fn find(plan: &Plan, binaries: &[crate::discover::Binary], wanted: &str) -> Result<usize, Error> {
+fn find(plan: &Plan, wanted: &str) -> Result<usize, Error> {
     let hits: Vec<usize> = (0..plan.tests.len())
-        .filter(|&t| plan.tests[t].name == wanted || plan.tests[t].id(binaries) == wanted)
+        .filter(|&t| plan.tests[t].name == wanted || plan.tests[t].id() == wanted)
         .collect();
     match hits.as_slice() {
         [one] => Ok(*one),
         [] => Err(Error::NoSuchTest(wanted.to_owned())),
         many => Err(Error::Ambiguous {
             wanted: wanted.to_owned(),
-            ids: many.iter().map(|&t| plan.tests[t].id(binaries)).collect(),
+            ids: many.iter().map(|&t| plan.tests[t].id().to_owned()).collect(),
         }),
     }
 }

@@ -209,7 +209,7 @@ impl<'r, R: Replay + ?Sized> Diagnosis<'r, R> {
     }
 
     pub(crate) fn id(&self, test: usize) -> String {
-        self.replay.tests()[test].id(self.replay.binaries())
+        self.replay.tests()[test].id().to_owned()
     }
 
     /// The tests that ran beside the failed attempt (their spans overlap it, on other slots),

@@ -303,11 +303,7 @@ impl ProcessExecutor {
         if self.settings.leak_timeouts.is_empty() {
             return self.settings.leak_timeout;
         }
-        self.settings
-            .leak_timeouts
-            .get(&test.id(&self.binaries))
-            .copied()
-            .unwrap_or(self.settings.leak_timeout)
+        self.settings.leak_timeouts.get(test.id()).copied().unwrap_or(self.settings.leak_timeout)
     }
 
     /// A passing test that leaked is LEAK, or a failure when the config says so; any other

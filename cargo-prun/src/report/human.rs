@@ -131,6 +131,32 @@ impl Human {
         self.paint(&format!("{word:>7}"), color)
     }
 
+    /// `   PASS [   0.012s] BINARY NAME`, and how it went when that is not all.
+    fn status_line(&self, finished: &Finished) -> String {
+        let status = self.status(finished);
+        let mut line = format!(
+            "{status} [{:>8.3}s] {} {}",
+            finished.duration.as_secs_f64(),
+            finished.binary,
+            shown(&finished.name)
+        );
+        match (&finished.outcome, finished.will_retry) {
+            (Outcome::Passed, _) if finished.attempt > 1 => {
+                line.push_str(&format!(" (passed on attempt {})", finished.attempt))
+            }
+            (Outcome::Passed, _) => {}
+            (outcome, true) => {
+                line.push_str(&format!(" (attempt {} {})", finished.attempt, outcome.reason()))
+            }
+            (Outcome::Failed { .. }, _) => {}
+            (outcome, _) => line.push_str(&format!(" ({})", outcome.reason())),
+        }
+        if finished.quarantined && !finished.passed && !finished.will_retry {
+            line.push_str(" [quarantined: does not fail the run]");
+        }
+        line
+    }
+
     fn section(&mut self, title: &str, text: &str) {
         let text = text.trim_end();
         if !text.is_empty() {
@@ -187,36 +213,15 @@ impl Reporter for Human {
         if let Outcome::NotRun { reason } = &finished.outcome {
             // Said once, in the summary: not a line per test.
             self.not_run_reason.get_or_insert_with(|| reason.clone());
-            self.running.retain(|_, (test, _)| {
-                *test
-                    != TestId { binary: &finished.binary, name: &shown(&finished.name) }.to_string()
-            });
+            let name = shown(&finished.name);
+            let test = TestId { binary: &finished.binary, name: &name };
+            self.running.retain(|_, (running, _)| !test.is(running));
             self.update_progress();
             return;
         }
-        let status = self.status(finished);
-        let mut line = format!(
-            "{status} [{:>8.3}s] {} {}",
-            finished.duration.as_secs_f64(),
-            finished.binary,
-            shown(&finished.name)
-        );
-        match (&finished.outcome, finished.will_retry) {
-            (Outcome::Passed, _) if finished.attempt > 1 => {
-                line.push_str(&format!(" (passed on attempt {})", finished.attempt))
-            }
-            (Outcome::Passed, _) => {}
-            (outcome, true) => {
-                line.push_str(&format!(" (attempt {} {})", finished.attempt, outcome.reason()))
-            }
-            (Outcome::Failed { .. }, _) => {}
-            (outcome, _) => line.push_str(&format!(" ({})", outcome.reason())),
-        }
-        if finished.quarantined && !finished.passed && !finished.will_retry {
-            line.push_str(" [quarantined: does not fail the run]");
-        }
-        let test = TestId { binary: &finished.binary, name: &shown(&finished.name) }.to_string();
-        if self.running.get(&finished.worker).is_some_and(|(running, _)| *running == test) {
+        let name = shown(&finished.name);
+        let test = TestId { binary: &finished.binary, name: &name };
+        if self.running.get(&finished.worker).is_some_and(|(running, _)| test.is(running)) {
             self.running.remove(&finished.worker);
         }
         if let Outcome::Skipped { reason } = &finished.outcome
@@ -231,6 +236,7 @@ impl Reporter for Human {
             if finished.passed { self.passed += 1 } else { self.failed += 1 }
         }
         if Shown::level(finished) <= self.shown.status_level {
+            let line = self.status_line(finished);
             self.line(&line);
         }
         self.update_progress();

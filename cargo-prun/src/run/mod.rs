@@ -158,7 +158,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
     };
     let mut plan = plan(&cli, &workspace, &history, threads, cores)?;
     if let Concurrency::Adaptive { cores, ceiling } = concurrency {
-        plan::weigh(&mut plan, &workspace.binaries, &history, cores, ceiling);
+        plan::weigh(&mut plan, &history, cores, ceiling);
     }
     let threads = concurrency.threads();
     if cli.list {
@@ -235,7 +235,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
     }
     let ignored = std::mem::take(&mut plan.ignored);
     // What this run is responsible for, pending until it ends (for --rerun-failed).
-    let last_run = rerun::LastRun::new(plan.tests.iter().map(|t| t.id(&binaries)));
+    let last_run = rerun::LastRun::new(plan.tests.iter().map(|t| t.id().to_owned()));
     last_run.save(store.dir());
 
     let (events, finished) = mpsc::channel();
@@ -346,7 +346,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
         .iter()
         .map(|t| {
             let prun = executor.binaries[t.binary].kind == discover::Kind::Prun;
-            (t.id(&executor.binaries), t.meta.category.clone(), prun)
+            (t.id().to_owned(), t.meta.category.clone(), prun)
         })
         .collect();
     sink.summary.interrupted = signal.is_some();
