@@ -125,9 +125,10 @@ fn read_cpu(path: &Path) -> BTreeMap<String, u32> {
 }
 
 /// What `--partition timing:K/N` balances by when no `--timings` file is given: the history as
-/// of the last run that was not partitioned (a snapshot beside the history). The shards of one
-/// CI run read the same numbers however many of them ran on this machine before, as each shard
-/// updates the history itself.
+/// of the last run that was not partitioned (a snapshot beside the history, taken by the first
+/// shard after that run; a run that is not partitioned and changes the history drops it). The
+/// shards of one CI run read the same numbers however many of them ran on this machine before,
+/// as each shard updates the history itself.
 pub(crate) fn snapshot_path(store_dir: &Path) -> std::path::PathBuf {
     store_dir.join("partition-timings.json")
 }

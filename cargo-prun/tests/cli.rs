@@ -840,6 +840,12 @@ fn timing_shards_run_one_after_another_in_one_checkout_hold_every_test_once() {
     let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), seen.len(), "no test ran in two shards");
     assert_eq!(distinct.len(), 301, "every test ran");
+    // The first shard took the snapshot; the next run of the whole selection, which adds a run
+    // to every test's history, drops it for the next shards to take anew.
+    let snapshot = history.path().join("partition-timings.json");
+    assert!(snapshot.exists(), "the shards balanced by a snapshot");
+    cargo_prun_with(&args, &env);
+    assert!(!snapshot.exists(), "a run that changed the history left the old snapshot");
 }
 
 #[test]
