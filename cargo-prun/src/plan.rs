@@ -45,13 +45,17 @@ pub(crate) struct Options {
 pub(crate) struct Known {
     /// What it typically took.
     pub(crate) duration: Duration,
-    /// CPU per second of wall time, in thousandths of a core, where it was measured.
+    /// CPU per second of wall time, in thousandths of a core, and peak memory in KiB, where
+    /// they were measured.
     pub(crate) millicores: Option<u32>,
+    pub(crate) peak_kb: Option<u64>,
+    /// It failed under load and passed alone: it runs calm (see [`weigh`]).
+    pub(crate) under_load: bool,
 }
 
 impl From<Duration> for Known {
     fn from(duration: Duration) -> Known {
-        Known { duration, millicores: None }
+        Known { duration, millicores: None, peak_kb: None, under_load: false }
     }
 }
 
@@ -105,8 +109,12 @@ pub(crate) struct PlannedTest {
     pub(crate) job: Job,
     /// What it took in earlier runs (the history's median), if it ran before.
     pub(crate) known: Option<Duration>,
-    /// What CPU it used then, per second of wall time (thousandths of a core), if measured.
+    /// What CPU it used then, per second of wall time (thousandths of a core), and its peak
+    /// memory (KiB), if measured.
     pub(crate) millicores: Option<u32>,
+    pub(crate) peak_kb: Option<u64>,
+    /// It failed under load and passed alone in an earlier run.
+    pub(crate) under_load: bool,
     /// What it is expected to take: `known`, else its category's guess (see [`Guesses`]).
     pub(crate) expected: Duration,
     /// Its failure is reported but does not fail the run.
@@ -275,6 +283,8 @@ pub(crate) fn plan(
             job,
             known: known.map(|known| known.duration),
             millicores: known.and_then(|known| known.millicores),
+            peak_kb: known.and_then(|known| known.peak_kb),
+            under_load: known.is_some_and(|known| known.under_load),
             expected: expected(test, known),
             quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
             id,
@@ -310,23 +320,14 @@ pub(crate) fn plan(
 /// together: their CPU over their wall time; unknown while any of them was never measured),
 /// tests that failed under load are calm, and the thread slots become the ceiling of tests at
 /// once.
-pub(crate) fn weigh(
-    plan: &mut Plan,
-    history: &crate::history::History,
-    cores: usize,
-    ceiling: usize,
-) {
+pub(crate) fn weigh(plan: &mut Plan, cores: usize, ceiling: usize) {
     for job in &mut plan.jobs {
         let (mut wall, mut cpu, mut peak, mut known, mut calm) = (0u64, 0u64, 0u64, true, false);
         for &member in &job.tests {
             let test = &plan.tests[member];
-            let Some(past) = history.get(test.id()) else {
-                known = false;
-                continue;
-            };
-            calm |= past.under_load;
-            match (past.demand(), past.typical()) {
-                (Some((millicores, peak_kb)), Some(typical)) => {
+            calm |= test.under_load;
+            match (test.millicores, test.peak_kb, test.known) {
+                (Some(millicores), Some(peak_kb), Some(typical)) => {
                     let typical = u64::try_from(typical.as_millis()).unwrap_or(u64::MAX).max(1);
                     wall += typical;
                     cpu += typical * u64::from(millicores) / 1000;
@@ -698,7 +699,6 @@ pub(crate) mod tests {
         let tests = names.iter().map(|n| CatalogTest { name: (*n).into(), ..one_each.clone() });
         let binaries = [binary("b", Kind::Prun, tests.collect())];
         let mut history = crate::history::History::default();
-        let mut times = Vec::new();
         for name in names {
             let (ms, cpu_ms) = match name {
                 "burn_1" => (200, 200),
@@ -715,17 +715,16 @@ pub(crate) mod tests {
                 peak_kb: Some(1024),
             };
             history.add(format!("b {name}"), record);
-            times.push((format!("b {name}"), ms));
         }
-        let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
         // A fixed count: longest first, the waits ahead of the shorter burners.
-        let mut plan = plan_of(&binaries, &known(&times), 2);
+        let known = crate::prepare::known_tests(&history, None).unwrap();
+        let mut plan = plan_of(&binaries, &known, 2);
         let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
         assert_eq!(first, ["wait_1", "wait_2", "wait_3", "burn_3", "burn_2", "burn_4", "burn_1"]);
         // Adaptive: the cores are the chain (576 ms of CPU each core must get through), so the
         // burners start at once, longest first whatever their weights (0.9-1 core), and the
         // waits, weighing next to nothing, run beside them.
-        weigh(&mut plan, &history, 2, 64);
+        weigh(&mut plan, 2, 64);
         let first: Vec<&str> = job_names(&plan).into_iter().map(|job| job[0]).collect();
         assert_eq!(first, ["burn_3", "burn_2", "burn_4", "burn_1", "wait_1", "wait_2", "wait_3"]);
         let dispatcher = prun::scheduler::Dispatcher::new(
@@ -807,7 +806,10 @@ pub(crate) mod tests {
                     let (ms, millicores) =
                         if name.starts_with('t') { (20, short_millicores) } else { (500, 5) };
                     let duration = Duration::from_millis(ms);
-                    (format!("plain {name}"), Known { duration, millicores: Some(millicores) })
+                    (
+                        format!("plain {name}"),
+                        Known { millicores: Some(millicores), ..Known::from(duration) },
+                    )
                 })
                 .collect();
             let options = Options { cores, order: Order::Declared, ..Options::default() };

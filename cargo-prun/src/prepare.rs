@@ -203,19 +203,87 @@ pub(crate) fn history_store(
     Ok(Store::new(target_dir.join("prun")))
 }
 
-/// What earlier runs say of each test: a timings file's durations (`--timings`), else the
-/// history's typical durations and the CPU the tests used.
+/// What earlier runs say of each test: its duration from a timings file (`--timings`), else
+/// the history's typical one; and from the history, what it used and whether it failed under
+/// load.
 pub(crate) fn known_tests(
     history: &History,
     timings: Option<&std::path::Path>,
 ) -> Result<HashMap<String, crate::plan::Known>, crate::timings::Error> {
+    let demand = |test: &crate::history::TestHistory, duration| {
+        let (millicores, peak_kb) = test.demand().unzip();
+        crate::plan::Known { duration, millicores, peak_kb, under_load: test.under_load }
+    };
     if let Some(path) = timings {
         let durations = crate::timings::read(path)?;
-        return Ok(durations.into_iter().map(|(id, duration)| (id, duration.into())).collect());
+        let known = |id: &str, duration| match history.get(id) {
+            Some(test) => demand(test, duration),
+            None => duration.into(),
+        };
+        return Ok(durations
+            .into_iter()
+            .map(|(id, duration)| {
+                let known = known(&id, duration);
+                (id, known)
+            })
+            .collect());
     }
-    let known = |test: &crate::history::TestHistory| {
-        let millicores = test.demand().map(|(millicores, _)| millicores);
-        Some(crate::plan::Known { duration: test.typical()?, millicores })
-    };
+    let known = |test: &crate::history::TestHistory| Some(demand(test, test.typical()?));
     Ok(history.tests.iter().filter_map(|(id, test)| Some((id.clone(), known(test)?))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::history::{Ended, Record};
+
+    fn history() -> History {
+        let mut history = History::default();
+        let run = |duration_ms, cpu_ms| Record {
+            duration_ms,
+            outcome: Ended::Passed,
+            attempts: 1,
+            cpu_ms,
+            peak_kb: Some(2048),
+        };
+        history.add("b waits".into(), run(400, Some(40)));
+        history.add("b never-measured".into(), run(30, None));
+        history.tests.get_mut("b waits").unwrap().under_load = true;
+        history
+    }
+
+    #[test]
+    fn what_earlier_runs_say_comes_from_the_history() {
+        let known = known_tests(&history(), None).unwrap();
+        let waits = known["b waits"];
+        assert_eq!(waits.duration, Duration::from_millis(400));
+        assert_eq!(
+            (waits.millicores, waits.peak_kb, waits.under_load),
+            (Some(100), Some(2048), true)
+        );
+        let unmeasured = known["b never-measured"];
+        assert_eq!(
+            (unmeasured.millicores, unmeasured.peak_kb, unmeasured.under_load),
+            (None, None, false)
+        );
+    }
+
+    #[test]
+    fn a_timings_file_gives_the_durations_and_the_history_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timings.json");
+        let tests = [
+            ("b waits".to_owned(), Duration::from_millis(900)),
+            ("b new".to_owned(), Duration::from_millis(5)),
+        ];
+        crate::timings::write_durations(&path, tests.into_iter(), Default::default()).unwrap();
+        let known = known_tests(&history(), Some(&path)).unwrap();
+        assert_eq!(known.len(), 2, "only the file's tests: {known:?}");
+        let waits = known["b waits"];
+        assert_eq!(waits.duration, Duration::from_millis(900));
+        assert_eq!((waits.millicores, waits.under_load), (Some(100), true));
+        assert_eq!(known["b new"], Duration::from_millis(5).into());
+    }
 }

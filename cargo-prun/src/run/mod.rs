@@ -158,7 +158,7 @@ pub(crate) fn run(mut cli: Cli) -> Result<i32, Error> {
     };
     let mut plan = plan(&cli, &workspace, &history, threads, cores)?;
     if let Concurrency::Adaptive { cores, ceiling } = concurrency {
-        plan::weigh(&mut plan, &history, cores, ceiling);
+        plan::weigh(&mut plan, cores, ceiling);
     }
     let threads = concurrency.threads();
     if cli.list {
