@@ -53,6 +53,17 @@ pub(crate) struct Known {
     pub(crate) under_load: bool,
 }
 
+/// What earlier runs say of each test, by id (`BINARY NAME`).
+pub(crate) trait KnownTests {
+    fn known(&self, id: &str) -> Option<Known>;
+}
+
+impl KnownTests for HashMap<String, Known> {
+    fn known(&self, id: &str) -> Option<Known> {
+        self.get(id).copied()
+    }
+}
+
 impl From<Duration> for Known {
     fn from(duration: Duration) -> Known {
         Known { duration, millicores: None, peak_kb: None, under_load: false }
@@ -208,15 +219,14 @@ pub(crate) struct Plan {
     pub(crate) longest_first: bool,
 }
 
-/// `known`: what each test (by id, `BINARY NAME`) took in earlier runs, from the history or a
-/// timings file.
+/// `known`: what earlier runs say of each test, from the history or a timings file.
 pub(crate) fn plan(
     binaries: &[Binary],
     selection: &Selection,
     options: Options,
     config: &Config,
     threads: usize,
-    known: &HashMap<String, Known>,
+    known: &dyn KnownTests,
 ) -> Result<Plan, prun::config::UnknownCategory> {
     let mut jobs = prun::plan::Jobs::new(config);
     let (mut selected, mut ignored, mut filtered_out) = (Vec::new(), Vec::new(), 0);
@@ -246,7 +256,7 @@ pub(crate) fn plan(
                 ));
             } else {
                 let id = TestId { binary: &binary.binary.id, name: &test.name }.joined();
-                let known = known.get(&id).copied();
+                let known = known.known(&id);
                 selected.push((index, test, id, known));
             }
         }
@@ -639,7 +649,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn plan_of(binaries: &[Binary], known: &HashMap<String, Known>, threads: usize) -> Plan {
+    fn plan_of(binaries: &[Binary], known: &dyn KnownTests, threads: usize) -> Plan {
         let config = Config::default();
         plan(binaries, &Selection::default(), Options::default(), &config, threads, known)
             .expect("built-in categories")

@@ -281,25 +281,26 @@ impl Config {
     /// Every category a test may name, most urgent first: the built-in ones, then the config's
     /// own. The one list of the harness and `cargo prun`.
     pub fn category_names(&self) -> Vec<&str> {
+        self.categories_in_order().collect()
+    }
+
+    fn categories_in_order(&self) -> impl Iterator<Item = &str> {
         let own = self.categories.keys().map(String::as_str);
-        BUILTIN_CATEGORIES
-            .iter()
-            .copied()
-            .chain(own.filter(|c| !BUILTIN_CATEGORIES.contains(c)))
-            .collect()
+        BUILTIN_CATEGORIES.iter().copied().chain(own.filter(|c| !BUILTIN_CATEGORIES.contains(c)))
     }
 
     /// The index of `category` in [`Config::category_names`]; a category the list lacks is an
-    /// error naming the test and where it is declared.
+    /// error naming the test and where it is declared. (Asked once per test of a run: nothing
+    /// is allocated unless it is an error.)
     pub fn category_index(
         &self,
         category: &str,
         test: &str,
-        at: Option<String>,
+        at: Option<&str>,
     ) -> Result<usize, UnknownCategory> {
-        self.category_names().iter().position(|c| *c == category).ok_or_else(|| UnknownCategory {
+        self.categories_in_order().position(|c| c == category).ok_or_else(|| UnknownCategory {
             test: test.to_owned(),
-            at,
+            at: at.map(str::to_owned),
             category: category.to_owned(),
             config: self.source.clone(),
         })
@@ -696,8 +697,7 @@ mod tests {
         let config = Config::parse("[categories.nightly]\nretries = 1", None).unwrap();
         assert_eq!(config.category_names(), ["slow", "integration", "unit", "nightly"]);
         assert_eq!(config.category_index("nightly", "t", None), Ok(3));
-        let err =
-            config.category_index("fast", "api::t", Some("tests/api.rs:4".into())).unwrap_err();
+        let err = config.category_index("fast", "api::t", Some("tests/api.rs:4")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "test `api::t` (tests/api.rs:4) has category \"fast\", which is neither built in \

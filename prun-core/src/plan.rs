@@ -86,7 +86,7 @@ impl<'c> Jobs<'c> {
         retries: Option<u32>,
     ) -> Result<(Job, Option<Duration>), UnknownCategory> {
         let config = self.config;
-        let category = config.category_index(&test.category, &test.name, test.at.clone())?;
+        let category = config.category_index(&test.category, &test.name, test.at.as_deref())?;
         let settings = config.categories.get(&test.category);
         let groups = test
             .groups
