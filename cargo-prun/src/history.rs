@@ -280,17 +280,17 @@ impl<'de> serde::Deserialize<'de> for Hint {
 /// or more ("keeps": the median of at least two runs) gets a category, so that the scheduler
 /// knows it before it has history. The longest tests' first, at most five and how many more.
 /// `catalog`: each test's id, category, and whether its binary is a prun harness.
-pub(crate) fn hints(history: &History, catalog: &[(String, String, bool)]) -> Vec<Hint> {
+pub(crate) fn hints(history: &History, catalog: &[(&str, &str, bool)]) -> Vec<Hint> {
     const MOST: usize = 5;
     let mut hints: Vec<(Duration, Hint)> = Vec::new();
-    for (id, category, prun) in catalog {
+    // A plain `#[test]` gets no hint: it has no attribute to change, and the history already
+    // starts a long one first.
+    for &(id, _, _) in catalog.iter().filter(|(_, category, prun)| *prun && *category == "unit") {
         let Some(test) = history.get(id).filter(|t| t.run_count() >= 2) else { continue };
         let Some(typical) = test.typical() else { continue };
         let suggest = if typical >= Duration::from_secs(1) { "slow" } else { "integration" };
-        // A plain `#[test]` gets no hint: it has no attribute to change, and the history
-        // already starts a long one first.
-        if *prun && category == "unit" && typical >= Duration::from_millis(100) {
-            hints.push((typical, Hint::Category { test: id.clone(), typical, suggest }));
+        if typical >= Duration::from_millis(100) {
+            hints.push((typical, Hint::Category { test: id.to_owned(), typical, suggest }));
         }
     }
     hints.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.to_string().cmp(&b.1.to_string())));
@@ -682,10 +682,10 @@ mod tests {
         }
         history.add("p once".into(), record(900, Ended::Passed));
         let catalog = [
-            ("p slow_unit".to_owned(), "unit".to_owned(), true),
-            ("p quick_unit".to_owned(), "unit".to_owned(), true),
-            ("l slow_plain".to_owned(), "unit".to_owned(), false),
-            ("p once".to_owned(), "unit".to_owned(), true),
+            ("p slow_unit", "unit", true),
+            ("p quick_unit", "unit", true),
+            ("l slow_plain", "unit", false),
+            ("p once", "unit", true),
         ];
         let hints: Vec<String> = hints(&history, &catalog).iter().map(Hint::to_string).collect();
         assert_eq!(hints.len(), 2, "{hints:#?}");

@@ -79,15 +79,16 @@ impl Sink {
     }
 }
 
-/// Adds what the run learned to the history; the hints it now has for this run's tests.
-/// `catalog`: each test's id, category, and whether its binary is a prun harness.
+/// Adds what the run learned to the history; the hints it now has for this run's tests, and
+/// the history as it now is. `catalog`: each test's id, category, and whether its binary is a
+/// prun harness.
 pub(super) fn learn(
     store: &history::Store,
     loaded: History,
     sink: &Sink,
-    catalog: &[(String, String, bool)],
+    catalog: &[(&str, &str, bool)],
     partitioned: bool,
-) -> Vec<history::Hint> {
+) -> (Vec<history::Hint>, Option<History>) {
     let mut hints = Vec::new();
     let update = store.update_loaded(Some(loaded), |history| {
         for (id, record) in &sink.records {
@@ -99,22 +100,27 @@ pub(super) fn learn(
         hints = history::hints(history, catalog);
     });
     match update {
-        // Timing shards balance by a snapshot of the history that the first of them takes (see
-        // `run::plan`): a run of the whole selection that changed the history drops the one
-        // there is, so that the next shards take the history as this run left it. Dropped,
-        // not written: a suite of 20,001 tiny tests spent 40 ms of every run's end on it.
-        Ok((_, true)) if !partitioned => {
+        Ok((history, changed)) => {
+            // Timing shards balance by a snapshot of the history that the first of them takes
+            // (see `run::plan`): a run of the whole selection that changed the history drops
+            // the one there is, so that the next shards take the history as this run left it.
+            // Dropped, not written: a suite of 20,001 tiny tests spent 40 ms of every run's
+            // end on it.
             let snapshot = timings::snapshot_path(store.dir());
-            if let Err(err) = std::fs::remove_file(&snapshot)
+            if changed
+                && !partitioned
+                && let Err(err) = std::fs::remove_file(&snapshot)
                 && err.kind() != std::io::ErrorKind::NotFound
             {
                 eprintln!("warning: cannot remove {}: {err}", snapshot.display());
             }
+            (hints, Some(history))
         }
-        Ok(_) => {}
-        Err(error) => eprintln!("warning: the test history was not saved: {error}"),
+        Err(error) => {
+            eprintln!("warning: the test history was not saved: {error}");
+            (hints, None)
+        }
     }
-    hints
 }
 
 #[cfg(test)]
