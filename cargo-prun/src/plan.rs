@@ -118,14 +118,9 @@ pub(crate) struct PlannedTest {
     pub(crate) meta: CatalogTest,
     pub(crate) timeout: Option<Duration>,
     pub(crate) job: Job,
-    /// What it took in earlier runs (the history's median), if it ran before.
-    pub(crate) known: Option<Duration>,
-    /// What CPU it used then, per second of wall time (thousandths of a core), and its peak
-    /// memory (KiB), if measured.
-    pub(crate) millicores: Option<u32>,
-    pub(crate) peak_kb: Option<u64>,
-    /// It failed under load and passed alone in an earlier run.
-    pub(crate) under_load: bool,
+    /// What earlier runs say of it (what it took, used, and whether it failed under load), if
+    /// it ran before.
+    pub(crate) known: Option<Known>,
     /// What it is expected to take: `known`, else its category's guess (see [`Guesses`]).
     pub(crate) expected: Duration,
     /// Its failure is reported but does not fail the run.
@@ -291,10 +286,7 @@ pub(crate) fn plan(
             meta: test.clone(),
             timeout,
             job,
-            known: known.map(|known| known.duration),
-            millicores: known.and_then(|known| known.millicores),
-            peak_kb: known.and_then(|known| known.peak_kb),
-            under_load: known.is_some_and(|known| known.under_load),
+            known,
             expected: expected(test, known),
             quarantined: selection.quarantine.iter().any(|pattern| id.contains(pattern.as_str())),
             id,
@@ -335,10 +327,15 @@ pub(crate) fn weigh(plan: &mut Plan, cores: usize, ceiling: usize) {
         let (mut wall, mut cpu, mut peak, mut known, mut calm) = (0u64, 0u64, 0u64, true, false);
         for &member in &job.tests {
             let test = &plan.tests[member];
-            calm |= test.under_load;
-            match (test.millicores, test.peak_kb, test.known) {
-                (Some(millicores), Some(peak_kb), Some(typical)) => {
-                    let typical = u64::try_from(typical.as_millis()).unwrap_or(u64::MAX).max(1);
+            calm |= test.known.is_some_and(|known| known.under_load);
+            match test.known {
+                Some(Known {
+                    duration,
+                    millicores: Some(millicores),
+                    peak_kb: Some(peak_kb),
+                    ..
+                }) => {
+                    let typical = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1);
                     wall += typical;
                     cpu += typical * u64::from(millicores) / 1000;
                     peak = peak.max(peak_kb);
@@ -540,7 +537,8 @@ fn lanes(members: &[usize], tests: &[PlannedTest], threads: usize, cores: Option
     for &member in members {
         let test = &tests[member];
         let time = (test.expected + PER_TEST).as_nanos();
-        let millicores = test.millicores.unwrap_or(1000).max(prun::scheduler::LIGHTEST);
+        let millicores = test.known.and_then(|known| known.millicores).unwrap_or(1000);
+        let millicores = millicores.max(prun::scheduler::LIGHTEST);
         wall += time;
         cpu += time * u128::from(millicores) / 1000;
     }
