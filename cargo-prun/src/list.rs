@@ -38,7 +38,7 @@ pub(crate) fn print(binaries: &[Binary], plan: &Plan, history: &History, format:
                     Kind::Libtest => "libtest",
                     Kind::OneFilter => "one-filter",
                 },
-                "name": test.name,
+                "name": test.name(),
                 "category": test.meta.category,
                 "groups": test.meta.groups,
                 "timeout_ms": test.timeout.map(|t| t.as_millis()),
@@ -53,7 +53,7 @@ pub(crate) fn print(binaries: &[Binary], plan: &Plan, history: &History, format:
             });
             println!("{line}");
         } else {
-            let mut line = format!("{} {} [{}]", binary.binary.id, test.name, test.meta.category);
+            let mut line = format!("{} {} [{}]", binary.binary.id, test.name(), test.meta.category);
             if !test.meta.groups.is_empty() {
                 line.push_str(&format!(" groups={}", test.meta.groups.join(",")));
             }

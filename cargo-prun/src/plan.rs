@@ -112,7 +112,6 @@ impl std::str::FromStr for Order {
 #[derive(Debug)]
 pub(crate) struct PlannedTest {
     pub(crate) binary: usize,
-    pub(crate) name: String,
     /// `BINARY NAME`, written once (the history, reports and filters name it so).
     id: String,
     pub(crate) meta: CatalogTest,
@@ -131,17 +130,22 @@ impl PlannedTest {
     pub(crate) fn id(&self) -> &str {
         &self.id
     }
+
+    /// Its name in its binary, as its catalog says it.
+    pub(crate) fn name(&self) -> &str {
+        &self.meta.name
+    }
 }
 
 /// What a test with no history is expected to take: the median of the known tests of its
 /// category in this run, else 1 s for `slow`, 100 ms for `integration` and 10 ms for the rest.
-struct Guesses(HashMap<String, Duration>);
+struct Guesses<'a>(HashMap<&'a str, Duration>);
 
-impl Guesses {
-    fn new<'a>(known: impl Iterator<Item = (&'a str, Duration)>) -> Guesses {
-        let mut by_category: HashMap<String, Vec<Duration>> = HashMap::new();
+impl<'a> Guesses<'a> {
+    fn new(known: impl Iterator<Item = (&'a str, Duration)>) -> Guesses<'a> {
+        let mut by_category: HashMap<&'a str, Vec<Duration>> = HashMap::new();
         for (category, duration) in known {
-            by_category.entry(category.to_owned()).or_default().push(duration);
+            by_category.entry(category).or_default().push(duration);
         }
         Guesses(
             by_category
@@ -282,7 +286,6 @@ pub(crate) fn plan(
         let (job, timeout) = jobs.job(test, options.retries)?;
         tests.push(PlannedTest {
             binary: index,
-            name: test.name.clone(),
             meta: test.clone(),
             timeout,
             job,
@@ -459,7 +462,7 @@ fn batches(
             // cost libtest seconds to match. Each run takes its share of the work.
             let weight = |m: usize| if learned { tests[m].expected + PER_TEST } else { PER_TEST };
             let mut members = members;
-            members.sort_by(|&a, &b| tests[a].name.cmp(&tests[b].name));
+            members.sort_by(|&a, &b| tests[a].name().cmp(tests[b].name()));
             let total: Duration = members.iter().map(|&m| weight(m)).sum();
             let ends = shares(count, lanes(&members, tests, threads, options.cores));
             let mut done = Duration::ZERO;
@@ -643,7 +646,7 @@ pub(crate) mod tests {
     fn job_names(plan: &Plan) -> Vec<Vec<&str>> {
         plan.jobs
             .iter()
-            .map(|job| job.tests.iter().map(|&t| plan.tests[t].name.as_str()).collect())
+            .map(|job| job.tests.iter().map(|&t| plan.tests[t].name()).collect())
             .collect()
     }
 
@@ -855,7 +858,10 @@ pub(crate) mod tests {
                 .jobs
                 .iter()
                 .map(|job| {
-                    (job.tests.iter().map(|&t| plan.tests[t].name.clone()).collect(), job.runner)
+                    (
+                        job.tests.iter().map(|&t| plan.tests[t].name().to_owned()).collect(),
+                        job.runner,
+                    )
                 })
                 .collect();
             runners.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1012,7 +1018,7 @@ pub(crate) mod tests {
                         };
                         prop_assert_eq!(
                             names(&mut harness.tests.iter().map(|t| t.index)),
-                            driver.tests.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+                            driver.tests.iter().map(|t| t.name().to_owned()).collect::<Vec<_>>()
                         );
                         for (h, d) in harness.tests.iter().zip(&driver.tests) {
                             prop_assert_eq!(&h.job, &d.job);

@@ -191,8 +191,8 @@ fn exact_command(
     let mut words: Vec<String> = vec!["cargo".into(), "prun".into()];
     words.extend(build_args.iter().cloned());
     words.push("--exact".into());
-    words.push(tests[target].name.clone());
-    words.extend(culprits.iter().map(|&t| tests[t].name.clone()));
+    words.push(tests[target].name().to_owned());
+    words.extend(culprits.iter().map(|&t| tests[t].name().to_owned()));
     words.extend(["-j".into(), (culprits.len() + 1).to_string(), "--repeat".into(), "30".into()]);
     shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
@@ -213,7 +213,7 @@ pub(crate) fn command(build_args: &[String], target: &str, culprits: &[String]) 
 /// A test by its name or by `BINARY NAME`; a name in two binaries must be given with its binary.
 fn find(plan: &Plan, wanted: &str) -> Result<usize, Error> {
     let hits: Vec<usize> = (0..plan.tests.len())
-        .filter(|&t| plan.tests[t].name == wanted || plan.tests[t].id() == wanted)
+        .filter(|&t| plan.tests[t].name() == wanted || plan.tests[t].id() == wanted)
         .collect();
     match hits.as_slice() {
         [one] => Ok(*one),

@@ -165,7 +165,7 @@ impl<'r, R: Replay + ?Sized> Diagnosis<'r, R> {
         let fix = collision.as_ref().and_then(|c| self.fix(failure.test, c));
         ParallelOnly {
             binary: self.replay.binaries()[test.binary].binary.id.clone(),
-            name: test.name.clone(),
+            name: test.name().to_owned(),
             shared_process: !before.is_empty(),
             neighbours: suspects.iter().map(|&t| self.id(t)).collect(),
             culprits,
@@ -193,7 +193,7 @@ impl<'r, R: Replay + ?Sized> Diagnosis<'r, R> {
     pub(crate) fn fix(&self, target: usize, collision: &Collision) -> Option<Fix> {
         let of = |t: usize| FixTarget {
             id: self.id(t),
-            name: self.replay.tests()[t].name.clone(),
+            name: self.replay.tests()[t].name().to_owned(),
             prun: self.replay.binaries()[self.replay.tests()[t].binary].kind == Kind::Prun,
         };
         match collision.kind {

@@ -23,12 +23,13 @@ impl Way for LibtestBatch {
 }
 
 impl ProcessExecutor {
-    /// Runs plain tests of one binary one after another in one process (`libtest_batch`).
+    /// Runs plain tests of one binary one after another in one process (`libtest_batch`):
+    /// how each went, in their order (`None`: no result).
     pub(super) fn libtest_batch(
         &self,
         tests: &[&PlannedTest],
         slot: usize,
-    ) -> std::collections::BTreeMap<String, Batched> {
+    ) -> Vec<Option<Batched>> {
         let binary = &self.binaries[tests[0].binary];
         let env = self.env(binary, slot);
         let on_long = |name: &str, running_for: Duration| {
@@ -39,7 +40,7 @@ impl ProcessExecutor {
             binary: &binary.binary,
             cwd: &binary.binary.package_dir,
             env: &env,
-            tests: tests.iter().map(|t| (t.name.as_str(), t.timeout)).collect(),
+            tests: tests.iter().map(|t| (t.name(), t.timeout)).collect(),
             include_ignored: tests.iter().any(|t| t.meta.ignore),
             whole_binary: self.settings.harness_args.is_empty()
                 && tests.iter().all(|t| !t.meta.ignore)
@@ -84,12 +85,13 @@ impl ProcessExecutor {
                 .collect();
         }
         let process = Some(self.next_process());
-        let mut results = self.libtest_batch(&tests, slot);
+        let results = self.libtest_batch(&tests, slot);
         let mut at = started_at;
         let first: Vec<Finished> = members
             .iter()
-            .map(|&index| {
-                let batched = results.remove(&self.tests[index].name).unwrap_or_else(no_result);
+            .zip(results)
+            .map(|(&index, batched)| {
+                let batched = batched.unwrap_or_else(no_result);
                 let (attempt, duration) = (dispatch.attempt, batched.attempt.duration);
                 let usage = batched.attempt.usage;
                 let ran = Ran { slot, attempt, started_at: at, duration, process, usage };
@@ -122,8 +124,7 @@ impl ProcessExecutor {
         let started_at = self.started.elapsed();
         let process = Some(self.next_process());
         let test = &self.tests[index];
-        let batched =
-            self.libtest_batch(&[test], slot).remove(&test.name).unwrap_or_else(no_result);
+        let batched = self.libtest_batch(&[test], slot).pop().flatten().unwrap_or_else(no_result);
         let (duration, usage) = (batched.attempt.duration, batched.attempt.usage);
         let ran = Ran { slot, attempt, started_at, duration, process, usage };
         self.batch_finished(index, batched, ran)

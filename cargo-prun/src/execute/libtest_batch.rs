@@ -6,7 +6,7 @@
 //! hit. Tests the process did not get to run in a process of their own making, until the batch
 //! is done. Failed tests' output comes from libtest's `---- NAME stdout ----` sections.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -59,7 +59,7 @@ pub(crate) struct Batch<'a> {
 }
 
 /// A test of a batch process that ended: its name, result and how long it took.
-type Ended = (String, (Status, Duration));
+type Ended<'a> = (&'a str, (Status, Duration));
 
 /// How one test of a batch went.
 #[derive(Debug)]
@@ -99,48 +99,50 @@ impl Status {
     }
 }
 
-/// Runs every test of the batch; how each went, by name.
-pub(crate) fn run(batch: &Batch<'_>) -> BTreeMap<String, Batched> {
-    let timeouts: BTreeMap<&str, Option<Duration>> = batch.tests.iter().copied().collect();
-    let mut waiting: VecDeque<&str> = batch.tests.iter().map(|(name, _)| *name).collect();
-    let mut results = BTreeMap::new();
+/// Runs every test of the batch; how each of `batch.tests` went, in their order (a name given
+/// twice has its result at its first place only).
+pub(crate) fn run<'a>(batch: &Batch<'a>) -> Vec<Option<Batched>> {
+    let timeouts: HashMap<&str, Option<Duration>> = batch.tests.iter().copied().collect();
+    let mut waiting: VecDeque<&'a str> = batch.tests.iter().map(|(name, _)| *name).collect();
+    let mut results: HashMap<&'a str, (Status, Duration, Option<Usage>)> = HashMap::new();
     // A process that ends without running a test gets one more chance in the next one.
-    let mut missed: BTreeMap<String, u32> = BTreeMap::new();
+    let mut missed: HashMap<&'a str, u32> = HashMap::new();
     while !waiting.is_empty() {
         let (ran, mut used) = run_process(batch, &waiting, &timeouts);
         for (name, (result, duration)) in ran {
-            let usage = used.remove(&name);
+            let usage = used.remove(name);
             results.insert(name, (result, duration, usage));
         }
         let before = waiting.len();
-        waiting.retain(|name| !results.contains_key(*name));
+        waiting.retain(|name| !results.contains_key(name));
         if waiting.len() == before {
             // Nothing ran at all: count a miss for each, and give up on those missed twice.
             for name in &waiting {
-                *missed.entry((*name).to_owned()).or_default() += 1;
+                *missed.entry(name).or_default() += 1;
             }
             waiting.retain(|name| {
-                let gone = missed[*name] >= 2;
+                let gone = missed[name] >= 2;
                 if gone {
                     let why = "the binary did not run it (is the name still there?)".to_owned();
-                    results.insert((*name).to_owned(), (Status::NotRun(why), Duration::ZERO, None));
+                    results.insert(name, (Status::NotRun(why), Duration::ZERO, None));
                 }
                 !gone
             });
         }
     }
-    results
-        .into_iter()
-        .map(|(name, (status, duration, usage))| (name, status.batched(duration, usage)))
-        .collect()
+    let mut ended = |name| {
+        let (status, duration, usage) = results.remove(name)?;
+        Some(status.batched(duration, usage))
+    };
+    batch.tests.iter().map(|(name, _)| ended(name)).collect()
 }
 
 /// One process over `names`; the results it got to, and what the tests used.
-fn run_process(
-    batch: &Batch<'_>,
-    names: &VecDeque<&str>,
-    timeouts: &BTreeMap<&str, Option<Duration>>,
-) -> (Vec<Ended>, BTreeMap<String, Usage>) {
+fn run_process<'a>(
+    batch: &Batch<'a>,
+    names: &VecDeque<&'a str>,
+    timeouts: &HashMap<&str, Option<Duration>>,
+) -> (Vec<Ended<'a>>, BTreeMap<&'a str, Usage>) {
     let named: Vec<&str> = if batch.whole_binary && names.len() == batch.tests.len() {
         Vec::new()
     } else {
@@ -161,10 +163,8 @@ fn run_process(
         Ok(child) => child,
         Err(err) => {
             let why = format!("cannot start {}: {err}", batch.binary.describe());
-            let not_run = names
-                .iter()
-                .map(|n| ((*n).to_owned(), (Status::NotRun(why.clone()), Duration::ZERO)))
-                .collect();
+            let not_run =
+                names.iter().map(|n| (*n, (Status::NotRun(why.clone()), Duration::ZERO))).collect();
             return (not_run, BTreeMap::new());
         }
     };
@@ -191,14 +191,13 @@ fn run_process(
     let mut exited: Option<(std::io::Result<(ExitStatus, Usage)>, Instant)> = None;
     let mut leaked = false;
     // The running test once it was announced as running long.
-    let mut announced: Option<String> = None;
+    let mut announced: Option<&str> = None;
     loop {
-        let running = reader.running.as_ref();
-        let kill =
-            running.and_then(|(name, since)| Some(*since + (*timeouts.get(name.as_str())?)?));
+        let running = reader.running;
+        let kill = running.and_then(|(name, since)| Some(since + (*timeouts.get(name)?)?));
         let notice = running
-            .filter(|(name, _)| announced.as_ref() != Some(name))
-            .map(|(_, since)| *since + batch.notice_after);
+            .filter(|(name, _)| announced != Some(*name))
+            .map(|(_, since)| since + batch.notice_after);
         let deadline = match &exited {
             // After the process ended, its output may stay open the leak timeout, no more.
             Some((_, at)) if !leaked => Some(*at + batch.leak_timeout),
@@ -223,13 +222,13 @@ fn run_process(
                 super::children::kill_group(pid);
             }
             Err(RecvTimeoutError::Timeout) => {
-                let (name, since) = reader.running.clone().expect("a deadline means a test runs");
+                let (name, since) = reader.running.expect("a deadline means a test runs");
                 if kill.is_some_and(|kill| Instant::now() >= kill) {
                     reader.running = None;
                     super::children::kill_group(pid);
                     timed_out = Some(name);
                 } else {
-                    (batch.on_long)(&name, since.elapsed());
+                    (batch.on_long)(name, since.elapsed());
                     announced = Some(name);
                 }
             }
@@ -244,7 +243,7 @@ fn run_process(
     };
     reader.finish();
     if let Some(lifetime) = lifetime {
-        usage.settle(&reader.finished, reader.running.as_ref().map(|(name, _)| name), lifetime);
+        usage.settle(&reader.finished, reader.running.map(|(name, _)| name), lifetime);
     }
     let usage = usage.of;
     let stderr = stderr.join().unwrap_or_default();
@@ -252,18 +251,18 @@ fn run_process(
         .finished
         .iter()
         .filter(|(_, (result, _))| matches!(result, Status::Failed(_)))
-        .map(|(name, _)| name.as_str())
+        .map(|(name, _)| *name)
         .collect();
     let mut sections = sections(&reader.all, &failed);
     let mut results = std::mem::take(&mut reader.finished);
     if let Some(name) = timed_out {
-        let limit = timeouts.get(name.as_str()).copied().flatten().unwrap_or_default();
+        let limit = timeouts.get(name).copied().flatten().unwrap_or_default();
         results.push((name, (Status::TimedOut(limit), limit)));
         return (results, usage);
     }
     for (name, (result, _)) in &mut results {
         if let Status::Failed(output) = result {
-            *output = sections.remove(name.as_str()).unwrap_or_default();
+            *output = sections.remove(*name).unwrap_or_default();
         }
     }
     if let (Some((name, since)), Some(Ok(status))) = (reader.running.take(), status) {
@@ -281,7 +280,7 @@ fn run_process(
             // One test in the process: that test left it.
             [(_, (result @ Status::Passed, _))] => *result = Status::Leaked(why),
             many => {
-                let names: Vec<&str> = many.iter().map(|(name, _)| name.as_str()).collect();
+                let names: Vec<&str> = many.iter().map(|(name, _)| *name).collect();
                 eprintln!(
                     "warning: {}: one of {} left a process holding its output open {}; it was \
                      killed (run them with --isolate to tell which)",
@@ -311,7 +310,7 @@ enum Piped {
 /// reader's latency, and measuring it as such made 20,001 empty tests look like they used a
 /// third of a core, so that 11 batches ran at once on 2 cores (and the more that ran, the
 /// longer and lighter each test looked).
-struct Usages {
+struct Usages<'a> {
     meter: prun::usage::Meter,
     /// Tests shorter than this are not measured.
     least: Duration,
@@ -319,16 +318,16 @@ struct Usages {
     seen: usize,
     /// Time of tests that ended unmeasured since the last measurement.
     unmeasured: Duration,
-    of: BTreeMap<String, Usage>,
+    of: BTreeMap<&'a str, Usage>,
 }
 
-impl Usages {
-    fn new(pid: u32, least: Duration) -> Usages {
+impl<'a> Usages<'a> {
+    fn new(pid: u32, least: Duration) -> Usages<'a> {
         let meter = prun::usage::Meter::of(pid);
         Usages { meter, least, seen: 0, unmeasured: Duration::ZERO, of: BTreeMap::new() }
     }
 
-    fn measure(&mut self, finished: &[(String, (Status, Duration))]) {
+    fn measure(&mut self, finished: &[Ended<'a>]) {
         let new = &finished[self.seen.min(finished.len())..];
         self.seen = finished.len();
         let Some(longest) = new.iter().max_by_key(|(_, (_, took))| *took) else { return };
@@ -341,23 +340,18 @@ impl Usages {
         }
         self.unmeasured = Duration::ZERO;
         if let Some(lap) = self.meter.lap() {
-            self.give(&longest.0, lap, others);
+            self.give(longest.0, lap, others);
         }
     }
 
     /// The tests that ended with the process (and one it was running, which ended it).
-    fn settle(
-        &mut self,
-        finished: &[(String, (Status, Duration))],
-        running: Option<&String>,
-        lifetime: Usage,
-    ) {
+    fn settle(&mut self, finished: &[Ended<'a>], running: Option<&'a str>, lifetime: Usage) {
         let new = &finished[self.seen.min(finished.len())..];
-        let last = running.or_else(|| new.last().map(|(name, _)| name));
+        let last = running.or_else(|| new.last().map(|(name, _)| *name));
         let Some(last) = last else { return };
         let others: Duration = new
             .iter()
-            .filter(|(name, _)| name != last)
+            .filter(|(name, _)| *name != last)
             .map(|(_, (_, took))| *took)
             .sum::<Duration>()
             + self.unmeasured;
@@ -369,10 +363,10 @@ impl Usages {
     }
 
     /// `used` less what tests that ran `others` long took (a core each).
-    fn give(&mut self, name: &str, used: Usage, others: Duration) {
+    fn give(&mut self, name: &'a str, used: Usage, others: Duration) {
         let others_ms = u64::try_from(others.as_millis()).unwrap_or(u64::MAX);
         let cpu_ms = used.cpu_ms.saturating_sub(others_ms);
-        self.of.insert(name.to_owned(), Usage { cpu_ms, peak_kb: used.peak_kb });
+        self.of.insert(name, Usage { cpu_ms, peak_kb: used.peak_kb });
     }
 }
 
@@ -386,9 +380,9 @@ impl Usages {
 /// and any other `test OTHER ... ok` is the running test's output. When the process ends
 /// cleanly, libtest's closing `failures:` list, the last thing it prints, has the last word.
 #[derive(Debug, Default)]
-struct Statuses {
+struct Statuses<'a> {
     /// The batch's tests in the order libtest runs them.
-    order: Vec<String>,
+    order: Vec<&'a str>,
     /// The next of `order` due to start.
     next: usize,
     /// All of stdout so far (failure sections are read from it at the end).
@@ -398,19 +392,19 @@ struct Statuses {
     /// How much of `all` past `read` is known to hold no newline (a long line is scanned once).
     scanned: usize,
     /// The test that started and is not finished, and since when.
-    running: Option<(String, Instant)>,
+    running: Option<(&'a str, Instant)>,
     /// The running test's status so far: the last one it was given.
     status: Option<Status>,
     /// The status at the end of another binary's `test OTHER ... ` line while ours ran: ours,
     /// if ours gets no line of its own (a child that runs our binary again died before its
     /// status, and ours followed on its line).
     foreign_status: Option<Status>,
-    finished: Vec<(String, (Status, Duration))>,
+    finished: Vec<Ended<'a>>,
 }
 
-impl Statuses {
-    fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Statuses {
-        let mut order: Vec<String> = names.into_iter().map(str::to_owned).collect();
+impl<'a> Statuses<'a> {
+    fn new(names: impl IntoIterator<Item = &'a str>) -> Statuses<'a> {
+        let mut order: Vec<&'a str> = names.into_iter().collect();
         order.sort_unstable();
         order.dedup();
         Statuses { order, ..Statuses::default() }
@@ -418,18 +412,25 @@ impl Statuses {
 
     /// Whether `name` is the test libtest runs next.
     fn due(&self, name: &str) -> bool {
-        self.order.get(self.next).is_some_and(|next| next == name)
+        self.order.get(self.next).is_some_and(|next| *next == name)
     }
 
     fn feed(&mut self, chunk: &[u8]) {
         self.all.push_str(&String::from_utf8_lossy(chunk));
+        // Taken out while its lines move the rest of the state: no line is copied out of it.
+        let all = std::mem::take(&mut self.all);
+        self.read_lines(&all);
+        self.all = all;
+    }
+
+    /// Reads `all` (all of stdout so far) past what was read.
+    fn read_lines(&mut self, all: &str) {
         loop {
             // A due test whose name spans lines: its start line is matched whole.
             if let Some(due) = self.order.get(self.next).filter(|name| name.contains('\n')) {
-                match start_line(&self.all[self.read..], due) {
+                match start_line(&all[self.read..], due) {
                     Some(Ok(len)) => {
-                        let due = due.clone();
-                        self.start(&due);
+                        self.start();
                         self.read += len;
                         self.scanned = self.read;
                         continue;
@@ -443,38 +444,36 @@ impl Statuses {
                 }
             }
             let from = self.scanned.max(self.read);
-            let Some(end) = self.all[from..].find('\n') else { break };
+            let Some(end) = all[from..].find('\n') else { break };
             let end = from + end;
-            let line = self.all[self.read..end].to_owned();
+            let line = &all[self.read..end];
             self.read = end + 1;
             self.scanned = self.read;
-            self.line(&line);
+            self.line(line);
         }
-        self.scanned = self.all.len();
+        self.scanned = all.len();
         // libtest writes `test NAME ... ` and flushes before it runs the test. Only a tail as
         // short as such a line can be one.
-        let tail = &self.all[self.read..];
-        let longest = self.order.get(self.next).map_or(0, String::len) + 40;
+        let tail = &all[self.read..];
+        let longest = self.order.get(self.next).map_or(0, |name| name.len()) + 40;
         if tail.len() <= longest
             && let Some((name, _)) = test_line(tail)
             && self.due(name)
         {
-            let name = name.to_owned();
-            self.start(&name);
+            self.start();
         }
     }
 
     fn line(&mut self, line: &str) {
         match test_line(line) {
             Some((name, status)) if self.due(name) => {
-                let name = name.to_owned();
-                self.start(&name);
+                self.start();
                 if status.is_some() {
                     self.status = status;
                 }
             }
             Some((name, status)) => {
-                let running = self.running.as_ref().map(|(running, _)| running.as_str());
+                let running = self.running.map(|(running, _)| running);
                 if running == Some(name) {
                     // Ours, started on a partial line: its status.
                     if status.is_some() {
@@ -496,10 +495,11 @@ impl Statuses {
         }
     }
 
-    fn start(&mut self, name: &str) {
+    /// The due test starts.
+    fn start(&mut self) {
         self.settle();
+        self.running = self.order.get(self.next).map(|name| (*name, Instant::now()));
         self.next += 1;
-        self.running = Some((name.to_owned(), Instant::now()));
     }
 
     /// The running test ends with the last status it was given (or a child's line's).
@@ -530,7 +530,7 @@ impl Statuses {
             return;
         }
         for (name, (result, _)) in &mut self.finished {
-            if *result == Status::Passed && failed.contains(&name.as_str()) {
+            if *result == Status::Passed && failed.contains(name) {
                 *result = Status::Failed(String::new());
             }
         }
@@ -673,29 +673,29 @@ fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Ve
 mod tests {
     use super::*;
 
-    fn finished(reader: &Statuses) -> Vec<(&str, &Status)> {
-        reader.finished.iter().map(|(name, (result, _))| (name.as_str(), result)).collect()
+    fn finished<'a>(reader: &'a Statuses<'a>) -> Vec<(&'a str, &'a Status)> {
+        reader.finished.iter().map(|(name, (result, _))| (*name, result)).collect()
     }
 
     #[test]
     fn a_paced_batch_does_not_measure_tests_shorter_than_a_tick() {
-        let ended = |took: &[(&str, u64)]| -> Vec<Ended> {
+        let ended = |took: &[(&'static str, u64)]| -> Vec<Ended<'static>> {
             let took = took.iter().map(|(name, ms)| (*name, Duration::from_millis(*ms)));
-            took.map(|(name, took)| (name.to_owned(), (Status::Passed, took))).collect()
+            took.map(|(name, took)| (name, (Status::Passed, took))).collect()
         };
         let run = ended(&[("a", 4), ("b", 12)]);
         // Read as it speaks: a test of 4 ms is measured (this process stands in for a batch).
         let mut usage = Usages::new(std::process::id(), Duration::from_millis(1));
         usage.measure(&run[..1]);
         usage.measure(&run);
-        assert_eq!(usage.of.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(usage.of.keys().copied().collect::<Vec<_>>(), ["a", "b"]);
         // Read at a pace: only the test of a tick or more is; the other counts against it.
         let mut usage = Usages::new(std::process::id(), prun::usage::TICK);
         usage.measure(&run[..1]);
         assert!(usage.of.is_empty());
         assert_eq!(usage.unmeasured, Duration::from_millis(4));
         usage.measure(&run);
-        assert_eq!(usage.of.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(usage.of.keys().copied().collect::<Vec<_>>(), ["b"]);
         assert_eq!(usage.unmeasured, Duration::ZERO);
     }
 
@@ -703,10 +703,10 @@ mod tests {
     fn reads_starts_results_and_failure_sections() {
         let mut reader = Statuses::new(["a", "b", "c", "d"]);
         reader.feed(b"\nrunning 3 tests\ntest a ... ok\ntest b ... ");
-        assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("b"));
+        assert_eq!(reader.running.map(|(n, _)| n), Some("b"));
         reader.feed(b"FAILED\ntest c ... ignored\ntest d ... ");
-        assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("d"));
-        let names: Vec<&str> = reader.finished.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(reader.running.map(|(n, _)| n), Some("d"));
+        let names: Vec<&str> = reader.finished.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(reader.finished[0].1.0, Status::Passed);
         reader.feed(b"raw bytes ok\n\nfailures:\n\n---- b stdout ----\nboom\n\nfailures:\n    b\n");
@@ -721,7 +721,7 @@ mod tests {
     fn a_should_panic_test_is_named_as_listed() {
         let mut reader = Statuses::new(["tests::max_remove"]);
         reader.feed(b"test tests::max_remove - should panic ... ");
-        assert_eq!(reader.running.as_ref().map(|(n, _)| n.as_str()), Some("tests::max_remove"));
+        assert_eq!(reader.running.map(|(n, _)| n), Some("tests::max_remove"));
         reader.feed(b"ok\n");
         reader.finish();
         assert_eq!(reader.finished[0].0, "tests::max_remove");
@@ -736,7 +736,7 @@ mod tests {
         reader_in_order
             .feed(b"test next ... \nrunning 1 test\ntest child ... ok\ntest parent ... ");
         assert_eq!(finished(&reader_in_order), [("next", &Status::Passed)]);
-        assert_eq!(reader_in_order.running.as_ref().map(|(n, _)| n.as_str()), Some("parent"));
+        assert_eq!(reader_in_order.running.map(|(n, _)| n), Some("parent"));
         // A child that finished prints its own status; ours comes on a line of its own.
         reader_in_order
             .feed(b"\nrunning 1 test\ntest child ... ok\n\ntest result: ok.\n\nFAILED\n");
@@ -803,7 +803,7 @@ mod tests {
     fn a_name_with_a_newline_is_read_whole() {
         let mut reader = Statuses::new(["a", "b\nc", "d"]);
         reader.feed(b"test a ... ok\ntest b\n");
-        let running = reader.running.as_ref().map(|(name, _)| name.as_str());
+        let running = reader.running.map(|(name, _)| name);
         assert_eq!(running, Some("a"), "not all of b's start line is here yet");
         reader.feed(b"c ... FAILED\ntest d ... ok\n");
         reader.finish();

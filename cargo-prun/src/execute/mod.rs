@@ -282,7 +282,7 @@ impl ProcessExecutor {
         let started_at = self.started.elapsed();
         let began = Instant::now();
         let binary = &self.binaries[test.binary].binary.id;
-        let (binary, name) = (binary.clone(), test.name.clone());
+        let (binary, name) = (binary.clone(), test.name().to_owned());
         self.send(Event::Started { binary, name, worker: slot, running_for: Duration::ZERO });
         let (attempt, process) = if self.stop.stopped() {
             (Attempt::of(Outcome::NotRun { reason: self.stop.reason() }), None)
@@ -343,7 +343,7 @@ impl ProcessExecutor {
         }
         Finished {
             binary: self.binaries[test.binary].binary.id.clone(),
-            name: test.name.clone(),
+            name: test.name().to_owned(),
             attempt: ran.attempt,
             worker: ran.slot,
             passed: outcome.passed(),
@@ -490,7 +490,7 @@ impl crate::diagnose::Replay for ProcessExecutor {
                 let mut outcome = None;
                 for &index in tests {
                     let test = &self.tests[index];
-                    let answer = worker.run(&test.name, 1, test.job.slots, index, test.timeout);
+                    let answer = worker.run(test.name(), 1, test.job.slots, index, test.timeout);
                     if index == last {
                         outcome = Some(answer.alive && answer.attempt.outcome.passed());
                     }
@@ -512,7 +512,10 @@ impl crate::diagnose::Replay for ProcessExecutor {
             }
             Kind::Libtest => {
                 let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
-                let batched = self.libtest_batch(&members, slot).remove(&self.tests[last].name)?;
+                // The last one's result: where its name is first among them.
+                let name = self.tests[last].name();
+                let at = members.iter().position(|t| t.name() == name)?;
+                let batched = self.libtest_batch(&members, slot).swap_remove(at)?;
                 // A leak fails the test when the config says so, in a replay as in the run.
                 let outcome = self.judge_leak(&self.tests[last], batched.attempt.outcome);
                 (!batched.missing).then(|| outcome.passed())

@@ -34,7 +34,7 @@ impl ProcessExecutor {
             binary: &binary.binary,
             cwd: &binary.binary.package_dir,
             env: &env,
-            name: &test.name,
+            name: test.name(),
             ignored: test.meta.ignore,
             extra_args: &self.settings.harness_args,
             timeout: test.timeout,

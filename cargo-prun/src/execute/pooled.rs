@@ -57,7 +57,7 @@ impl ProcessExecutor {
                 return (Attempt::of(outcome), self.next_process());
             }
         };
-        let answer = worker.run(&test.name, dispatch.attempt, dispatch.slots, index, test.timeout);
+        let answer = worker.run(test.name(), dispatch.attempt, dispatch.slots, index, test.timeout);
         if answer.alive {
             self.workers.lock().insert((test.binary, slot), (worker, process));
         }
@@ -109,13 +109,13 @@ impl ProcessExecutor {
                 }
             };
             let names: Vec<(&str, usize)> =
-                remaining.iter().map(|&i| (self.tests[i].name.as_str(), i)).collect();
+                remaining.iter().map(|&i| (self.tests[i].name(), i)).collect();
             // A test that runs a while is announced (the worker runs them in order: each started
             // when the one before it answered).
             let long = |position: usize, running_for: Duration| {
                 let (binary, name) = (
                     self.binaries[binary].binary.id.clone(),
-                    self.tests[remaining[position]].name.clone(),
+                    self.tests[remaining[position]].name().to_owned(),
                 );
                 self.send(Event::Started { binary, name, worker: slot, running_for });
             };
