@@ -199,8 +199,12 @@ impl History {
         expected.clamp(cores.min(ceiling), ceiling).max(1)
     }
 
-    pub(crate) fn add(&mut self, id: String, record: Record) {
-        self.tests.entry(id).or_default().push(record);
+    pub(crate) fn add(&mut self, id: &str, record: Record) {
+        // The id is copied only for a test new to the history.
+        match self.tests.get_mut(id) {
+            Some(test) => test.push(record),
+            None => self.tests.entry(id.to_owned()).or_default().push(record),
+        }
     }
 
     /// What the diagnosis found: the company of a parallel-only failure (where `bisect` starts),
@@ -452,15 +456,17 @@ pub(crate) enum Error {
 }
 
 /// The history file's layout: each binary once, with its tests (written as [`BinaryOut`]).
+/// Names are read in place, from the file's bytes: each test's id is its one copy.
 #[derive(Deserialize)]
-struct BinaryOnDisk {
-    id: String,
-    tests: Vec<TestOnDisk>,
+struct BinaryOnDisk<'a> {
+    id: &'a str,
+    #[serde(borrow)]
+    tests: Vec<TestOnDisk<'a>>,
 }
 
 #[derive(Deserialize)]
-struct TestOnDisk {
-    name: String,
+struct TestOnDisk<'a> {
+    name: &'a str,
     /// Oldest first, run-length encoded.
     runs: Vec<RunsOnDisk>,
     neighbours: Vec<String>,
@@ -540,15 +546,10 @@ fn decode(bytes: &[u8]) -> Result<History, Error> {
         return Err(Error::OtherVersion { found: version, reads: VERSION.to_string() });
     }
     let binaries: Vec<BinaryOnDisk> = postcard::from_bytes(body).map_err(Error::Undecodable)?;
-    let mut tests = Vec::new();
+    let mut tests = Vec::with_capacity(binaries.iter().map(|b| b.tests.len()).sum());
     for binary in binaries {
         for test in binary.tests {
-            let mut entry = TestHistory {
-                runs: Vec::with_capacity(test.runs.len()),
-                neighbours: test.neighbours,
-                under_load: test.under_load,
-            };
-            for r in test.runs {
+            let runs = test.runs.into_iter().map(|r| {
                 let record = Record {
                     duration_ms: r.duration_ms,
                     outcome: r.outcome,
@@ -556,9 +557,14 @@ fn decode(bytes: &[u8]) -> Result<History, Error> {
                     cpu_ms: r.cpu_ms,
                     peak_kb: r.peak_kb,
                 };
-                entry.runs.push((record, r.times.clamp(1, KEEP as u32)));
-            }
-            tests.push((TestId { binary: &binary.id, name: &test.name }.joined(), entry));
+                (record, r.times.clamp(1, KEEP as u32))
+            });
+            let entry = TestHistory {
+                runs: runs.collect(),
+                neighbours: test.neighbours,
+                under_load: test.under_load,
+            };
+            tests.push((TestId { binary: binary.id, name: test.name }.joined(), entry));
         }
     }
     // Built at once (the file holds the tests in order, which a sort finds in one pass), not
@@ -679,12 +685,12 @@ mod tests {
         let mut history = History::default();
         for id in ["p slow_unit", "p quick_unit", "l slow_plain", "p once"] {
             let ms = if id.contains("slow") { 1500 } else { 20 };
-            history.add(id.into(), record(ms, Ended::Passed));
+            history.add(id, record(ms, Ended::Passed));
             if id != "p once" {
-                history.add(id.into(), record(ms, Ended::Passed));
+                history.add(id, record(ms, Ended::Passed));
             }
         }
-        history.add("p once".into(), record(900, Ended::Passed));
+        history.add("p once", record(900, Ended::Passed));
         let catalog = [
             ("p slow_unit", "unit", true),
             ("p quick_unit", "unit", true),
@@ -749,7 +755,7 @@ mod tests {
             assert!(store.read().is_err(), "{bad:?}");
             assert!(store.load().tests.is_empty());
             // The next run replaces it with a good file.
-            store.update(|h| h.add("a t".into(), record(1, Ended::Passed))).unwrap();
+            store.update(|h| h.add("a t", record(1, Ended::Passed))).unwrap();
             assert_eq!(store.load().tests.len(), 1);
         }
     }
@@ -758,12 +764,12 @@ mod tests {
     fn a_history_read_ahead_is_the_one_load_gives() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_owned());
-        store.update(|h| h.add("a t".into(), record(7, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a t", record(7, Ended::Passed))).unwrap();
         store.read_ahead();
         let history = store.load();
         assert_eq!(history.tests["a t"].typical(), Some(Duration::from_millis(7)));
         // Taken: the next load reads the file again.
-        store.update(|h| h.add("a u".into(), record(1, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a u", record(1, Ended::Passed))).unwrap();
         assert_eq!(store.load().tests.len(), 2);
         // Read ahead of a file that is not there: an empty history, as `load` alone gives.
         let empty = Store::new(dir.path().join("none"));
@@ -784,7 +790,7 @@ mod tests {
                             cpu_ms: None,
                             peak_kb: None,
                         };
-                        h.add(format!("my-crate::integration tests::module::case_{i:05}"), record);
+                        h.add(&format!("my-crate::integration tests::module::case_{i:05}"), record);
                     }
                 })
                 .unwrap();
@@ -816,7 +822,7 @@ mod tests {
         suite_history(&store, 10, 1);
         assert_eq!(std::fs::metadata(store.path()).unwrap().ino(), inode);
         // A run that differs is recorded.
-        store.update(|h| h.add("b new".into(), record(3, Ended::Failed))).unwrap();
+        store.update(|h| h.add("b new", record(3, Ended::Failed))).unwrap();
         assert_ne!(std::fs::metadata(store.path()).unwrap().ino(), inode);
     }
 
@@ -841,9 +847,9 @@ mod tests {
         store
             .update(|h| {
                 for run in &runs {
-                    h.add("crate::t odd name with spaces".into(), run.clone());
+                    h.add("crate::t odd name with spaces", run.clone());
                 }
-                h.add("other-bin x".into(), record(1, Ended::Imported));
+                h.add("other-bin x", record(1, Ended::Imported));
                 let test = h.tests.get_mut("other-bin x").unwrap();
                 test.neighbours = vec!["crate::t y".into()];
                 test.under_load = true;
@@ -867,7 +873,7 @@ mod tests {
         let json = r#"{"version":1,"tests":{"a t":{"runs":[{"duration_ms":7,"outcome":"passed","attempts":1}]}}}"#;
         std::fs::write(store.json_path(), json).unwrap();
         assert_eq!(store.load().tests["a t"].typical(), Some(Duration::from_millis(7)));
-        store.update(|h| h.add("a t".into(), record(9, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a t", record(9, Ended::Passed))).unwrap();
         assert!(!store.json_path().exists());
         assert_eq!(store.load().tests["a t"].run_count(), 2);
     }
@@ -876,23 +882,19 @@ mod tests {
     fn an_update_takes_the_loaded_history_only_while_the_file_is_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_owned());
-        store.update(|h| h.add("a one".into(), record(1, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a one", record(1, Ended::Passed))).unwrap();
         // Unchanged since it was loaded: the loaded history is the one changed (not decoded
         // again), as this marker, which the file does not have, shows.
         let mut loaded = store.load();
-        loaded.add("a marker".into(), record(1, Ended::Passed));
-        store
-            .update_loaded(Some(loaded), |h| h.add("a two".into(), record(1, Ended::Passed)))
-            .unwrap();
+        loaded.add("a marker", record(1, Ended::Passed));
+        store.update_loaded(Some(loaded), |h| h.add("a two", record(1, Ended::Passed))).unwrap();
         assert_eq!(store.load().tests.len(), 3);
         // Another run wrote it meanwhile: the file is read, and both runs land.
         let loaded = store.load();
         Store::new(dir.path().to_owned())
-            .update(|h| h.add("a other".into(), record(1, Ended::Passed)))
+            .update(|h| h.add("a other", record(1, Ended::Passed)))
             .unwrap();
-        store
-            .update_loaded(Some(loaded), |h| h.add("a mine".into(), record(1, Ended::Passed)))
-            .unwrap();
+        store.update_loaded(Some(loaded), |h| h.add("a mine", record(1, Ended::Passed))).unwrap();
         let ids: Vec<String> = store.load().tests.into_keys().collect();
         assert_eq!(ids, ["a marker", "a mine", "a one", "a other", "a two"]);
     }
@@ -901,17 +903,17 @@ mod tests {
     fn an_update_cut_short_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().to_owned());
-        store.update(|h| h.add("a one".into(), record(1, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a one", record(1, Ended::Passed))).unwrap();
         // Cut short while the next history was written: the old one stands.
         std::fs::write(next_path(&store.path()), "{ half a fi").unwrap();
         assert_eq!(store.load().tests.len(), 1);
-        store.update(|h| h.add("a two".into(), record(1, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a two", record(1, Ended::Passed))).unwrap();
         assert_eq!(store.load().tests.len(), 2);
         assert!(!next_path(&store.path()).exists());
         // Cut short after the old history was removed: the new one is read, and put in place.
         std::fs::rename(store.path(), next_path(&store.path())).unwrap();
         assert_eq!(store.load().tests.len(), 2);
-        store.update(|h| h.add("a three".into(), record(1, Ended::Passed))).unwrap();
+        store.update(|h| h.add("a three", record(1, Ended::Passed))).unwrap();
         assert_eq!(store.load().tests.len(), 3);
         let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -931,7 +933,7 @@ mod tests {
                 }
             });
             for i in 0..200 {
-                store.update(|h| h.add(format!("a t{i}"), record(1, Ended::Passed))).unwrap();
+                store.update(|h| h.add(&format!("a t{i}"), record(1, Ended::Passed))).unwrap();
             }
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             reader.join().unwrap();
@@ -947,7 +949,9 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..10 {
                         store
-                            .update(|h| h.add(format!("b t{thread}-{i}"), record(1, Ended::Passed)))
+                            .update(|h| {
+                                h.add(&format!("b t{thread}-{i}"), record(1, Ended::Passed))
+                            })
                             .unwrap();
                     }
                 });

@@ -725,7 +725,7 @@ pub(crate) mod tests {
                 cpu_ms: Some(cpu_ms),
                 peak_kb: Some(1024),
             };
-            history.add(format!("b {name}"), record);
+            history.add(&format!("b {name}"), record);
         }
         // A fixed count: longest first, the waits ahead of the shorter burners.
         let known = crate::prepare::known_tests(&history, None).unwrap();

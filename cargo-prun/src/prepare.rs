@@ -252,8 +252,8 @@ mod tests {
             cpu_ms,
             peak_kb: Some(2048),
         };
-        history.add("b waits".into(), run(400, Some(40)));
-        history.add("b never-measured".into(), run(30, None));
+        history.add("b waits", run(400, Some(40)));
+        history.add("b never-measured", run(30, None));
         history.tests.get_mut("b waits").unwrap().under_load = true;
         history
     }

@@ -76,7 +76,7 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
                         cpu_ms,
                         peak_kb: None,
                     };
-                    history.add(id, record);
+                    history.add(&id, record);
                 }
             })?;
             eprintln!("imported the timings of {count} tests into {}", store.path().display());

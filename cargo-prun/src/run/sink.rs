@@ -92,7 +92,7 @@ pub(super) fn learn(
     let mut hints = Vec::new();
     let update = store.update_loaded(Some(loaded), |history| {
         for (id, record) in &sink.records {
-            history.add(id.clone(), record.clone());
+            history.add(id, record.clone());
         }
         for found in &sink.summary.parallel_only {
             history.note_diagnosis(found);
