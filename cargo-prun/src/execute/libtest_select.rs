@@ -17,26 +17,28 @@ const MOST: usize = 64;
 /// Every name a libtest binary has, for checking what a substring chooses.
 #[derive(Debug)]
 pub(crate) struct Universe {
-    /// Sorted, as libtest runs them.
-    sorted: Vec<String>,
-    /// Every name after a NUL (which no name has): `\0a\0b`.
-    joined: Vec<u8>,
+    /// Every name after a NUL (which no name has), sorted as libtest runs them: `\0a\0b`.
+    joined: String,
+    /// Where each name is in `joined`, in that order (one copy of the names, not one each).
+    sorted: Vec<(usize, usize)>,
     /// No name holds a NUL, so `joined` tells names apart (else no batch is said in substrings).
     separable: bool,
 }
 
 impl Universe {
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Universe {
-        let mut sorted: Vec<String> = names.into_iter().map(str::to_owned).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let mut joined = Vec::with_capacity(sorted.iter().map(|n| n.len() + 1).sum());
-        for name in &sorted {
-            joined.push(0);
-            joined.extend_from_slice(name.as_bytes());
+        let mut names: Vec<&str> = names.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut joined = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        let mut sorted = Vec::with_capacity(names.len());
+        for name in &names {
+            joined.push('\0');
+            sorted.push((joined.len(), joined.len() + name.len()));
+            joined.push_str(name);
         }
-        let separable = !sorted.iter().any(|name| name.contains('\0'));
-        Universe { sorted, joined, separable }
+        let separable = !names.iter().any(|name| name.contains('\0'));
+        Universe { joined, sorted, separable }
     }
 
     /// Substrings whose tests, among every test of the binary, are exactly `batch`; `None`
@@ -86,13 +88,14 @@ impl Universe {
     /// batch that start with it: as many names of the binary start with it, and no name has
     /// it anywhere but at its start.
     fn chooses_exactly(&self, prefix: &str, count: usize) -> bool {
-        let from = self.sorted.partition_point(|name| name.as_str() < prefix);
-        let starting = self.sorted[from..].partition_point(|name| name.starts_with(prefix));
+        let name = |&(start, end): &(usize, usize)| &self.joined[start..end];
+        let from = self.sorted.partition_point(|at| name(at) < prefix);
+        let starting = self.sorted[from..].partition_point(|at| name(at).starts_with(prefix));
         if starting != count {
             return false;
         }
-        memmem::find_iter(&self.joined, prefix.as_bytes())
-            .all(|at| at > 0 && self.joined[at - 1] == 0)
+        let joined = self.joined.as_bytes();
+        memmem::find_iter(joined, prefix.as_bytes()).all(|at| at > 0 && joined[at - 1] == 0)
     }
 }
 
@@ -120,8 +123,8 @@ mod tests {
         let mut names: Vec<&str> = universe
             .sorted
             .iter()
+            .map(|&(start, end)| &universe.joined[start..end])
             .filter(|name| filters.iter().any(|f| name.contains(f.as_str())))
-            .map(String::as_str)
             .collect();
         names.sort_unstable();
         names
