@@ -32,6 +32,10 @@ mod timings;
 
 use cli::{Cargo, Command};
 
+/// See the dependency's note in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let Cargo::Prun(prun) = Cargo::parse_command_line();
     let result = match prun.command {
