@@ -21,6 +21,8 @@ pub(crate) struct Universe {
     joined: String,
     /// Where each name is in `joined`, in that order (one copy of the names, not one each).
     sorted: Vec<(usize, usize)>,
+    /// Every name but its first byte, after a NUL: where a substring found is inside a name.
+    inner: Vec<u8>,
     /// No name holds a NUL, so `joined` tells names apart (else no batch is said in substrings).
     separable: bool,
 }
@@ -32,13 +34,16 @@ impl Universe {
         names.dedup();
         let mut joined = String::with_capacity(names.iter().map(|n| n.len() + 1).sum());
         let mut sorted = Vec::with_capacity(names.len());
+        let mut inner = Vec::with_capacity(joined.capacity());
         for name in &names {
             joined.push('\0');
             sorted.push((joined.len(), joined.len() + name.len()));
             joined.push_str(name);
+            inner.push(0);
+            inner.extend_from_slice(name.as_bytes().get(1..).unwrap_or_default());
         }
         let separable = !names.iter().any(|name| name.contains('\0'));
-        Universe { joined, sorted, separable }
+        Universe { joined, sorted, inner, separable }
     }
 
     /// Substrings whose tests, among every test of the binary, are exactly `batch`; `None`
@@ -51,22 +56,32 @@ impl Universe {
             return None;
         }
         let mut chosen = Vec::new();
-        // Nodes of the batch's trie: a run of names sharing their first `depth` bytes.
-        let mut stack = vec![(0, batch.len(), common_prefix(&batch))];
-        while let Some((lo, hi, depth)) = stack.pop() {
+        // Nodes of the batch's trie: a run of names sharing their first `depth` bytes, and
+        // whether a shorter prefix of theirs is known to occur only at names' starts (then so
+        // does every longer one, and the binary's names need no scan for it).
+        let mut stack = vec![(0, batch.len(), common_prefix(&batch), false)];
+        while let Some((lo, hi, depth, starts_only)) = stack.pop() {
             let group = &batch[lo..hi];
             let prefix = &group[0][..depth];
-            if !prefix.is_empty() && self.chooses_exactly(prefix, group.len()) {
-                chosen.push(prefix.to_owned());
-                if chosen.len() > MOST {
-                    return None;
+            let mut scanned = None;
+            if !prefix.is_empty() && self.starting_with(prefix) == group.len() {
+                // As many names start with it as the batch has: it chooses exactly them if
+                // no name has it anywhere else.
+                if starts_only || *scanned.insert(self.only_at_starts(prefix)) {
+                    chosen.push(prefix.to_owned());
+                    if chosen.len() > MOST {
+                        return None;
+                    }
+                    continue;
                 }
-                continue;
             }
             // A name that is the prefix itself chooses more than itself: no substring says it.
             if group[0].len() == depth {
                 return None;
             }
+            // One scan here saves one for each run below.
+            let starts_only = starts_only
+                || (!prefix.is_empty() && scanned.unwrap_or_else(|| self.only_at_starts(prefix)));
             // Split by the character after the prefix.
             let mut start = lo;
             while start < hi {
@@ -75,7 +90,7 @@ impl Universe {
                     start + batch[start..hi].partition_point(|name| next_char(name, depth) == next);
                 let deeper = depth + next.len_utf8();
                 let common = common_prefix(&batch[start..end]).max(deeper);
-                stack.push((start, end, common));
+                stack.push((start, end, common, starts_only));
                 start = end;
             }
         }
@@ -84,18 +99,19 @@ impl Universe {
         Some(chosen)
     }
 
-    /// Whether the tests whose name contains `prefix` are exactly the `count` names of the
-    /// batch that start with it: as many names of the binary start with it, and no name has
-    /// it anywhere but at its start.
-    fn chooses_exactly(&self, prefix: &str, count: usize) -> bool {
+    /// How many names of the binary start with `prefix`.
+    fn starting_with(&self, prefix: &str) -> usize {
         let name = |&(start, end): &(usize, usize)| &self.joined[start..end];
         let from = self.sorted.partition_point(|at| name(at) < prefix);
-        let starting = self.sorted[from..].partition_point(|at| name(at).starts_with(prefix));
-        if starting != count {
-            return false;
-        }
-        let joined = self.joined.as_bytes();
-        memmem::find_iter(joined, prefix.as_bytes()).all(|at| at > 0 && joined[at - 1] == 0)
+        self.sorted[from..].partition_point(|at| name(at).starts_with(prefix))
+    }
+
+    /// Whether no name of the binary has `prefix` anywhere but at its start: nowhere in the
+    /// names past their first byte (a string found there starts at a character of the name,
+    /// as UTF-8 never matches from the middle of one, and never spans two names, as no name
+    /// holds the NUL between them).
+    fn only_at_starts(&self, prefix: &str) -> bool {
+        memmem::find(&self.inner, prefix.as_bytes()).is_none()
     }
 }
 
@@ -151,6 +167,15 @@ mod tests {
         assert_eq!(universe.cover(&["a::y"]).unwrap(), ["a::y"]);
         assert_eq!(universe.cover(&["b::a::x", "b::z"]).unwrap(), ["b::"]);
         assert_eq!(universe.cover(&["c", "a::y"]).unwrap(), ["a::y", "c"]);
+    }
+
+    #[test]
+    fn a_name_inside_another_is_found_past_a_first_character_of_several_bytes() {
+        let universe = Universe::new(["äx", "yäx", "ü", "zü", "ö1", "ö2"]);
+        assert_eq!(universe.cover(&["äx"]), None, "äx is inside yäx");
+        assert_eq!(universe.cover(&["ü"]), None, "ü is inside zü");
+        assert_eq!(universe.cover(&["yäx", "zü"]).unwrap(), ["yäx", "zü"]);
+        assert_eq!(universe.cover(&["ö1", "ö2"]).unwrap(), ["ö"]);
     }
 
     #[test]
