@@ -512,9 +512,8 @@ impl crate::diagnose::Replay for ProcessExecutor {
             }
             Kind::Libtest => {
                 let members: Vec<_> = tests.iter().map(|&t| &self.tests[t]).collect();
-                // The last one's result: where its name is first among them.
-                let name = self.tests[last].name();
-                let at = members.iter().position(|t| t.name() == name)?;
+                // The last one's result, at its first place among them.
+                let at = tests.iter().position(|&t| t == last)?;
                 let batched = self.libtest_batch(&members, slot).swap_remove(at)?;
                 // A leak fails the test when the config says so, in a replay as in the run.
                 let outcome = self.judge_leak(&self.tests[last], batched.attempt.outcome);
