@@ -107,6 +107,14 @@ impl TestHistory {
         None
     }
 
+    /// The longest of the recent runs. A test whose first run in a process pays for the
+    /// process (the symbols a panic's backtrace reads, a lazy static) is quick after another
+    /// that paid, so its median moves with where it ran; its longest does not.
+    pub(crate) fn longest(&self) -> Option<Duration> {
+        let longest = self.runs.iter().filter(|(_, times)| *times > 0).map(|(r, _)| r.duration_ms);
+        longest.max().map(Duration::from_millis)
+    }
+
     /// What its recent measured runs used: CPU per second of wall time (thousandths of a
     /// core), and the highest peak memory (KiB). `None` before a run measured it.
     pub(crate) fn demand(&self) -> Option<(u32, u64)> {
@@ -705,7 +713,9 @@ mod tests {
             test.push(record(ms, outcome));
         }
         assert_eq!(test.typical(), Some(Duration::from_millis(20)));
+        assert_eq!(test.longest(), Some(Duration::from_millis(500)));
         assert_eq!(test.flaky_rate(), Some(0.5));
+        assert_eq!(TestHistory::default().longest(), None);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub(crate) struct Options {
 pub(crate) struct Known {
     /// What it typically took.
     pub(crate) duration: Duration,
+    /// The longest it took of late (at least `duration`).
+    pub(crate) longest: Duration,
     /// CPU per second of wall time, in thousandths of a core, and peak memory in KiB, where
     /// they were measured.
     pub(crate) millicores: Option<u32>,
@@ -66,7 +68,7 @@ impl KnownTests for HashMap<String, Known> {
 
 impl From<Duration> for Known {
     fn from(duration: Duration) -> Known {
-        Known { duration, millicores: None, peak_kb: None, under_load: false }
+        Known { duration, longest: duration, millicores: None, peak_kb: None, under_load: false }
     }
 }
 
@@ -372,10 +374,11 @@ pub(crate) fn weigh(plan: &mut Plan, cores: usize, ceiling: usize) {
 /// binary, `threads * 8` of a prun one), so that thousands of tiny tests cost a few process
 /// starts or worker round trips, not thousands, and the batches still balance the threads.
 ///
-/// With history (`learned`), a plain test expected to take longer than a batch should is a job
-/// of its own. A plain binary's batches are runs of its tests in name order, in rounds that
-/// halve (see [`shares`]); a prun binary's are dealt longest test first to the lightest batch,
-/// so that they come out of about equal length.
+/// With history (`learned`), a test that took longer than a batch should is kept apart: a prun
+/// one is a job of its own; a plain binary's long tests are dealt, longest first, into as many
+/// batches as can run at once. A plain binary's other batches are runs of its tests in name
+/// order, in rounds that halve (see [`shares`]); a prun binary's are dealt longest test first
+/// to the lightest batch, so that they come out of about equal length.
 ///
 /// `terminate` is the timeout every test without one of its own has (`slow-timeout`'s
 /// `terminate-after`): it does not set a test apart, the worker batch enforces it.
@@ -392,14 +395,30 @@ fn batches(
         test.meta.isolate
             || selection.isolate.iter().any(|pattern| test.id.contains(pattern.as_str()))
     };
+    // With history, a batch's share of the run: about a quarter of a thread's, so that the
+    // threads balance, and never less than BATCH_WORK.
+    let total: Duration = tests.iter().map(|test| test.expected + PER_TEST).sum();
+    let batch_work =
+        (total / u32::try_from(threads.max(1) * 4).unwrap_or(u32::MAX)).max(BATCH_WORK);
+    // A test that took a batch's share or more of late (or LONG) is kept apart from the quick
+    // ones: in their batch it would make that batch the last to finish. Its longest run, not
+    // its median, so that a test that is long only when first in its process stays with the
+    // long ones, where it is not first, rather than coming and going.
+    let long = |test: &PlannedTest| {
+        let longest = test.known.map_or(test.expected, |known| known.longest.max(test.expected));
+        learned && longest >= batch_work.min(LONG)
+    };
     // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
     // unit test with no group, timeout, retries or extra threads.
-    let long = |test: &PlannedTest| learned && test.expected >= LONG;
+    // A group or extra threads (from a nextest.toml override) need a job of their own.
+    let plain_batchable = |test: &PlannedTest| {
+        binaries[test.binary].kind == Kind::Libtest
+            && !isolated(test)
+            && test.job.groups.is_empty()
+            && test.job.slots == 1
+    };
     let batchable = |test: &PlannedTest| match binaries[test.binary].kind {
-        // A group or extra threads (from a nextest.toml override) need a job of their own.
-        Kind::Libtest => {
-            !isolated(test) && !long(test) && test.job.groups.is_empty() && test.job.slots == 1
-        }
+        Kind::Libtest => plain_batchable(test) && !long(test),
         // It takes one filter: a process per test.
         Kind::OneFilter => false,
         Kind::Prun => {
@@ -412,16 +431,14 @@ fn batches(
                 && !isolated(test)
         }
     };
-    // With history, a batch's share of the run: about a quarter of a thread's, so that the
-    // threads balance, and never less than BATCH_WORK.
-    let total: Duration = tests.iter().map(|test| test.expected + PER_TEST).sum();
-    let batch_work =
-        (total / u32::try_from(threads.max(1) * 4).unwrap_or(u32::MAX)).max(BATCH_WORK);
     let mut jobs: Vec<PlannedJob> = Vec::new();
     let mut batched: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut long_plain: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (index, test) in tests.iter().enumerate() {
         if batchable(test) {
             batched.entry(test.binary).or_default().push(index);
+        } else if plain_batchable(test) {
+            long_plain.entry(test.binary).or_default().push(index);
         } else {
             let runner = match binaries[test.binary].kind {
                 Kind::Prun if test.meta.isolate => Runner::Process,
@@ -433,6 +450,35 @@ fn batches(
                 Kind::Libtest | Kind::OneFilter => Runner::LibtestBatch,
             };
             jobs.push(PlannedJob { tests: vec![index], job: test.job.clone(), runner });
+        }
+    }
+    // A plain binary's long tests share processes: dealt longest first to the lightest of as
+    // many batches as they can run at once, not a process each. What a process pays once (the
+    // symbols a panic's backtrace reads under RUST_BACKTRACE=1, a lazy static) is then paid
+    // once a batch, as `cargo test`'s one process pays it once: a process a test, eight
+    // `should_panic` tests took smallvec 0.78 s where `cargo test` took 0.23 s.
+    // Shown passing output needs a process a test, and in an adaptive run a test that mostly
+    // waits is free to run beside as many others as the dispatcher admits: they stay jobs of
+    // their own.
+    for members in long_plain.into_values() {
+        let waits = |&m: &usize| {
+            options.cores.is_some()
+                && tests[m].known.and_then(|known| known.millicores).unwrap_or(1000) < 500
+        };
+        let (alone, shared): (Vec<usize>, Vec<usize>) =
+            members.into_iter().partition(|m| options.keep_output || waits(m));
+        let count = lanes(&shared, tests, threads, options.cores).min(shared.len());
+        let alone = alone.into_iter().map(|m| vec![m]);
+        for batch in alone.chain(deal(shared, tests, count)) {
+            let (job, runner) = match batch[..] {
+                [test] if options.keep_output => (tests[test].job.clone(), Runner::Process),
+                [test] => (tests[test].job.clone(), Runner::LibtestBatch),
+                _ => {
+                    let category = tests[batch[0]].job.category;
+                    (Job { slots: 1, category, ..Job::default() }, Runner::LibtestBatch)
+                }
+            };
+            jobs.push(PlannedJob { tests: batch, job, runner });
         }
     }
     // Batches are the most flexible work, so they come after every job of its own: the tests
@@ -476,19 +522,7 @@ fn batches(
             }
             batches.retain(|batch| !batch.is_empty());
         } else if learned {
-            let mut load = vec![Duration::ZERO; count];
-            let mut members = members;
-            members.sort_by_key(|&m| std::cmp::Reverse(tests[m].expected));
-            for member in members {
-                let lightest = (0..count).min_by_key(|&b| (load[b], b)).unwrap_or(0);
-                load[lightest] += tests[member].expected + PER_TEST;
-                batches[lightest].push(member);
-            }
-            // In declaration order inside a batch, as libtest would run them.
-            for batch in &mut batches {
-                batch.sort_unstable();
-            }
-            batches.retain(|batch| !batch.is_empty());
+            batches = deal(members, tests, count);
         } else {
             for (i, member) in members.into_iter().enumerate() {
                 batches[i % count].push(member);
@@ -505,6 +539,26 @@ fn batches(
         }
     }
     jobs
+}
+
+/// `members` dealt longest expected first to the lightest of `count` batches, so that the
+/// batches come out of about equal length; each in declaration order, as libtest would run
+/// them. No batch is empty.
+fn deal(mut members: Vec<usize>, tests: &[PlannedTest], count: usize) -> Vec<Vec<usize>> {
+    let count = count.max(1);
+    let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
+    let mut load = vec![Duration::ZERO; count];
+    members.sort_by_key(|&m| std::cmp::Reverse(tests[m].expected));
+    for member in members {
+        let lightest = (0..count).min_by_key(|&b| (load[b], b)).unwrap_or(0);
+        load[lightest] += tests[member].expected + PER_TEST;
+        batches[lightest].push(member);
+    }
+    for batch in &mut batches {
+        batch.sort_unstable();
+    }
+    batches.retain(|batch| !batch.is_empty());
+    batches
 }
 
 /// Where each of `count` batches of a plain binary ends, as a fraction of the binary's work:
@@ -559,8 +613,8 @@ const BATCH_WORK: Duration = Duration::from_millis(4);
 /// finish 2.4 ms sooner than one process of all.
 const PER_TEST: Duration = Duration::from_micros(100);
 
-/// A plain test expected to take this long runs as a job of its own, started early, rather
-/// than holding up the batch it would be in.
+/// A test expected to take this long (or a batch's share of the run, when that is less) runs as
+/// a job of its own, started early, rather than holding up the batch it would be in.
 const LONG: Duration = Duration::from_millis(100);
 
 /// LPT with groups: the longest expected job first, so that no long test starts last and
@@ -644,10 +698,11 @@ pub(crate) mod tests {
 
     /// The tests of each job, by name, in the order the dispatcher takes them.
     fn job_names(plan: &Plan) -> Vec<Vec<&str>> {
-        plan.jobs
-            .iter()
-            .map(|job| job.tests.iter().map(|&t| plan.tests[t].name()).collect())
-            .collect()
+        plan.jobs.iter().map(|job| plan_names(plan, job)).collect()
+    }
+
+    fn plan_names<'a>(plan: &'a Plan, job: &PlannedJob) -> Vec<&'a str> {
+        job.tests.iter().map(|&t| plan.tests[t].name()).collect()
     }
 
     fn plan_of(binaries: &[Binary], known: &dyn KnownTests, threads: usize) -> Plan {
@@ -783,6 +838,86 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_plain_binarys_long_tests_share_a_process_a_thread() {
+        // regex-syntax's kind: 146 tests under a millisecond, three of 65, 40 and 30 ms, all
+        // below LONG, but each longer than a batch's share: in a batch of quick tests, each
+        // would make its batch the last to finish.
+        let mut times: Vec<(String, u64)> =
+            (0..146).map(|i| (format!("plain t{i:03}"), 0)).collect();
+        times.extend(
+            [("plain t020x", 40), ("plain t021x", 30), ("plain t140x", 65)]
+                .map(|(id, ms)| (id.to_owned(), ms)),
+        );
+        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
+        let plan = plan_of(&binaries, &known(&times), 2);
+        let names = job_names(&plan);
+        // Dealt to two processes (two threads), the longer first; then the quick ones'
+        // batches.
+        assert_eq!(names[0], ["t020x", "t021x"]);
+        assert_eq!(names[1], ["t140x"]);
+        assert!(names[2..].iter().all(|batch| batch.len() > 1 && batch[0].len() == 4));
+        // Two threads taking the jobs in order finish within a few milliseconds.
+        let mut threads = [Duration::ZERO; 2];
+        for job in &plan.jobs {
+            let work: Duration = job.tests.iter().map(|&t| plan.tests[t].expected + PER_TEST).sum();
+            *threads.iter_mut().min().expect("two threads") += work;
+        }
+        let (short, long) = (threads[0].min(threads[1]), threads[0].max(threads[1]));
+        assert!(long - short <= Duration::from_millis(10), "{threads:?}");
+
+        // smallvec's kind under RUST_BACKTRACE=1: eight `should_panic` tests of 150 ms alone
+        // (the first panic of a process reads the binary's symbols), 55 quick ones. Two
+        // processes of four, not eight processes.
+        let mut times: Vec<(String, u64)> =
+            (0..55).map(|i| (format!("plain t{i:02}"), 0)).collect();
+        times.extend((0..8).map(|i| (format!("plain panics{i}"), 150)));
+        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
+        let shared = plan_of(&binaries, &known(&times), 2);
+        let names = job_names(&shared);
+        let panics: Vec<usize> =
+            names.iter().filter(|job| job[0].starts_with("panics")).map(|job| job.len()).collect();
+        assert_eq!(panics, [4, 4]);
+        // Shown passing output: a process a test.
+        let options = Options { keep_output: true, ..Options::default() };
+        let config = Config::default();
+        let history = known(&times);
+        let shown = super::plan(&binaries, &Selection::default(), options, &config, 2, &history);
+        let shown = shown.expect("built-in categories");
+        let alone: Vec<&PlannedJob> = shown
+            .jobs
+            .iter()
+            .filter(|job| plan_names(&shown, job)[0].starts_with("panics"))
+            .collect();
+        assert_eq!(alone.len(), 8);
+        assert!(alone.iter().all(|job| job.tests.len() == 1 && job.runner == Runner::Process));
+
+        // Its median 0 ms, its longest 150 ms (it was first in its process once): still with
+        // the long ones.
+        let mut history = known(&times);
+        let once = history.get_mut("plain panics3").expect("a test of the history");
+        *once = Known { longest: Duration::from_millis(150), ..Known::from(Duration::ZERO) };
+        let once = plan_of(&binaries, &history, 2);
+        let names = job_names(&once);
+        let panics = names.iter().filter(|job| job[0].starts_with("panics"));
+        assert_eq!(panics.map(|job| job.len()).collect::<Vec<_>>(), [4, 4]);
+
+        // Among 2,000 tests of 1 ms (a batch's share is 250 ms), a test of 65 ms is one of
+        // a batch's.
+        let mut times: Vec<(String, u64)> =
+            (0..2000).map(|i| (format!("plain t{i:04}"), 1)).collect();
+        times[1000].1 = 65;
+        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
+        let plan = plan_of(&binaries, &known(&times), 2);
+        assert!(plan.jobs.iter().all(|job| job.tests.len() > 1));
+    }
+
+    #[test]
     fn a_plain_binarys_batches_come_in_rounds_that_halve() {
         assert_eq!(shares(1, 2), [1.0]);
         assert_eq!(shares(2, 2), [0.5, 1.0]);
@@ -827,18 +962,27 @@ pub(crate) mod tests {
             let config = Config::default();
             let plan = plan(&binaries, &Selection::default(), options, &config, 12, &known);
             let plan = plan.expect("built-in categories");
-            let batches = plan.jobs.iter().filter(|job| job.tests.len() > 1);
-            batches.map(|job| job.tests.len()).collect::<Vec<_>>()
+            let short = |job: &&PlannedJob| plan.tests[job.tests[0]].name().starts_with('t');
+            let (short, long): (Vec<&PlannedJob>, Vec<&PlannedJob>) =
+                plan.jobs.iter().partition(short);
+            let mut long: Vec<usize> = long.iter().map(|job| job.tests.len()).collect();
+            long.sort_unstable();
+            (short.iter().map(|job| job.tests.len()).collect::<Vec<_>>(), long)
         };
+        // The long tests wait: in an adaptive run each is a job of its own, free to run
+        // beside as many others as the dispatcher admits.
+        let alone = vec![1; 16];
         // The short tests burn CPU: two at a time on 2 cores, in rounds that halve, so that
         // the cores finish together.
-        assert_eq!(sizes(Some(2), 1000), [14, 13, 7, 7, 4, 3]);
-        // A fixed count (`-j 12`): 12 at once, one round of equal batches.
-        assert_eq!(sizes(None, 1000), [8, 8, 8, 8, 8, 8]);
+        assert_eq!(sizes(Some(2), 1000), (vec![14, 13, 7, 7, 4, 3], alone.clone()));
+        // A fixed count (`-j 12`): 12 at once, one round of equal batches; the long tests
+        // share 12 processes, as they could not run more at once.
+        let twelve = [vec![1; 8], vec![2; 4]].concat();
+        assert_eq!(sizes(None, 1000), (vec![8, 8, 8, 8, 8, 8], twelve));
         // Short tests that wait run 12 at once on 2 cores too.
-        assert_eq!(sizes(Some(2), 5), [8, 8, 8, 8, 8, 8]);
+        assert_eq!(sizes(Some(2), 5), (vec![8, 8, 8, 8, 8, 8], alone.clone()));
         // Half a core each: 4 at once.
-        assert_eq!(sizes(Some(2), 500), [10, 9, 10, 9, 5, 5]);
+        assert_eq!(sizes(Some(2), 500), (vec![10, 9, 10, 9, 5, 5], alone));
     }
 
     #[test]

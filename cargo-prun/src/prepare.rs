@@ -231,7 +231,9 @@ impl crate::plan::KnownTests for Earlier<'_> {
         };
         let Some(test) = test else { return Some(duration.into()) };
         let (millicores, peak_kb) = test.demand().unzip();
-        Some(crate::plan::Known { duration, millicores, peak_kb, under_load: test.under_load })
+        let longest = test.longest().unwrap_or(duration).max(duration);
+        let under_load = test.under_load;
+        Some(crate::plan::Known { duration, longest, millicores, peak_kb, under_load })
     }
 }
 

@@ -70,6 +70,65 @@ fn history_puts_the_longest_test_first_and_balances_timing_shards() {
 }
 
 #[test]
+fn a_plain_binarys_long_tests_share_a_process_a_thread_apart_from_the_quick_ones() {
+    let dir = tempfile_dir("long-share");
+    let long = ["long_a", "long_b", "long_c", "long_d", "long_e", "long_f"];
+    let quick: Vec<String> = (0..16).map(|i| format!("quick_{i:02}")).collect();
+    // A history of imported runs: each long test `long_ms` in each, every quick one 0 ms.
+    let import = |history: &Path, long_ms: &[u64]| {
+        for (i, ms) in long_ms.iter().enumerate() {
+            let id = |name: &str| format!("plain-many::first_in_process {name}");
+            let mut tests: BTreeMap<String, u64> = long.iter().map(|n| (id(n), *ms)).collect();
+            tests.extend(quick.iter().map(|n| (id(n), 0)));
+            let timings = dir.join(format!("timings-{i}.json"));
+            let json = serde_json::json!({ "version": 1, "tests": tests });
+            std::fs::write(&timings, json.to_string()).unwrap();
+            let run = with_history(history, &["timings", "import", timings.to_str().unwrap()]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+    };
+    // Which process ran each test.
+    let run = |history: &Path| -> BTreeMap<String, String> {
+        let pids = history.join("pids");
+        std::fs::create_dir_all(&pids).unwrap();
+        let args = ["-p", "plain-many", "--test", "first_in_process", "-j", "2"];
+        let env =
+            [("PRUN_HISTORY_DIR", history.as_os_str()), ("PRUN_FIXTURE_PIDS", pids.as_os_str())];
+        let run = common::cargo_prun_with(&args, &env);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("\n22 passed, 0 failed"), "{}", run.stdout);
+        let read = |entry: std::fs::DirEntry| {
+            let pid = std::fs::read_to_string(entry.path()).unwrap();
+            (entry.file_name().into_string().unwrap(), pid)
+        };
+        std::fs::read_dir(&pids).unwrap().map(|entry| read(entry.unwrap())).collect()
+    };
+    let processes = |ran: &BTreeMap<String, String>, prefix: &str| -> BTreeSet<String> {
+        ran.iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, pid)| pid.clone())
+            .collect()
+    };
+    // Long every time (300 ms each): two processes for the six, one a thread, not six.
+    let history = dir.join("long");
+    import(&history, &[300, 300, 300]);
+    let ran = run(&history);
+    assert_eq!(ran.len(), 22);
+    let long_ones = processes(&ran, "long_");
+    assert_eq!(long_ones.len(), 2, "{ran:?}");
+    assert!(processes(&ran, "quick_").is_disjoint(&long_ones), "{ran:?}");
+    // Long in one run of the last five, quick in the others, as a test is that pays for its
+    // process's first panic (RUST_BACKTRACE=1): still with the long ones, not among the quick.
+    let history = dir.join("once");
+    import(&history, &[0, 300, 0, 0, 0]);
+    let ran = run(&history);
+    let long_ones = processes(&ran, "long_");
+    assert_eq!(long_ones.len(), 2, "{ran:?}");
+    assert!(processes(&ran, "quick_").is_disjoint(&long_ones), "{ran:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_corrupt_history_is_a_warning_and_a_fresh_start() {
     let dir = tempfile_dir("history-corrupt");
     std::fs::write(dir.join("history.bin"), "{ this is not a history").unwrap();
