@@ -400,13 +400,24 @@ fn batches(
     let total: Duration = tests.iter().map(|test| test.expected + PER_TEST).sum();
     let batch_work =
         (total / u32::try_from(threads.max(1) * 4).unwrap_or(u32::MAX)).max(BATCH_WORK);
-    // A test that took a batch's share or more of late (or LONG) is kept apart from the quick
-    // ones: in their batch it would make that batch the last to finish. Its longest run, not
-    // its median, so that a test that is long only when first in its process stays with the
-    // long ones, where it is not first, rather than coming and going.
+    // In an adaptive run, a test that mostly waits is free to run beside as many others as the
+    // dispatcher admits.
+    let waits = |test: &PlannedTest| {
+        options.cores.is_some()
+            && test.known.and_then(|known| known.millicores).unwrap_or(1000) < 500
+    };
+    // A test that takes LONG or more is kept apart from the quick ones: in their batch it would
+    // make that batch the last to finish. So is a plain test that keeps a thread busy (it
+    // burns CPU, or the run's threads are a fixed count) for a batch's share or more of late;
+    // by its longest run, not its median, so that a test that is long only when first in its
+    // process stays with the long ones, where it is not first, rather than coming and going.
     let long = |test: &PlannedTest| {
         let longest = test.known.map_or(test.expected, |known| known.longest.max(test.expected));
-        learned && longest >= batch_work.min(LONG)
+        learned
+            && match binaries[test.binary].kind {
+                Kind::Libtest if !waits(test) => longest >= batch_work.min(LONG),
+                _ => test.expected >= LONG,
+            }
     };
     // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
     // unit test with no group, timeout, retries or extra threads.
@@ -456,20 +467,17 @@ fn batches(
     // many batches as they can run at once, not a process each. What a process pays once (the
     // symbols a panic's backtrace reads under RUST_BACKTRACE=1, a lazy static) is then paid
     // once a batch, as `cargo test`'s one process pays it once: a process a test, eight
-    // `should_panic` tests took smallvec 0.78 s where `cargo test` took 0.23 s.
-    // Shown passing output needs a process a test, and in an adaptive run a test that mostly
-    // waits is free to run beside as many others as the dispatcher admits: they stay jobs of
-    // their own.
+    // `should_panic` tests took smallvec 0.78 s where `cargo test` took 0.23 s. Shown passing
+    // output needs a process a test, and a test that waits runs beside any number of others:
+    // they stay jobs of their own.
     for members in long_plain.into_values() {
-        let waits = |&m: &usize| {
-            options.cores.is_some()
-                && tests[m].known.and_then(|known| known.millicores).unwrap_or(1000) < 500
-        };
         let (alone, shared): (Vec<usize>, Vec<usize>) =
-            members.into_iter().partition(|m| options.keep_output || waits(m));
+            members.into_iter().partition(|&m| options.keep_output || waits(&tests[m]));
         let count = lanes(&shared, tests, threads, options.cores).min(shared.len());
         let alone = alone.into_iter().map(|m| vec![m]);
-        for batch in alone.chain(deal(shared, tests, count)) {
+        for mut batch in alone.chain(deal(shared, tests, count)) {
+            // In name order, as libtest runs them.
+            batch.sort_by(|&a, &b| tests[a].name().cmp(tests[b].name()));
             let (job, runner) = match batch[..] {
                 [test] if options.keep_output => (tests[test].job.clone(), Runner::Process),
                 [test] => (tests[test].job.clone(), Runner::LibtestBatch),
@@ -904,6 +912,33 @@ pub(crate) mod tests {
         let names = job_names(&once);
         let panics = names.iter().filter(|job| job[0].starts_with("panics"));
         assert_eq!(panics.map(|job| job.len()).collect::<Vec<_>>(), [4, 4]);
+
+        // In an adaptive run, the same three as tests that wait (a hundredth of a core) stay
+        // among the quick ones: below LONG, a process of their own is not worth its start.
+        let mut times: Vec<(String, u64)> =
+            (0..146).map(|i| (format!("plain t{i:03}"), 0)).collect();
+        times.extend(
+            [("plain t020x", 40), ("plain t021x", 30), ("plain t140x", 65)]
+                .map(|(id, ms)| (id.to_owned(), ms)),
+        );
+        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
+        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let waiting: HashMap<String, Known> = times
+            .iter()
+            .map(|(id, ms)| {
+                let known = Known::from(Duration::from_millis(*ms));
+                (id.clone(), Known { millicores: Some(10), ..known })
+            })
+            .collect();
+        let options = Options { cores: Some(2), ..Options::default() };
+        let config = Config::default();
+        let adaptive = super::plan(&binaries, &Selection::default(), options, &config, 2, &waiting);
+        let adaptive = adaptive.expect("built-in categories");
+        let names = job_names(&adaptive);
+        for waits in ["t020x", "t021x"] {
+            let job = names.iter().find(|job| job.contains(&waits)).expect("planned");
+            assert!(job.iter().any(|name| !name.ends_with('x')), "{names:?}");
+        }
 
         // Among 2,000 tests of 1 ms (a batch's share is 250 ms), a test of 65 ms is one of
         // a batch's.
