@@ -13,6 +13,11 @@ of one earlier run (as it would on any machine that ran the suite before).
 
     python3 bench/real_suites.py                 # the default crates, 5 runs each
     python3 bench/real_suites.py --crate semver@1 --runs 5
+    python3 bench/real_suites.py --backtrace     # every runner under RUST_BACKTRACE=1
+
+RUST_BACKTRACE is unset for every runner unless --backtrace sets it to 1, as many CI
+configurations do: then the first panic of each test process (a `#[should_panic]` test's
+too) reads the binary's symbols, about 0.15 s here, once per process.
 """
 
 import argparse
@@ -103,6 +108,7 @@ def main():
     parser.add_argument("--crate", action="append", help="NAME@VERSION (repeatable)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--backtrace", action="store_true", help="run every runner under RUST_BACKTRACE=1")
     args = parser.parse_args()
     specs = args.crate or DEFAULT_CRATES
     threads = str(args.threads)
@@ -115,6 +121,8 @@ def main():
     env["PATH"] = f"{ROOT / 'target' / 'release'}{os.pathsep}{env['PATH']}"
     cargo_prun = "cargo"
     env.pop("RUST_BACKTRACE", None)
+    if args.backtrace:
+        env["RUST_BACKTRACE"] = "1"
 
     rows = []
     for name, source in sorted(fetch(specs).items()):
