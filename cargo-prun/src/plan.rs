@@ -419,15 +419,16 @@ fn batches(
                 _ => test.expected >= LONG,
             }
     };
-    // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
-    // unit test with no group, timeout, retries or extra threads.
-    // A group or extra threads (from a nextest.toml override) need a job of their own.
+    // A plain test shares a process unless it is isolated, or a group or extra threads (from a
+    // nextest.toml override) need a job of its own.
     let plain_batchable = |test: &PlannedTest| {
         binaries[test.binary].kind == Kind::Libtest
             && !isolated(test)
             && test.job.groups.is_empty()
             && test.job.slots == 1
     };
+    // A prun test joins a batch only when nothing sets it apart from its neighbours: a plain
+    // unit test with no group, timeout, retries or extra threads.
     let batchable = |test: &PlannedTest| match binaries[test.binary].kind {
         Kind::Libtest => plain_batchable(test) && !long(test),
         // It takes one filter: a process per test.
@@ -467,9 +468,9 @@ fn batches(
     // many batches as they can run at once, not a process each. What a process pays once (the
     // symbols a panic's backtrace reads under RUST_BACKTRACE=1, a lazy static) is then paid
     // once a batch, as `cargo test`'s one process pays it once: a process a test, eight
-    // `should_panic` tests took smallvec 0.78 s where `cargo test` took 0.23 s. Shown passing
-    // output needs a process a test, and a test that waits runs beside any number of others:
-    // they stay jobs of their own.
+    // `should_panic` tests took smallvec 0.44-0.50 s where `cargo test` took 0.13-0.15 s.
+    // Shown passing output needs a process a test, and a test that waits runs beside any
+    // number of others: they stay jobs of their own.
     for members in long_plain.into_values() {
         let (alone, shared): (Vec<usize>, Vec<usize>) =
             members.into_iter().partition(|&m| options.keep_output || waits(&tests[m]));
@@ -621,8 +622,9 @@ const BATCH_WORK: Duration = Duration::from_millis(4);
 /// finish 2.4 ms sooner than one process of all.
 const PER_TEST: Duration = Duration::from_micros(100);
 
-/// A test expected to take this long (or a batch's share of the run, when that is less) runs as
-/// a job of its own, started early, rather than holding up the batch it would be in.
+/// A test that takes this long is kept out of the quick tests' batches and started early,
+/// rather than holding up the batch it would be in (a plain test that keeps a thread busy, from
+/// a batch's share of the run when that is less; see [`batches`]).
 const LONG: Duration = Duration::from_millis(100);
 
 /// LPT with groups: the longest expected job first, so that no long test starts last and
