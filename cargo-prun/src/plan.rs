@@ -847,19 +847,29 @@ pub(crate) mod tests {
         assert_eq!(sizes, [21, 21, 11, 10]);
     }
 
-    #[test]
-    fn a_plain_binarys_long_tests_share_a_process_a_thread() {
-        // regex-syntax's kind: 146 tests under a millisecond, three of 65, 40 and 30 ms, all
-        // below LONG, but each longer than a batch's share: in a batch of quick tests, each
-        // would make its batch the last to finish.
+    /// One plain binary of these tests (ids `plain NAME`).
+    fn plain_of(times: &[(String, u64)]) -> [Binary; 1] {
+        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
+        [binary("plain", Kind::Libtest, tests)]
+    }
+
+    /// regex-syntax's kind: 146 tests under a millisecond, three of 65, 40 and 30 ms.
+    fn regex_syntax_like() -> Vec<(String, u64)> {
         let mut times: Vec<(String, u64)> =
             (0..146).map(|i| (format!("plain t{i:03}"), 0)).collect();
         times.extend(
             [("plain t020x", 40), ("plain t021x", 30), ("plain t140x", 65)]
                 .map(|(id, ms)| (id.to_owned(), ms)),
         );
-        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
-        let binaries = [binary("plain", Kind::Libtest, tests)];
+        times
+    }
+
+    #[test]
+    fn a_plain_binarys_long_tests_share_a_process_a_thread() {
+        // regex-syntax's three long tests are below LONG, but each longer than a batch's
+        // share: in a batch of quick tests, each would make its batch the last to finish.
+        let times = regex_syntax_like();
+        let binaries = plain_of(&times);
         let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
         let plan = plan_of(&binaries, &known(&times), 2);
         let names = job_names(&plan);
@@ -883,8 +893,7 @@ pub(crate) mod tests {
         let mut times: Vec<(String, u64)> =
             (0..55).map(|i| (format!("plain t{i:02}"), 0)).collect();
         times.extend((0..8).map(|i| (format!("plain panics{i}"), 150)));
-        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
-        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let binaries = plain_of(&times);
         let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
         let shared = plan_of(&binaries, &known(&times), 2);
         let names = job_names(&shared);
@@ -917,14 +926,8 @@ pub(crate) mod tests {
 
         // In an adaptive run, the same three as tests that wait (a hundredth of a core) stay
         // among the quick ones: below LONG, a process of their own is not worth its start.
-        let mut times: Vec<(String, u64)> =
-            (0..146).map(|i| (format!("plain t{i:03}"), 0)).collect();
-        times.extend(
-            [("plain t020x", 40), ("plain t021x", 30), ("plain t140x", 65)]
-                .map(|(id, ms)| (id.to_owned(), ms)),
-        );
-        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
-        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let times = regex_syntax_like();
+        let binaries = plain_of(&times);
         let waiting: HashMap<String, Known> = times
             .iter()
             .map(|(id, ms)| {
@@ -947,8 +950,7 @@ pub(crate) mod tests {
         let mut times: Vec<(String, u64)> =
             (0..2000).map(|i| (format!("plain t{i:04}"), 1)).collect();
         times[1000].1 = 65;
-        let tests = times.iter().map(|(id, _)| test(&id["plain ".len()..], &[])).collect();
-        let binaries = [binary("plain", Kind::Libtest, tests)];
+        let binaries = plain_of(&times);
         let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
         let plan = plan_of(&binaries, &known(&times), 2);
         assert!(plan.jobs.iter().all(|job| job.tests.len() > 1));
