@@ -412,7 +412,7 @@ fn batches(
     // by its longest run, not its median, so that a test that is long only when first in its
     // process stays with the long ones, where it is not first, rather than coming and going.
     let long = |test: &PlannedTest| {
-        let longest = test.known.map_or(test.expected, |known| known.longest.max(test.expected));
+        let longest = test.known.map_or(test.expected, |known| known.longest);
         learned
             && match binaries[test.binary].kind {
                 Kind::Libtest if !waits(test) => longest >= batch_work.min(LONG),
@@ -449,7 +449,8 @@ fn batches(
     for (index, test) in tests.iter().enumerate() {
         if batchable(test) {
             batched.entry(test.binary).or_default().push(index);
-        } else if plain_batchable(test) {
+        } else if plain_batchable(test) && !options.keep_output && !waits(test) {
+            // Long: it shares a process with the binary's other long tests (below).
             long_plain.entry(test.binary).or_default().push(index);
         } else {
             let runner = match binaries[test.binary].kind {
@@ -472,22 +473,15 @@ fn batches(
     // Shown passing output needs a process a test, and a test that waits runs beside any
     // number of others: they stay jobs of their own.
     for members in long_plain.into_values() {
-        let (alone, shared): (Vec<usize>, Vec<usize>) =
-            members.into_iter().partition(|&m| options.keep_output || waits(&tests[m]));
-        let count = lanes(&shared, tests, threads, options.cores).min(shared.len());
-        let alone = alone.into_iter().map(|m| vec![m]);
-        for mut batch in alone.chain(deal(shared, tests, count)) {
+        let count = lanes(&members, tests, threads, options.cores).min(members.len());
+        for mut batch in deal(members, tests, count) {
             // In name order, as libtest runs them.
             batch.sort_by(|&a, &b| tests[a].name().cmp(tests[b].name()));
-            let (job, runner) = match batch[..] {
-                [test] if options.keep_output => (tests[test].job.clone(), Runner::Process),
-                [test] => (tests[test].job.clone(), Runner::LibtestBatch),
-                _ => {
-                    let category = tests[batch[0]].job.category;
-                    (Job { slots: 1, category, ..Job::default() }, Runner::LibtestBatch)
-                }
+            let job = match batch[..] {
+                [test] => tests[test].job.clone(),
+                _ => Job { slots: 1, category: tests[batch[0]].job.category, ..Job::default() },
             };
-            jobs.push(PlannedJob { tests: batch, job, runner });
+            jobs.push(PlannedJob { tests: batch, job, runner: Runner::LibtestBatch });
         }
     }
     // Batches are the most flexible work, so they come after every job of its own: the tests
