@@ -23,7 +23,7 @@ pub(crate) struct Universe {
     sorted: Vec<(usize, usize)>,
     /// Every name but its first byte, after a NUL: where a substring found is inside a name.
     inner: Vec<u8>,
-    /// No name holds a NUL, so `joined` tells names apart (else no batch is said in substrings).
+    /// No name holds a NUL, so `inner` tells names apart (else no batch is said in substrings).
     separable: bool,
 }
 
