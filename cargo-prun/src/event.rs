@@ -48,6 +48,10 @@ pub(crate) struct Finished {
     /// The test's index in the plan, for the executor's own bookkeeping.
     #[serde(skip)]
     pub(crate) test: Option<usize>,
+    /// libtest said it is `#[should_panic]` (a plain test run in a batch): the history keeps
+    /// it, for the plan of a run whose panics print backtraces.
+    #[serde(skip)]
+    pub(crate) should_panic: bool,
 }
 
 impl Finished {
@@ -78,6 +82,7 @@ impl Finished {
             shard: None,
             usage: None,
             test: None,
+            should_panic: false,
         }
     }
 

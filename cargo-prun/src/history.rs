@@ -23,7 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Finished, Outcome, ParallelOnly};
 
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
+/// The earliest version of the file this prun reads (version 2 had one flag, `under_load`, as
+/// a bool: the same byte as version 3's flags with only that bit).
+const READS_FROM: u32 = 2;
 /// What a history file starts with (then its version and the postcard body).
 const MAGIC: &[u8] = b"prun history\n";
 /// Runs kept per test: enough for a median and a flaky rate, small enough to stay fast.
@@ -50,6 +53,10 @@ pub(crate) struct TestHistory {
     /// It failed while the machine was oversubscribed and passed with no load: later runs give
     /// it a whole core and admit nothing beyond the cores while it runs.
     pub(crate) under_load: bool,
+    /// Its last run was a plain test that libtest said should panic: under `RUST_BACKTRACE`
+    /// its panic reads the binary's symbols when it is the first of its process (see
+    /// `plan::Options::backtraces`).
+    pub(crate) should_panic: bool,
 }
 
 /// One run of one test: its last attempt's duration, and how it ended.
@@ -149,7 +156,8 @@ impl TestHistory {
         Some(f64::from(flaky) / f64::from(runs))
     }
 
-    fn push(&mut self, record: Record) {
+    /// Adds a run (the oldest is forgotten past `KEEP`).
+    pub(crate) fn push(&mut self, record: Record) {
         match self.runs.last_mut() {
             Some((last, times)) if *last == record => *times += 1,
             _ => self.runs.push((record, 1)),
@@ -210,17 +218,22 @@ impl History {
     }
 
     pub(crate) fn add(&mut self, id: &str, record: Record) {
+        self.test_mut(id).push(record);
+    }
+
+    /// The history of the test `id`, new and empty if it has none.
+    pub(crate) fn test_mut(&mut self, id: &str) -> &mut TestHistory {
         // The id is copied only for a test new to the history.
-        match self.tests.get_mut(id) {
-            Some(test) => test.push(record),
-            None => self.tests.entry(id.to_owned()).or_default().push(record),
+        match self.tests.get_index_of(id) {
+            Some(at) => &mut self.tests[at],
+            None => self.tests.entry(id.to_owned()).or_default(),
         }
     }
 
     /// What the diagnosis found: the company of a parallel-only failure (where `bisect` starts),
     /// or that a failure was flaky (this run's record of it counts as flaky).
     pub(crate) fn note_diagnosis(&mut self, found: &ParallelOnly) {
-        let test = self.tests.entry(found.id()).or_default();
+        let test = self.test_mut(&found.id());
         if found.flaky || found.under_load {
             test.last_ended(Ended::Flaky);
             test.under_load |= found.under_load;
@@ -480,8 +493,12 @@ struct TestOnDisk<'a> {
     /// Oldest first, run-length encoded.
     runs: Vec<RunsOnDisk>,
     neighbours: Vec<String>,
-    under_load: bool,
+    flags: u8,
 }
+
+/// A [`TestOnDisk`]'s `flags`: the bits of its [`TestHistory`]'s flags.
+const UNDER_LOAD: u8 = 1;
+const SHOULD_PANIC: u8 = 2;
 
 /// `times` runs in a row that ended alike.
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -507,7 +524,7 @@ struct TestOut<'a> {
     name: &'a str,
     runs: RunsOut<'a>,
     neighbours: &'a [String],
-    under_load: bool,
+    flags: u8,
 }
 
 /// A test's runs, written as the [`RunsOnDisk`] they are read back as.
@@ -540,7 +557,8 @@ fn encode(history: &History) -> Result<Vec<u8>, Error> {
             name,
             runs: RunsOut(&test.runs),
             neighbours: &test.neighbours,
-            under_load: test.under_load,
+            flags: if test.under_load { UNDER_LOAD } else { 0 }
+                | if test.should_panic { SHOULD_PANIC } else { 0 },
         };
         match binaries.last_mut() {
             Some(last) if last.id == binary => last.tests.push(test),
@@ -557,8 +575,9 @@ fn encode(history: &History) -> Result<Vec<u8>, Error> {
 fn decode(bytes: &[u8]) -> Result<History, Error> {
     let body = bytes.strip_prefix(MAGIC).ok_or(Error::NotAHistory)?;
     let (version, body) = postcard::take_from_bytes::<u32>(body).map_err(Error::Undecodable)?;
-    if version != VERSION {
-        return Err(Error::OtherVersion { found: version, reads: VERSION.to_string() });
+    if !(READS_FROM..=VERSION).contains(&version) {
+        let reads = format!("{READS_FROM} to {VERSION}");
+        return Err(Error::OtherVersion { found: version, reads });
     }
     let binaries: Vec<BinaryOnDisk> = postcard::from_bytes(body).map_err(Error::Undecodable)?;
     let mut tests = Vec::with_capacity(binaries.iter().map(|b| b.tests.len()).sum());
@@ -577,7 +596,8 @@ fn decode(bytes: &[u8]) -> Result<History, Error> {
             let entry = TestHistory {
                 runs: runs.collect(),
                 neighbours: test.neighbours,
-                under_load: test.under_load,
+                under_load: test.flags & UNDER_LOAD != 0,
+                should_panic: test.flags & SHOULD_PANIC != 0,
             };
             tests.push((TestId { binary: binary.id, name: test.name }.joined(), entry));
         }
@@ -666,6 +686,7 @@ fn parse_json(bytes: &[u8]) -> Result<History, Error> {
             runs: Vec::new(),
             neighbours: old.neighbours,
             under_load: old.under_load,
+            should_panic: false,
         };
         old.runs.into_iter().for_each(|record| test.push(record));
         history.tests.insert(id, test);
@@ -888,20 +909,54 @@ mod tests {
                     h.add("crate::t odd name with spaces", run.clone());
                 }
                 h.add("other-bin x", record(1, Ended::Imported));
-                let test = h.tests.get_mut("other-bin x").unwrap();
+                let test = h.test_mut("other-bin x");
                 test.neighbours = vec!["crate::t y".into()];
                 test.under_load = true;
+                h.add("other-bin panics", record(1, Ended::Passed));
+                h.test_mut("other-bin panics").should_panic = true;
             })
             .unwrap();
         let history = store.load();
         let kept: Vec<Record> =
             history.tests["crate::t odd name with spaces"].runs().cloned().collect();
         assert_eq!(kept, runs);
-        let other = &history.tests["other-bin x"];
-        assert_eq!(
-            (other.neighbours.as_slice(), other.under_load),
-            (&["crate::t y".to_owned()][..], true)
-        );
+        let flags = |id: &str| (history.tests[id].under_load, history.tests[id].should_panic);
+        assert_eq!(flags("crate::t odd name with spaces"), (false, false));
+        assert_eq!(flags("other-bin x"), (true, false));
+        assert_eq!(flags("other-bin panics"), (false, true));
+        assert_eq!(history.tests["other-bin x"].neighbours, ["crate::t y"]);
+    }
+
+    #[test]
+    fn a_version_2_history_is_read_with_its_one_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        store
+            .update(|h| {
+                h.add("b loaded", record(1, Ended::Passed));
+                h.test_mut("b loaded").under_load = true;
+                h.add("b calm", record(2, Ended::Passed));
+            })
+            .unwrap();
+        // Version 2 wrote `under_load` as a bool where version 3 writes its flags: a byte,
+        // 1 for that flag, that only the version before it tells apart.
+        let mut bytes = std::fs::read(store.path()).unwrap();
+        assert_eq!(bytes[MAGIC.len()], 3, "the version, a one-byte varint");
+        bytes[MAGIC.len()] = 2;
+        std::fs::write(store.path(), &bytes).unwrap();
+        let history = store.load();
+        assert!(history.tests["b loaded"].under_load);
+        assert!(!history.tests["b calm"].under_load);
+        assert_eq!(history.tests["b calm"].typical(), Some(Duration::from_millis(2)));
+        // Rewritten as version 3 once a run adds to it.
+        store.update(|h| h.add("b calm", record(2, Ended::Passed))).unwrap();
+        assert_eq!(std::fs::read(store.path()).unwrap()[MAGIC.len()], 3);
+        bytes[MAGIC.len()] = 4;
+        std::fs::write(store.path(), &bytes).unwrap();
+        assert!(matches!(
+            store.read(),
+            Err(Error::OtherVersion { found: 4, reads }) if reads == "2 to 3"
+        ));
     }
 
     #[test]

@@ -132,12 +132,15 @@ impl ProcessExecutor {
 
     /// How a test of a batch ended, as a report.
     pub(super) fn batch_finished(&self, index: usize, batched: Batched, ran: Ran) -> Finished {
-        if batched.output_lost {
-            return self.output_from_alone(index, ran);
-        }
-        let Attempt { outcome, printed, captured, .. } = batched.attempt;
-        let outcome = self.judge_leak(&self.tests[index], outcome);
-        self.report(index, ran, outcome, printed, captured)
+        let mut finished = if batched.output_lost {
+            self.output_from_alone(index, ran)
+        } else {
+            let Attempt { outcome, printed, captured, .. } = batched.attempt;
+            let outcome = self.judge_leak(&self.tests[index], outcome);
+            self.report(index, ran, outcome, printed, captured)
+        };
+        finished.should_panic = batched.should_panic;
+        finished
     }
 
     /// libtest prints a failed test's output at the end of the run, so a batch whose process
@@ -166,5 +169,10 @@ impl ProcessExecutor {
 /// A test a batch has no result for (the batch's process ended before it said).
 fn no_result() -> Batched {
     let outcome = Outcome::Failed { reason: "no result".into() };
-    Batched { attempt: Attempt::of(outcome), output_lost: false, missing: true }
+    Batched {
+        attempt: Attempt::of(outcome),
+        output_lost: false,
+        missing: true,
+        should_panic: false,
+    }
 }

@@ -6,7 +6,7 @@
 //! hit. Tests the process did not get to run in a process of their own making, until the batch
 //! is done. Failed tests' output comes from libtest's `---- NAME stdout ----` sections.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -69,10 +69,12 @@ pub(crate) struct Batched {
     pub(crate) output_lost: bool,
     /// The binary never ran it (its outcome says why): no verdict to replay.
     pub(crate) missing: bool,
+    /// libtest's start line marked it `#[should_panic]`.
+    pub(crate) should_panic: bool,
 }
 
 impl Status {
-    fn batched(self, duration: Duration, usage: Option<Usage>) -> Batched {
+    fn batched(self, duration: Duration, usage: Option<Usage>, should_panic: bool) -> Batched {
         let (mut output_lost, mut missing) = (false, false);
         let mut printed = Printed::default();
         let outcome = match self {
@@ -95,7 +97,7 @@ impl Status {
         };
         let captured = String::new();
         let attempt = Attempt { outcome, printed, captured, duration, usage };
-        Batched { attempt, output_lost, missing }
+        Batched { attempt, output_lost, missing, should_panic }
     }
 }
 
@@ -105,10 +107,12 @@ pub(crate) fn run<'a>(batch: &Batch<'a>) -> Vec<Option<Batched>> {
     let timeouts: HashMap<&str, Option<Duration>> = batch.tests.iter().copied().collect();
     let mut waiting: VecDeque<&'a str> = batch.tests.iter().map(|(name, _)| *name).collect();
     let mut results: HashMap<&'a str, (Status, Duration, Option<Usage>)> = HashMap::new();
+    let mut should_panic: HashSet<&'a str> = HashSet::new();
     // A process that ends without running a test gets one more chance in the next one.
     let mut missed: HashMap<&'a str, u32> = HashMap::new();
     while !waiting.is_empty() {
-        let (ran, mut used) = run_process(batch, &waiting, &timeouts);
+        let (ran, mut used, panics) = run_process(batch, &waiting, &timeouts);
+        should_panic.extend(panics);
         for (name, (result, duration)) in ran {
             let usage = used.remove(name);
             results.insert(name, (result, duration, usage));
@@ -132,17 +136,18 @@ pub(crate) fn run<'a>(batch: &Batch<'a>) -> Vec<Option<Batched>> {
     }
     let mut ended = |name| {
         let (status, duration, usage) = results.remove(name)?;
-        Some(status.batched(duration, usage))
+        Some(status.batched(duration, usage, should_panic.contains(name)))
     };
     batch.tests.iter().map(|(name, _)| ended(name)).collect()
 }
 
-/// One process over `names`; the results it got to, and what the tests used.
+/// One process over `names`; the results it got to, what the tests used, and which of them
+/// libtest marked `#[should_panic]`.
 fn run_process<'a>(
     batch: &Batch<'a>,
     names: &VecDeque<&'a str>,
     timeouts: &HashMap<&str, Option<Duration>>,
-) -> (Vec<Ended<'a>>, BTreeMap<&'a str, Usage>) {
+) -> (Vec<Ended<'a>>, BTreeMap<&'a str, Usage>, HashSet<&'a str>) {
     let named: Vec<&str> = if batch.whole_binary && names.len() == batch.tests.len() {
         Vec::new()
     } else {
@@ -165,7 +170,7 @@ fn run_process<'a>(
             let why = format!("cannot start {}: {err}", batch.binary.describe());
             let not_run =
                 names.iter().map(|n| (*n, (Status::NotRun(why.clone()), Duration::ZERO))).collect();
-            return (not_run, BTreeMap::new());
+            return (not_run, BTreeMap::new(), HashSet::new());
         }
     };
     let pid = child.id();
@@ -258,7 +263,7 @@ fn run_process<'a>(
     if let Some(name) = timed_out {
         let limit = timeouts.get(name).copied().flatten().unwrap_or_default();
         results.push((name, (Status::TimedOut(limit), limit)));
-        return (results, usage);
+        return (results, usage, reader.should_panic);
     }
     for (name, (result, _)) in &mut results {
         if let Status::Failed(output) = result {
@@ -291,7 +296,7 @@ fn run_process<'a>(
             }
         }
     }
-    (results, usage)
+    (results, usage, reader.should_panic)
 }
 
 /// What a batch process's reader threads report, in the order it happened.
@@ -393,6 +398,8 @@ struct Statuses<'a> {
     scanned: usize,
     /// The test that started and is not finished, and since when.
     running: Option<(&'a str, Instant)>,
+    /// The tests whose start line said ` - should panic`.
+    should_panic: HashSet<&'a str>,
     /// The running test's status so far: the last one it was given.
     status: Option<Status>,
     /// The status at the end of another binary's `test OTHER ... ` line while ours ran: ours,
@@ -429,8 +436,8 @@ impl<'a> Statuses<'a> {
             // A due test whose name spans lines: its start line is matched whole.
             if let Some(due) = self.order.get(self.next).filter(|name| name.contains('\n')) {
                 match start_line(&all[self.read..], due) {
-                    Some(Ok(len)) => {
-                        self.start();
+                    Some(Ok((len, should_panic))) => {
+                        self.start(should_panic);
                         self.read += len;
                         self.scanned = self.read;
                         continue;
@@ -457,22 +464,22 @@ impl<'a> Statuses<'a> {
         let tail = &all[self.read..];
         let longest = self.order.get(self.next).map_or(0, |name| name.len()) + 40;
         if tail.len() <= longest
-            && let Some((name, _)) = test_line(tail)
+            && let Some(Line { name, should_panic, .. }) = test_line(tail)
             && self.due(name)
         {
-            self.start();
+            self.start(should_panic);
         }
     }
 
     fn line(&mut self, line: &str) {
         match test_line(line) {
-            Some((name, status)) if self.due(name) => {
-                self.start();
+            Some(Line { name, should_panic, status }) if self.due(name) => {
+                self.start(should_panic);
                 if status.is_some() {
                     self.status = status;
                 }
             }
-            Some((name, status)) => {
+            Some(Line { name, status, .. }) => {
                 let running = self.running.map(|(running, _)| running);
                 if running == Some(name) {
                     // Ours, started on a partial line: its status.
@@ -495,10 +502,13 @@ impl<'a> Statuses<'a> {
         }
     }
 
-    /// The due test starts.
-    fn start(&mut self) {
+    /// The due test starts (its start line said whether it should panic).
+    fn start(&mut self, should_panic: bool) {
         self.settle();
         self.running = self.order.get(self.next).map(|name| (*name, Instant::now()));
+        if let Some((name, _)) = self.running.filter(|_| should_panic) {
+            self.should_panic.insert(name);
+        }
         self.next += 1;
     }
 
@@ -566,11 +576,14 @@ fn closing_summary(stdout: &str) -> Option<(usize, Vec<&str>)> {
 }
 
 /// Whether `text` starts with libtest's start line for `name` (`test NAME ... `, or with
-/// ` - should panic`): `Ok(its length)`; `Err(())` when `text` is a start of it, cut short.
-fn start_line(text: &str, name: &str) -> Option<Result<usize, ()>> {
-    for line in [format!("test {name} ... "), format!("test {name} - should panic ... ")] {
+/// ` - should panic`): `Ok(its length, whether it said should panic)`; `Err(())` when `text`
+/// is a start of it, cut short.
+fn start_line(text: &str, name: &str) -> Option<Result<(usize, bool), ()>> {
+    let lines =
+        [(format!("test {name} ... "), false), (format!("test {name} - should panic ... "), true)];
+    for (line, should_panic) in lines {
         if text.starts_with(&line) {
-            return Some(Ok(line.len()));
+            return Some(Ok((line.len(), should_panic)));
         }
         if line.starts_with(text) {
             return Some(Err(()));
@@ -588,12 +601,24 @@ fn status_word(word: &str) -> Option<Status> {
     }
 }
 
-/// `test NAME ... STATUS`: the name, and the result when the status says one (`ignored` says
-/// none). What a test wrote straight to stdout may stand before the status word.
-fn test_line(line: &str) -> Option<(&str, Option<Status>)> {
+/// A `test NAME ... STATUS` line of libtest's.
+struct Line<'l> {
+    name: &'l str,
+    /// libtest marks `#[should_panic]` tests so in its output (` - should panic` after the
+    /// name), not in `--list`.
+    should_panic: bool,
+    /// The result when the status says one (`ignored` says none).
+    status: Option<Status>,
+}
+
+/// `test NAME ... STATUS`, read. What a test wrote straight to stdout may stand before the
+/// status word.
+fn test_line(line: &str) -> Option<Line<'_>> {
     let (name, status) = line.strip_prefix("test ")?.split_once(" ... ")?;
-    // libtest marks `#[should_panic]` tests so in its output, not in `--list`.
-    let name = name.strip_suffix(" - should panic").unwrap_or(name);
+    let (name, should_panic) = match name.strip_suffix(" - should panic") {
+        Some(name) => (name, true),
+        None => (name, false),
+    };
     let status = status.trim_end();
     let result = if status.ends_with("ok") {
         Some(Status::Passed)
@@ -602,7 +627,7 @@ fn test_line(line: &str) -> Option<(&str, Option<Status>)> {
     } else {
         None
     };
-    Some((name, result))
+    Some(Line { name, should_panic, status: result })
 }
 
 /// The `---- NAME stdout ----` section libtest prints for a failed test. Sections follow each
@@ -718,14 +743,22 @@ mod tests {
     }
 
     #[test]
-    fn a_should_panic_test_is_named_as_listed() {
-        let mut reader = Statuses::new(["tests::max_remove"]);
+    fn a_should_panic_test_is_named_as_listed_and_known_to_panic() {
+        let names = ["tests::max_remove", "tests::plain", "tests::two\nlines", "tests::z"];
+        let mut reader = Statuses::new(names);
         reader.feed(b"test tests::max_remove - should panic ... ");
         assert_eq!(reader.running.map(|(n, _)| n), Some("tests::max_remove"));
         reader.feed(b"ok\n");
+        // A test that prints another's start line marked so does not mark it.
+        reader.feed(b"test tests::plain ... test tests::z - should panic ... ok\nok\n");
+        reader.feed(b"test tests::two\nlines - should panic ... ok\ntest tests::z ... ok\n");
         reader.finish();
         assert_eq!(reader.finished[0].0, "tests::max_remove");
         assert_eq!(reader.finished[0].1.0, Status::Passed);
+        assert_eq!(reader.finished.len(), 4);
+        let mut marked: Vec<&str> = reader.should_panic.iter().copied().collect();
+        marked.sort_unstable();
+        assert_eq!(marked, ["tests::max_remove", "tests::two\nlines"]);
     }
 
     #[test]

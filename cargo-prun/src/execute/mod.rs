@@ -361,6 +361,7 @@ impl ProcessExecutor {
             shard: None,
             usage: ran.usage,
             test: Some(index),
+            should_panic: false,
         }
     }
 }

@@ -11,8 +11,9 @@ pub(super) struct Sink {
     pub(super) reporters: Vec<Box<dyn Reporter>>,
     pub(super) redactor: report::redact::Redactor,
     pub(super) summary: Summary,
-    /// What the run adds to the history: each test's final attempt, by id.
-    pub(super) records: Vec<(String, history::Record)>,
+    /// What the run adds to the history: each test's final attempt, by id, and whether
+    /// libtest said it should panic.
+    pub(super) records: Vec<(String, history::Record, bool)>,
     /// Which of the run's tests passed and failed, for `--rerun-failed`.
     pub(super) last_run: rerun::LastRun,
 }
@@ -61,7 +62,7 @@ impl Sink {
                 }
             }
             if let Some(record) = History::record_of(&finished) {
-                self.records.push((id, record));
+                self.records.push((id, record, finished.should_panic));
             }
         }
         self.summary.record(&finished);
@@ -91,8 +92,10 @@ pub(super) fn learn(
 ) -> (Vec<history::Hint>, Option<History>) {
     let mut hints = Vec::new();
     let update = store.update_loaded(Some(loaded), |history| {
-        for (id, record) in &sink.records {
-            history.add(id, record.clone());
+        for (id, record, should_panic) in &sink.records {
+            let test = history.test_mut(id);
+            test.push(record.clone());
+            test.should_panic = *should_panic;
         }
         for found in &sink.summary.parallel_only {
             history.note_diagnosis(found);
@@ -193,7 +196,7 @@ mod tests {
         sink.event(Event::ParallelOnly(found));
         let stopped = Outcome::NotRun { reason: "stopped after the first failure".into() };
         sink.event(attempt("stopped", 1, stopped, false));
-        let records: Vec<String> = sink.records.iter().map(|(id, _)| id.clone()).collect();
+        let records: Vec<String> = sink.records.iter().map(|(id, ..)| id.clone()).collect();
         let rerun = sink.last_run.rerun(std::path::Path::new("here"));
         let summary = sink.done();
         assert_eq!(
