@@ -38,6 +38,10 @@ pub(crate) struct Options {
     /// An adaptive run on this many cores: a plain binary's batches are sized for as many of
     /// them at once as the cores serve, by the CPU its tests used (see [`lanes`]).
     pub(crate) cores: Option<usize>,
+    /// A panic prints a backtrace (`RUST_BACKTRACE` is set, and not to `0`): the first panic
+    /// of a test process reads the binary's symbols for it, about 0.15 s, and a plain
+    /// binary's `#[should_panic]` tests share as few processes as can run at once.
+    pub(crate) backtraces: bool,
 }
 
 /// What earlier runs say of a test: from the history, or a timings file.
@@ -53,6 +57,8 @@ pub(crate) struct Known {
     pub(crate) peak_kb: Option<u64>,
     /// It failed under load and passed alone: it runs calm (see [`weigh`]).
     pub(crate) under_load: bool,
+    /// libtest said it should panic, when it last ran.
+    pub(crate) should_panic: bool,
 }
 
 /// What earlier runs say of each test, by id (`BINARY NAME`).
@@ -68,7 +74,14 @@ impl KnownTests for HashMap<String, Known> {
 
 impl From<Duration> for Known {
     fn from(duration: Duration) -> Known {
-        Known { duration, longest: duration, millicores: None, peak_kb: None, under_load: false }
+        Known {
+            duration,
+            longest: duration,
+            millicores: None,
+            peak_kb: None,
+            under_load: false,
+            should_panic: false,
+        }
     }
 }
 
@@ -411,11 +424,15 @@ fn batches(
     // burns CPU, or the run's threads are a fixed count) for a batch's share or more of late;
     // by its longest run, not its median, so that a test that is long only when first in its
     // process stays with the long ones, where it is not first, rather than coming and going.
+    // Where panics print backtraces, so is a `#[should_panic]` test: the first panic of each
+    // process pays for the symbols, and with the long ones the binary's panicking tests pay
+    // it in as few processes as run at once, not in every batch that holds one.
     let long = |test: &PlannedTest| {
         let longest = test.known.map_or(test.expected, |known| known.longest);
+        let pays = options.backtraces && test.known.is_some_and(|known| known.should_panic);
         learned
             && match binaries[test.binary].kind {
-                Kind::Libtest if !waits(test) => longest >= batch_work.min(LONG),
+                Kind::Libtest if !waits(test) => longest >= batch_work.min(LONG) || pays,
                 _ => test.expected >= LONG,
             }
     };
@@ -472,6 +489,22 @@ fn batches(
     // `should_panic` tests took smallvec 0.44-0.50 s where `cargo test` took 0.13-0.15 s.
     // Shown passing output needs a process a test, and a test that waits runs beside any
     // number of others: they stay jobs of their own.
+    //
+    // Where panics print backtraces, each process that runs a panicking test pays for the
+    // symbols (about 0.15 s), and a test that panics inside (`catch_unwind`) shows it only when
+    // it paid. So a binary with long tests whose quick ones are a batch's work or less runs
+    // them among its long ones: as many processes as run at once, each paying at most once
+    // (its quick batch, a third process on two threads, paid again in every run that met one
+    // more such test first: smallvec took six runs to settle).
+    if options.backtraces && learned {
+        for (binary, long) in &mut long_plain {
+            let quick = batched.get(binary).map_or(&[][..], Vec::as_slice);
+            let work: Duration = quick.iter().map(|&m| tests[m].expected + PER_TEST).sum();
+            if work <= batch_work {
+                long.extend(batched.remove(binary).unwrap_or_default());
+            }
+        }
+    }
     for members in long_plain.into_values() {
         let count = lanes(&members, tests, threads, options.cores).min(members.len());
         for mut batch in deal(members, tests, count) {
@@ -948,6 +981,75 @@ pub(crate) mod tests {
         let times: Vec<(&str, u64)> = times.iter().map(|(id, ms)| (id.as_str(), *ms)).collect();
         let plan = plan_of(&binaries, &known(&times), 2);
         assert!(plan.jobs.iter().all(|job| job.tests.len() > 1));
+    }
+
+    #[test]
+    fn where_panics_print_backtraces_should_panic_tests_share_as_few_processes_as_run_at_once() {
+        // smallvec's kind after a run of six batches: quick tests and eight `should_panic` ones
+        // spread among them by name, of which the first of each batch (six) paid for the
+        // symbols. The quick ones take `quick_ms` each.
+        let history_of = |quick_ms: u64| -> Vec<(String, u64, bool)> {
+            let mut times: Vec<(String, u64, bool)> =
+                (0..63).map(|i| (format!("plain t{i:02}"), quick_ms, false)).collect();
+            for i in [3, 10, 20, 30, 40, 45, 50, 60] {
+                times[i].0.push_str("_panics");
+                times[i].1 = 0;
+                times[i].2 = true;
+            }
+            for i in [3, 10, 20, 30, 40, 50] {
+                times[i].1 = 150;
+            }
+            times
+        };
+        let plan_with = |times: &[(String, u64, bool)], options: Options, threads: usize| {
+            let binaries =
+                plain_of(&times.iter().map(|(id, ms, _)| (id.clone(), *ms)).collect::<Vec<_>>());
+            let history: HashMap<String, Known> = times
+                .iter()
+                .map(|(id, ms, should_panic)| {
+                    let known = Known::from(Duration::from_millis(*ms));
+                    (id.clone(), Known { should_panic: *should_panic, ..known })
+                })
+                .collect();
+            let config = Config::default();
+            let selection = Selection::default();
+            let plan = super::plan(&binaries, &selection, options, &config, threads, &history);
+            job_names(&plan.expect("built-in categories"))
+                .into_iter()
+                .map(|job| job.into_iter().map(str::to_owned).collect::<Vec<String>>())
+                .collect::<Vec<_>>()
+        };
+        // How many `should_panic` tests each process that holds any holds.
+        let panicking = |jobs: &[Vec<String>]| -> Vec<usize> {
+            let holding = jobs.iter().map(|job| job.iter().filter(|n| n.ends_with("_panics")));
+            holding.map(Iterator::count).filter(|&count| count > 0).collect()
+        };
+        let backtraces = Options { backtraces: true, ..Options::default() };
+
+        // Quick tests of no time: the whole binary runs in two processes, as many as run at
+        // once, each paying once at most.
+        let jobs = plan_with(&history_of(0), backtraces, 2);
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs.iter().map(Vec::len).sum::<usize>(), 63);
+        // Without backtraces a panic costs nothing: the two that did not pay stay where their
+        // names put them, with the quick ones, in a batch of their own.
+        let jobs = plan_with(&history_of(0), Options::default(), 2);
+        assert_eq!(panicking(&jobs), [3, 3, 2]);
+        // On one thread, one process.
+        assert_eq!(plan_with(&history_of(0), backtraces, 1).len(), 1);
+        // Quick tests of 5 ms, more than a batch's work: the panicking ones in two processes,
+        // the quick ones in batches of their own.
+        let jobs = plan_with(&history_of(5), backtraces, 2);
+        assert_eq!(panicking(&jobs), [4, 4]);
+        assert!(jobs.len() > 2, "{jobs:?}");
+        // Tests the history has not seen panic are quick ones.
+        let unlearned5: Vec<(String, u64, bool)> =
+            history_of(5).into_iter().map(|(id, ms, _)| (id, ms, false)).collect();
+        assert_eq!(panicking(&plan_with(&unlearned5, backtraces, 2)), [3, 3, 2]);
+        // Nothing known to panic or to be long: as without backtraces.
+        let none: Vec<(String, u64, bool)> =
+            history_of(0).into_iter().map(|(id, _, _)| (id, 0, false)).collect();
+        assert_eq!(plan_with(&none, backtraces, 2), plan_with(&none, Options::default(), 2));
     }
 
     #[test]

@@ -232,8 +232,15 @@ impl crate::plan::KnownTests for Earlier<'_> {
         let Some(test) = test else { return Some(duration.into()) };
         let (millicores, peak_kb) = test.demand().unzip();
         let longest = test.longest().unwrap_or(duration).max(duration);
-        let under_load = test.under_load;
-        Some(crate::plan::Known { duration, longest, millicores, peak_kb, under_load })
+        let (under_load, should_panic) = (test.under_load, test.should_panic);
+        Some(crate::plan::Known {
+            duration,
+            longest,
+            millicores,
+            peak_kb,
+            under_load,
+            should_panic,
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::Path;
 
 use common::{
@@ -125,6 +126,76 @@ fn a_plain_binarys_long_tests_share_a_process_a_thread_apart_from_the_quick_ones
     let long_ones = processes(&ran, "long_");
     assert_eq!(long_ones.len(), 2, "{ran:?}");
     assert!(processes(&ran, "quick_").is_disjoint(&long_ones), "{ran:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Which process ran each test of a run of `plain-many`'s `panics_in_process` on two threads
+/// with `history`, under `RUST_BACKTRACE` as `backtrace` says.
+fn panics_in_process(history: &Path, backtrace: &str) -> BTreeMap<String, String> {
+    let pids = history.join("pids");
+    let _ = std::fs::remove_dir_all(&pids);
+    std::fs::create_dir_all(&pids).unwrap();
+    let args = ["-p", "plain-many", "--test", "panics_in_process", "-j", "2"];
+    let env = [
+        ("PRUN_HISTORY_DIR", history.as_os_str()),
+        ("PRUN_FIXTURE_PIDS", pids.as_os_str()),
+        ("RUST_BACKTRACE", OsStr::new(backtrace)),
+    ];
+    let run = common::cargo_prun_with(&args, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\n22 passed, 0 failed"), "{}", run.stdout);
+    let read = |entry: std::fs::DirEntry| {
+        let pid = std::fs::read_to_string(entry.path()).unwrap();
+        (entry.file_name().into_string().unwrap(), pid)
+    };
+    std::fs::read_dir(&pids).unwrap().map(|entry| read(entry.unwrap())).collect()
+}
+
+#[test]
+fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_processes() {
+    let dir = tempfile_dir("panics-share");
+    let processes = |ran: &BTreeMap<String, String>, prefix: &str| -> BTreeSet<String> {
+        ran.iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, pid)| pid.clone())
+            .collect()
+    };
+    // A history of the quick tests taking `quick_ms` each, the panicking ones none.
+    let import = |history: &Path, quick_ms: u64| {
+        let id = |name: &str| format!("plain-many::panics_in_process {name}");
+        let mut tests: BTreeMap<String, u64> =
+            (0..16).map(|i| (id(&format!("quick_{i:02}")), quick_ms)).collect();
+        tests.extend(["a", "b", "c", "d", "e", "f"].map(|n| (id(&format!("panics_{n}")), 0)));
+        let timings = dir.join(format!("timings-{quick_ms}.json"));
+        let json = serde_json::json!({ "version": 1, "tests": tests });
+        std::fs::write(&timings, json.to_string()).unwrap();
+        let import = with_history(history, &["timings", "import", timings.to_str().unwrap()]);
+        assert_eq!(import.code, 0, "{}", import.stderr);
+    };
+    // Quick tests of 50 ms, more than a batch's share: the first run learns which tests
+    // libtest says should panic, and the next one deals the six to as many processes as run
+    // at once (two threads), apart from the quick ones' batches. Each panic's symbols are read
+    // once in each of those, not in every batch that holds a panicking test.
+    let history = dir.join("quick-50ms");
+    import(&history, 50);
+    assert_eq!(panics_in_process(&history, "1").len(), 22);
+    let ran = panics_in_process(&history, "1");
+    let panicking = processes(&ran, "panics_");
+    assert_eq!(panicking.len(), 2, "{ran:?}");
+    assert!(processes(&ran, "quick_").is_disjoint(&panicking), "{ran:?}");
+    // Quick tests of no time: the whole binary runs in two processes, each paying once at
+    // most, whichever test panics first in it.
+    let history = dir.join("quick-0ms");
+    import(&history, 0);
+    panics_in_process(&history, "1");
+    let ran = panics_in_process(&history, "1");
+    assert_eq!(ran.len(), 22);
+    assert_eq!(processes(&ran, "").len(), 2, "{ran:?}");
+    // Without backtraces a panic costs nothing: the quick tests are one batch, and a
+    // panicking one that never paid is one of it.
+    let ran = panics_in_process(&history, "0");
+    assert_eq!(processes(&ran, "quick_").len(), 1, "{ran:?}");
+    assert_eq!(ran["panics_f"], ran["quick_00"], "{ran:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

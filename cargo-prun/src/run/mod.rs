@@ -98,6 +98,7 @@ pub(crate) fn plan(
         order: cli.order,
         keep_output: keeps_passing_output(cli),
         cores,
+        backtraces: std::env::var_os("RUST_BACKTRACE").is_some_and(|value| value != "0"),
     };
     // Timing shards balance by a snapshot (see `timings::snapshot_path`), taken now if there is
     // none yet, so that the shards run one after another here agree.
