@@ -495,12 +495,13 @@ fn batches(
     // it paid. So a binary with long tests whose quick ones are a batch's work or less runs
     // them among its long ones: as many processes as run at once, each paying at most once
     // (its quick batch, a third process on two threads, paid again in every run that met one
-    // more such test first: smallvec took six runs to settle).
+    // more such test first: smallvec took six runs to settle). At most NAMED_MOST of them:
+    // dealt among the long ones, they are named one by one.
     if options.backtraces && learned {
         for (binary, long) in &mut long_plain {
             let quick = batched.get(binary).map_or(&[][..], Vec::as_slice);
             let work: Duration = quick.iter().map(|&m| tests[m].expected + PER_TEST).sum();
-            if work <= batch_work {
+            if work <= batch_work && quick.len() <= NAMED_MOST {
                 long.extend(batched.remove(binary).unwrap_or_default());
             }
         }
@@ -653,6 +654,11 @@ const PER_TEST: Duration = Duration::from_micros(100);
 /// rather than holding up the batch it would be in (a plain test that keeps a thread busy, from
 /// a batch's share of the run when that is less; see [`batches`]).
 const LONG: Duration = Duration::from_millis(100);
+
+/// The most quick tests of a plain binary that join its long ones' processes (where panics
+/// print backtraces): a process of tests dealt by expected time names them one by one, and
+/// libtest matches every name it is given against every test of the binary.
+const NAMED_MOST: usize = 256;
 
 /// LPT with groups: the longest expected job first, so that no long test starts last and
 /// finishes alone. A job of a group is placed by its group's serial chain (the group's total
@@ -1046,6 +1052,13 @@ pub(crate) mod tests {
         let unlearned5: Vec<(String, u64, bool)> =
             history_of(5).into_iter().map(|(id, ms, _)| (id, ms, false)).collect();
         assert_eq!(panicking(&plan_with(&unlearned5, backtraces, 2)), [3, 3, 2]);
+        // More quick tests than are named one by one: batches of their own, the panicking
+        // ones in two processes.
+        let mut many = history_of(0);
+        many.extend((0..300).map(|i| (format!("plain u{i:03}"), 0, false)));
+        let jobs = plan_with(&many, backtraces, 2);
+        assert_eq!(panicking(&jobs), [4, 4]);
+        assert!(jobs.len() > 2, "{jobs:?}");
         // Nothing known to panic or to be long: as without backtraces.
         let none: Vec<(String, u64, bool)> =
             history_of(0).into_iter().map(|(id, _, _)| (id, 0, false)).collect();
