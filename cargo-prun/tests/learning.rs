@@ -88,28 +88,7 @@ fn a_plain_binarys_long_tests_share_a_process_a_thread_apart_from_the_quick_ones
             assert_eq!(run.code, 0, "{}", run.stderr);
         }
     };
-    // Which process ran each test.
-    let run = |history: &Path| -> BTreeMap<String, String> {
-        let pids = history.join("pids");
-        std::fs::create_dir_all(&pids).unwrap();
-        let args = ["-p", "plain-many", "--test", "first_in_process", "-j", "2"];
-        let env =
-            [("PRUN_HISTORY_DIR", history.as_os_str()), ("PRUN_FIXTURE_PIDS", pids.as_os_str())];
-        let run = common::cargo_prun_with(&args, &env);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        assert!(run.stdout.contains("\n22 passed, 0 failed"), "{}", run.stdout);
-        let read = |entry: std::fs::DirEntry| {
-            let pid = std::fs::read_to_string(entry.path()).unwrap();
-            (entry.file_name().into_string().unwrap(), pid)
-        };
-        std::fs::read_dir(&pids).unwrap().map(|entry| read(entry.unwrap())).collect()
-    };
-    let processes = |ran: &BTreeMap<String, String>, prefix: &str| -> BTreeSet<String> {
-        ran.iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(_, pid)| pid.clone())
-            .collect()
-    };
+    let run = |history: &Path| ran_in("first_in_process", history, &[]);
     // Long every time (300 ms each): two processes for the six, one a thread, not six.
     let history = dir.join("long");
     import(&history, &[300, 300, 300]);
@@ -129,18 +108,18 @@ fn a_plain_binarys_long_tests_share_a_process_a_thread_apart_from_the_quick_ones
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Which process ran each test of a run of `plain-many`'s `panics_in_process` on two threads
-/// with `history`, under `RUST_BACKTRACE` as `backtrace` says.
-fn panics_in_process(history: &Path, backtrace: &str) -> BTreeMap<String, String> {
+/// Which process ran each test of a run of `plain-many`'s `binary` (22 tests that pass and
+/// note their process) on two threads with `history`, and `env`.
+fn ran_in(binary: &str, history: &Path, env: &[(&str, &OsStr)]) -> BTreeMap<String, String> {
     let pids = history.join("pids");
     let _ = std::fs::remove_dir_all(&pids);
     std::fs::create_dir_all(&pids).unwrap();
-    let args = ["-p", "plain-many", "--test", "panics_in_process", "-j", "2"];
-    let env = [
+    let args = ["-p", "plain-many", "--test", binary, "-j", "2"];
+    let mut env = env.to_vec();
+    env.extend([
         ("PRUN_HISTORY_DIR", history.as_os_str()),
         ("PRUN_FIXTURE_PIDS", pids.as_os_str()),
-        ("RUST_BACKTRACE", OsStr::new(backtrace)),
-    ];
+    ]);
     let run = common::cargo_prun_with(&args, &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("\n22 passed, 0 failed"), "{}", run.stdout);
@@ -151,14 +130,16 @@ fn panics_in_process(history: &Path, backtrace: &str) -> BTreeMap<String, String
     std::fs::read_dir(&pids).unwrap().map(|entry| read(entry.unwrap())).collect()
 }
 
+/// The processes of `ran` (see [`ran_in`]) that ran a test whose name starts with `prefix`.
+fn processes(ran: &BTreeMap<String, String>, prefix: &str) -> BTreeSet<String> {
+    ran.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(_, pid)| pid.clone()).collect()
+}
+
 #[test]
 fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_processes() {
     let dir = tempfile_dir("panics-share");
-    let processes = |ran: &BTreeMap<String, String>, prefix: &str| -> BTreeSet<String> {
-        ran.iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(_, pid)| pid.clone())
-            .collect()
+    let panics_in_process = |history: &Path, backtrace: &str| {
+        ran_in("panics_in_process", history, &[("RUST_BACKTRACE", OsStr::new(backtrace))])
     };
     // A history of the quick tests taking `quick_ms` each, the panicking ones none.
     let import = |history: &Path, quick_ms: u64| {
