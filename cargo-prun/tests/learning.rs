@@ -88,7 +88,11 @@ fn a_plain_binarys_long_tests_share_a_process_a_thread_apart_from_the_quick_ones
             assert_eq!(run.code, 0, "{}", run.stderr);
         }
     };
-    let run = |history: &Path| ran_in("first_in_process", history, &[]);
+    let run = |history: &Path| {
+        let ran = ran_in("first_in_process", history, &[]);
+        assert_eq!(ran.len(), 22, "{ran:?}");
+        ran
+    };
     // Long every time (300 ms each): two processes for the six, one a thread, not six.
     let history = dir.join("long");
     import(&history, &[300, 300, 300]);
@@ -108,8 +112,8 @@ fn a_plain_binarys_long_tests_share_a_process_a_thread_apart_from_the_quick_ones
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Which process ran each test of a run of `plain-many`'s `binary` (22 tests that pass and
-/// note their process) on two threads with `history`, and `env`.
+/// Which process ran each test of a run of `plain-many`'s `binary` (tests that pass and note
+/// their process) on two threads with `history`, and `env`.
 fn ran_in(binary: &str, history: &Path, env: &[(&str, &OsStr)]) -> BTreeMap<String, String> {
     let pids = history.join("pids");
     let _ = std::fs::remove_dir_all(&pids);
@@ -122,7 +126,7 @@ fn ran_in(binary: &str, history: &Path, env: &[(&str, &OsStr)]) -> BTreeMap<Stri
     ]);
     let run = common::cargo_prun_with(&args, &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("\n22 passed, 0 failed"), "{}", run.stdout);
+    assert!(run.stdout.contains(" passed, 0 failed"), "{}", run.stdout);
     let read = |entry: std::fs::DirEntry| {
         let pid = std::fs::read_to_string(entry.path()).unwrap();
         (entry.file_name().into_string().unwrap(), pid)
@@ -141,39 +145,44 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     let panics_in_process = |history: &Path, backtrace: &str| {
         ran_in("panics_in_process", history, &[("RUST_BACKTRACE", OsStr::new(backtrace))])
     };
-    // A history of the quick tests taking `quick_ms` each, the panicking ones none.
-    let import = |history: &Path, quick_ms: u64| {
+    // A history of the quick tests taking `quick_ms` each, `ballast` `ballast_ms`, the
+    // panicking ones none.
+    let import = |history: &Path, quick_ms: u64, ballast_ms: u64| {
         let id = |name: &str| format!("plain-many::panics_in_process {name}");
         let mut tests: BTreeMap<String, u64> =
             (0..16).map(|i| (id(&format!("quick_{i:02}")), quick_ms)).collect();
         tests.extend(["a", "b", "c", "d", "e", "f"].map(|n| (id(&format!("panics_{n}")), 0)));
-        let timings = dir.join(format!("timings-{quick_ms}.json"));
+        tests.insert(id("ballast"), ballast_ms);
+        let timings = dir.join(format!("timings-{quick_ms}-{ballast_ms}.json"));
         let json = serde_json::json!({ "version": 1, "tests": tests });
         std::fs::write(&timings, json.to_string()).unwrap();
         let import = with_history(history, &["timings", "import", timings.to_str().unwrap()]);
         assert_eq!(import.code, 0, "{}", import.stderr);
     };
-    // Quick tests of 50 ms, more than a batch's share: the first run learns which tests
-    // libtest says should panic, and the next one deals the six to as many processes as run
-    // at once (two threads), apart from the quick ones' batches. Each panic's symbols are read
-    // once in each of those, not in every batch that holds a panicking test.
+    // Quick tests of 50 ms, more than a batch's share (a quick test would have to stall 100
+    // ms to count as long): the first run learns which tests libtest says should panic, and
+    // the next one deals the six to as many processes as run at once (two threads), apart
+    // from the quick ones' batches. Each panic's symbols are read once in each of those, not
+    // in every batch that holds a panicking test.
     let history = dir.join("quick-50ms");
-    import(&history, 50);
-    assert_eq!(panics_in_process(&history, "1").len(), 22);
+    import(&history, 50, 50);
+    assert_eq!(panics_in_process(&history, "1").len(), 23);
     let ran = panics_in_process(&history, "1");
     let panicking = processes(&ran, "panics_");
     assert_eq!(panicking.len(), 2, "{ran:?}");
     assert!(processes(&ran, "quick_").is_disjoint(&panicking), "{ran:?}");
-    // Quick tests of no time: the whole binary runs in two processes, each paying once at
-    // most, whichever test panics first in it.
+    // Quick tests of no time beside a long one (`ballast`, 2 s in the history, so that a
+    // batch's share is 250 ms and a quick test would have to stall 100 ms to count as long):
+    // the whole binary runs in two processes, each paying once at most, whichever test panics
+    // first in it.
     let history = dir.join("quick-0ms");
-    import(&history, 0);
+    import(&history, 0, 2000);
     panics_in_process(&history, "1");
     let ran = panics_in_process(&history, "1");
-    assert_eq!(ran.len(), 22);
+    assert_eq!(ran.len(), 23);
     assert_eq!(processes(&ran, "").len(), 2, "{ran:?}");
     // Without backtraces a panic costs nothing: the quick tests are one batch, and a
-    // panicking one that never paid is one of it.
+    // panicking one that never paid (the last by name) is one of it.
     let ran = panics_in_process(&history, "0");
     assert_eq!(processes(&ran, "quick_").len(), 1, "{ran:?}");
     assert_eq!(ran["panics_f"], ran["quick_00"], "{ran:?}");
