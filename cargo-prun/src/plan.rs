@@ -426,10 +426,13 @@ fn batches(
     // process stays with the long ones, where it is not first, rather than coming and going.
     // Where panics print backtraces, so is a `#[should_panic]` test: the first panic of each
     // process pays for the symbols, and with the long ones the binary's panicking tests pay
-    // it in as few processes as run at once, not in every batch that holds one.
+    // it in as few processes as run at once, not in every batch that holds one (unless shown
+    // output makes each long test a process of its own: there it would pay once more).
     let long = |test: &PlannedTest| {
         let longest = test.known.map_or(test.expected, |known| known.longest);
-        let pays = options.backtraces && test.known.is_some_and(|known| known.should_panic);
+        let pays = options.backtraces
+            && !options.keep_output
+            && test.known.is_some_and(|known| known.should_panic);
         learned
             && match binaries[test.binary].kind {
                 Kind::Libtest if !waits(test) => longest >= batch_work.min(LONG) || pays,
@@ -1043,6 +1046,13 @@ pub(crate) mod tests {
         assert_eq!(panicking(&jobs), [3, 3, 2]);
         // On one thread, one process.
         assert_eq!(plan_with(&history_of(0), backtraces, 1).len(), 1);
+        // Shown output: the six that paid are processes of their own (as every long test
+        // is), the two that did not stay in the quick ones' batches rather than pay alone.
+        let shown = Options { keep_output: true, ..backtraces };
+        let jobs = plan_with(&history_of(0), shown, 2);
+        let alone = jobs.iter().filter(|job| job.len() == 1 && job[0].ends_with("_panics"));
+        assert_eq!(alone.count(), 6, "{jobs:?}");
+        assert_eq!(jobs.len(), 7, "{jobs:?}");
         // Quick tests of 5 ms, more than a batch's work: the panicking ones in two processes,
         // the quick ones in batches of their own.
         let jobs = plan_with(&history_of(5), backtraces, 2);
