@@ -39,8 +39,9 @@ pub(crate) struct Options {
     /// them at once as the cores serve, by the CPU its tests used (see [`lanes`]).
     pub(crate) cores: Option<usize>,
     /// A panic prints a backtrace (`RUST_BACKTRACE` is set, and not to `0`): the first panic
-    /// of a test process reads the binary's symbols for it, about 0.15 s, and a plain
-    /// binary's `#[should_panic]` tests share as few processes as can run at once.
+    /// of a test process reads the binary's symbols for it, about 0.15 s, so a plain binary's
+    /// `#[should_panic]` tests (and a small binary's quick ones with them) share as few
+    /// processes as can run at once (see [`batches`]).
     pub(crate) backtraces: bool,
 }
 
@@ -502,7 +503,7 @@ fn batches(
     // dealt among the long ones, they are named one by one.
     if options.backtraces && learned {
         for (binary, long) in &mut long_plain {
-            let quick = batched.get(binary).map_or(&[][..], Vec::as_slice);
+            let Some(quick) = batched.get(binary) else { continue };
             let work: Duration = quick.iter().map(|&m| tests[m].expected + PER_TEST).sum();
             if work <= batch_work && quick.len() <= NAMED_MOST {
                 long.extend(batched.remove(binary).unwrap_or_default());
