@@ -150,7 +150,7 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     let import = |history: &Path, quick_ms: u64, ballast_ms: u64| {
         let id = |name: &str| format!("plain-many::panics_in_process {name}");
         let mut tests: BTreeMap<String, u64> =
-            (0..16).map(|i| (id(&format!("quick_{i:02}")), quick_ms)).collect();
+            (0..32).map(|i| (id(&format!("quick_{i:02}")), quick_ms)).collect();
         tests.extend(["a", "b", "c", "d", "e", "f"].map(|n| (id(&format!("panics_{n}")), 0)));
         tests.insert(id("ballast"), ballast_ms);
         let timings = dir.join(format!("timings-{quick_ms}-{ballast_ms}.json"));
@@ -166,7 +166,7 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     // in every batch that holds a panicking test.
     let history = dir.join("quick-50ms");
     import(&history, 50, 50);
-    assert_eq!(panics_in_process(&history, "1").len(), 23);
+    assert_eq!(panics_in_process(&history, "1").len(), 39);
     let ran = panics_in_process(&history, "1");
     let panicking = processes(&ran, "panics_");
     assert_eq!(panicking.len(), 2, "{ran:?}");
@@ -179,13 +179,22 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     import(&history, 0, 2000);
     panics_in_process(&history, "1");
     let ran = panics_in_process(&history, "1");
-    assert_eq!(ran.len(), 23);
+    assert_eq!(ran.len(), 39);
     assert_eq!(processes(&ran, "").len(), 2, "{ran:?}");
     // Without backtraces a panic costs nothing: the quick tests are one batch, and a
     // panicking one that never paid (the last by name) is one of it.
     let ran = panics_in_process(&history, "0");
     assert_eq!(processes(&ran, "quick_").len(), 1, "{ran:?}");
     assert_eq!(ran["panics_f"], ran["quick_00"], "{ran:?}");
+    // A first run (no history) does not know which tests panic: with backtraces its 39 tests
+    // are one round of as many batches as run at once (two), each paying once at most; without
+    // them, rounds that halve (four batches).
+    let first = |backtrace: &str| {
+        let history = dir.join(format!("first-{backtrace}"));
+        processes(&panics_in_process(&history, backtrace), "").len()
+    };
+    assert_eq!(first("1"), 2);
+    assert_eq!(first("0"), 4);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
