@@ -390,9 +390,10 @@ pub(crate) fn weigh(plan: &mut Plan, cores: usize, ceiling: usize) {
 ///
 /// With history (`learned`), a test that took longer than a batch should is kept apart: a prun
 /// one is a job of its own; a plain binary's long tests are dealt, longest first, into as many
-/// batches as can run at once. A plain binary's other batches are runs of its tests in name
-/// order, in rounds that halve (see [`shares`]); a prun binary's are dealt longest test first
-/// to the lightest batch, so that they come out of about equal length.
+/// batches as can run at once. A plain binary's other batches come in rounds that halve (see
+/// [`shares`]): runs of its tests in name order, or with no history, the tests dealt in turn
+/// (see [`interleave`]); a prun binary's are dealt longest test first to the lightest batch, so
+/// that they come out of about equal length.
 ///
 /// `terminate` is the timeout every test without one of its own has (`slow-timeout`'s
 /// `terminate-after`): it does not set a test apart, the worker batch enforces it.
@@ -552,24 +553,14 @@ fn batches(
         }
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
         if binaries[binary].kind == Kind::Libtest {
-            // A plain binary's batches are runs of its tests in libtest's order, which a few
-            // substrings can name (see `execute::libtest_select`): thousands of names would
-            // cost libtest seconds to match. Each run takes its share of the work.
-            let weight = |m: usize| if learned { tests[m].expected + PER_TEST } else { PER_TEST };
             let mut members = members;
             members.sort_by(|&a, &b| tests[a].name().cmp(tests[b].name()));
-            let total: Duration = members.iter().map(|&m| weight(m)).sum();
             let ends = shares(count, lanes(&members, tests, threads, options.cores));
-            let mut done = Duration::ZERO;
-            for member in members {
-                // The batch this test's middle falls in, by the work before it.
-                let middle = (done + weight(member) / 2).as_secs_f64();
-                let middle = middle / total.as_secs_f64().max(f64::MIN_POSITIVE);
-                let at = ends.iter().position(|&end| middle < end).unwrap_or(count - 1);
-                batches[at].push(member);
-                done += weight(member);
-            }
-            batches.retain(|batch| !batch.is_empty());
+            batches = if !learned && members.len() <= INTERLEAVED_MOST {
+                interleave(&members, &ends)
+            } else {
+                runs(&members, tests, learned, &ends)
+            };
         } else if learned {
             batches = deal(members, tests, count);
         } else {
@@ -630,6 +621,49 @@ fn shares(count: usize, threads: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A plain binary's batches (ending at `ends`, as [`shares`] gives them) as runs of its
+/// `members` in libtest's order, which a few substrings can name (see
+/// `execute::libtest_select`): thousands of names would cost libtest seconds to match. Each run
+/// takes its share of the work (with no history, of the tests).
+fn runs(members: &[usize], tests: &[PlannedTest], learned: bool, ends: &[f64]) -> Vec<Vec<usize>> {
+    let weight = |m: usize| if learned { tests[m].expected + PER_TEST } else { PER_TEST };
+    let total: Duration = members.iter().map(|&m| weight(m)).sum();
+    let mut batches: Vec<Vec<usize>> = vec![Vec::new(); ends.len()];
+    let mut done = Duration::ZERO;
+    for &member in members {
+        // The batch this test's middle falls in, by the work before it.
+        let middle = (done + weight(member) / 2).as_secs_f64();
+        let middle = middle / total.as_secs_f64().max(f64::MIN_POSITIVE);
+        let at = ends.iter().position(|&end| middle < end).unwrap_or(ends.len() - 1);
+        batches[at].push(member);
+        done += weight(member);
+    }
+    batches.retain(|batch| !batch.is_empty());
+    batches
+}
+
+/// `members` (in name order) dealt to batches that end at `ends` (fractions of the whole, as
+/// [`shares`] gives them) one at a time, each to the batch furthest behind its share: every
+/// batch gets its share of every stretch of the name order. With no history nothing says
+/// where the work is, and tests named alike are often alike (a module of slow ones, `slow0`
+/// to `slow2`): in runs by name they would all be one batch's, which finishes last, alone.
+fn interleave(members: &[usize], ends: &[f64]) -> Vec<Vec<usize>> {
+    let share = |batch: usize| ends[batch] - batch.checked_sub(1).map_or(0.0, |b| ends[b]);
+    let mut batches: Vec<Vec<usize>> = vec![Vec::new(); ends.len()];
+    for (dealt, &member) in members.iter().enumerate() {
+        let behind = |batch: usize| share(batch) * (dealt + 1) as f64 - batches[batch].len() as f64;
+        let mut at = 0;
+        for batch in 1..batches.len() {
+            if behind(batch) > behind(at) {
+                at = batch;
+            }
+        }
+        batches[at].push(member);
+    }
+    batches.retain(|batch| !batch.is_empty());
+    batches
+}
+
 /// How many of a plain binary's batches (of `members`) run at once: the threads; in an
 /// adaptive run on `cores`, as many as the cores serve by the CPU the tests used (the
 /// dispatcher's weights: a test never measured weighs a core), from the cores to the threads.
@@ -661,6 +695,12 @@ const BATCH_WORK: Duration = Duration::from_millis(4);
 /// smallvec: 63 tests take 7.5 ms at one thread, and two processes of half of them each
 /// finish 2.4 ms sooner than one process of all.
 const PER_TEST: Duration = Duration::from_micros(100);
+
+/// The most tests of a plain binary whose batches are [`interleave`]d when nothing is known of
+/// them. Such batches are named test by test, and libtest matches every name it is given
+/// against every test of the binary: N² comparisons over the batches, a few milliseconds here.
+/// A larger binary's batches are runs by name, which a few substrings say.
+const INTERLEAVED_MOST: usize = 1024;
 
 /// A test that takes this long is kept out of the quick tests' batches and started early,
 /// rather than holding up the batch it would be in (a plain test that keeps a thread busy, from
@@ -1102,7 +1142,7 @@ pub(crate) mod tests {
         // An adaptive run: as many as the cores serve (a test never measured weighs a core).
         assert_eq!(sizes(Options { cores: Some(2), ..backtraces }, 16), [30, 30]);
         // Without backtraces, the rounds.
-        assert_eq!(sizes(Options::default(), 2), [17, 17, 9, 8, 5, 4]);
+        assert_eq!(sizes(Options::default(), 2), [17, 17, 9, 9, 4, 4]);
     }
 
     #[test]
@@ -1120,7 +1160,35 @@ pub(crate) mod tests {
         let tests: Vec<CatalogTest> = (0..60).map(|i| test(&format!("t{i:02}"), &[])).collect();
         let plan = plan_of(&[binary("plain", Kind::Libtest, tests)], &HashMap::new(), 2);
         let sizes: Vec<usize> = plan.jobs.iter().map(|b| b.tests.len()).collect();
-        assert_eq!(sizes, [17, 17, 9, 8, 5, 4]);
+        assert_eq!(sizes, [17, 17, 9, 9, 4, 4]);
+    }
+
+    #[test]
+    fn with_no_history_a_plain_binarys_batches_share_every_stretch_of_the_name_order() {
+        // 60 quick tests and three slow ones named alike: with nothing known, runs by name
+        // would put the three in one batch, which would finish last, alone.
+        let mut names: Vec<String> = (0..60).map(|i| format!("quick{i:02}")).collect();
+        names.extend((0..3).map(|i| format!("slow{i}")));
+        let tests: Vec<CatalogTest> = names.iter().rev().map(|name| test(name, &[])).collect();
+        let plan = plan_of(&[binary("plain", Kind::Libtest, tests)], &HashMap::new(), 2);
+        let batches = job_names(&plan);
+        assert_eq!(batches.len(), 6);
+        for slow in ["slow0", "slow1", "slow2"] {
+            let holding = batches.iter().filter(|batch| batch.contains(&slow)).count();
+            assert_eq!(holding, 1, "{batches:?}");
+        }
+        let with_slow = |batch: &&Vec<&str>| batch.iter().any(|name| name.starts_with("slow"));
+        assert_eq!(batches.iter().filter(with_slow).count(), 3, "{batches:?}");
+        // Each in name order (as libtest runs them), the first round's twice the next's.
+        for batch in &batches {
+            assert!(batch.is_sorted(), "{batch:?}");
+        }
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [18, 18, 9, 9, 5, 4]);
+        // Every test once.
+        let mut all: Vec<&str> = batches.concat();
+        all.sort_unstable();
+        assert_eq!(all, names.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
     #[test]
@@ -1214,11 +1282,15 @@ pub(crate) mod tests {
 
     #[test]
     fn a_plain_binarys_batches_are_runs_of_its_tests_in_name_order() {
-        // Declared out of name order; libtest runs them by name.
-        let tests: Vec<CatalogTest> =
-            (0..64).rev().map(|i| test(&format!("t{i:02}"), &[])).collect();
-        let binaries = [binary("plain", Kind::Libtest, tests)];
-        for times in [HashMap::new(), known(&[("plain t10", 40), ("plain t50", 60)])] {
+        // Declared out of name order; libtest runs them by name. With history; and with none
+        // when there are more tests than are interleaved (named one by one).
+        let plain = |count: usize| {
+            let tests = (0..count).rev().map(|i| test(&format!("t{i:04}"), &[])).collect();
+            [binary("plain", Kind::Libtest, tests)]
+        };
+        let known = known(&[("plain t0010", 40), ("plain t0050", 60)]);
+        let large = INTERLEAVED_MOST + 1;
+        for (binaries, times) in [(plain(64), known), (plain(large), HashMap::new())] {
             let plan = plan_of(&binaries, &times, 2);
             let mut names: Vec<Vec<&str>> = job_names(&plan);
             names.sort();
@@ -1226,7 +1298,8 @@ pub(crate) mod tests {
             let mut sorted = flat.clone();
             sorted.sort_unstable();
             assert_eq!(flat, sorted, "each batch a run, the runs in order: {names:?}");
-            assert_eq!(flat.len(), 64);
+            assert_eq!(flat.len(), binaries[0].tests.len());
+            assert!(names.len() > 1);
         }
     }
 

@@ -188,10 +188,15 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     assert_eq!(ran["panics_f"], ran["quick_00"], "{ran:?}");
     // A first run (no history) does not know which tests panic: with backtraces its 39 tests
     // are one round of as many batches as run at once (two), each paying once at most; without
-    // them, rounds that halve (four batches).
+    // them, rounds that halve (four batches). Either way, with nothing known, the tests are
+    // dealt to the batches in turn: tests named alike are not all one batch's.
     let first = |backtrace: &str| {
-        let history = dir.join(format!("first-{backtrace}"));
-        processes(&panics_in_process(&history, backtrace), "").len()
+        let ran = panics_in_process(&dir.join(format!("first-{backtrace}")), backtrace);
+        assert_eq!(ran.len(), 39, "{ran:?}");
+        for pair in [["quick_00", "quick_01"], ["panics_a", "panics_b"]] {
+            assert_ne!(ran[pair[0]], ran[pair[1]], "{ran:?}");
+        }
+        processes(&ran, "").len()
     };
     assert_eq!(first("1"), 2);
     assert_eq!(first("0"), 4);
