@@ -551,23 +551,27 @@ fn batches(
             let enough = work.as_nanos().div_ceil(batch_work.as_nanos());
             count = count.min(usize::try_from(enough).unwrap_or(usize::MAX)).max(1);
         }
-        let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
-        if binaries[binary].kind == Kind::Libtest {
+        let batches = if binaries[binary].kind == Kind::Libtest {
             let mut members = members;
             members.sort_by(|&a, &b| tests[a].name().cmp(tests[b].name()));
             let ends = shares(count, lanes(&members, tests, threads, options.cores));
-            batches = if !learned && members.len() <= INTERLEAVED_MOST {
+            // Named one by one, interleaved batches cost libtest N² comparisons over them and
+            // take every name on their command lines.
+            let named: usize = members.iter().map(|&m| tests[m].name().len() + 1).sum();
+            if !learned && members.len() <= INTERLEAVED_MOST && named <= INTERLEAVED_BYTES {
                 interleave(&members, &ends)
             } else {
                 runs(&members, tests, learned, &ends)
-            };
+            }
         } else if learned {
-            batches = deal(members, tests, count);
+            deal(members, tests, count)
         } else {
+            let mut batches: Vec<Vec<usize>> = vec![Vec::new(); count];
             for (i, member) in members.into_iter().enumerate() {
                 batches[i % count].push(member);
             }
-        }
+            batches
+        };
         for batch in batches {
             let category = tests[batch[0]].job.category;
             let job = Job { slots: 1, category, ..Job::default() };
@@ -701,6 +705,10 @@ const PER_TEST: Duration = Duration::from_micros(100);
 /// against every test of the binary: N² comparisons over the batches, a few milliseconds here.
 /// A larger binary's batches are runs by name, which a few substrings say.
 const INTERLEAVED_MOST: usize = 1024;
+
+/// The most bytes of names a plain binary's interleaved batches are given between them, well
+/// within what a command line holds (names may be long; past this, runs by name).
+const INTERLEAVED_BYTES: usize = 128 * 1024;
 
 /// A test that takes this long is kept out of the quick tests' batches and started early,
 /// rather than holding up the batch it would be in (a plain test that keeps a thread busy, from
@@ -1283,14 +1291,18 @@ pub(crate) mod tests {
     #[test]
     fn a_plain_binarys_batches_are_runs_of_its_tests_in_name_order() {
         // Declared out of name order; libtest runs them by name. With history; and with none
-        // when there are more tests than are interleaved (named one by one).
-        let plain = |count: usize| {
-            let tests = (0..count).rev().map(|i| test(&format!("t{i:04}"), &[])).collect();
+        // when there are more tests, or longer names, than are interleaved (named one by one).
+        let plain = |count: usize, long: usize| {
+            let name = |i: usize| format!("t{i:04}{}", "x".repeat(long));
+            let tests = (0..count).rev().map(|i| test(&name(i), &[])).collect();
             [binary("plain", Kind::Libtest, tests)]
         };
         let known = known(&[("plain t0010", 40), ("plain t0050", 60)]);
-        let large = INTERLEAVED_MOST + 1;
-        for (binaries, times) in [(plain(64), known), (plain(large), HashMap::new())] {
+        let (many, long) = (INTERLEAVED_MOST + 1, INTERLEAVED_BYTES / 64);
+        let unknown = HashMap::new;
+        for (binaries, times) in
+            [(plain(64, 0), known), (plain(many, 0), unknown()), (plain(64, long), unknown())]
+        {
             let plan = plan_of(&binaries, &times, 2);
             let mut names: Vec<Vec<&str>> = job_names(&plan);
             names.sort();
