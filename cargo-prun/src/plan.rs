@@ -535,7 +535,9 @@ fn batches(
             Kind::Prun => threads.max(1) * 8,
         };
         let mut count = (members.len() / 8).clamp(1, most);
-        if !learned && options.backtraces && binaries[binary].kind == Kind::Libtest {
+        // None of them has run here before (a first run, or a binary new to the history).
+        let unseen = members.iter().all(|&m| tests[m].known.is_none());
+        if unseen && options.backtraces && binaries[binary].kind == Kind::Libtest {
             // Where panics print backtraces and nothing says which tests panic, every batch
             // that meets one pays for the symbols (about 0.1 s): one round, as many as run at
             // once, pays at most as often as the threads, not in all of the rounds that halve
@@ -558,7 +560,7 @@ fn batches(
             // Named one by one, interleaved batches cost libtest N² comparisons over them and
             // take every name on their command lines.
             let named: usize = members.iter().map(|&m| tests[m].name().len() + 1).sum();
-            if !learned && members.len() <= INTERLEAVED_MOST && named <= INTERLEAVED_BYTES {
+            if unseen && members.len() <= INTERLEAVED_MOST && named <= INTERLEAVED_BYTES {
                 interleave(&members, &ends)
             } else {
                 runs(&members, tests, learned, &ends)
@@ -1133,7 +1135,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn where_panics_print_backtraces_a_first_run_has_one_round_of_plain_batches() {
+    fn where_panics_print_backtraces_an_unseen_binary_has_one_round_of_plain_batches() {
         let tests: Vec<CatalogTest> = (0..60).map(|i| test(&format!("t{i:02}"), &[])).collect();
         let binaries = [binary("plain", Kind::Libtest, tests)];
         let sizes = |options: Options, threads: usize| -> Vec<usize> {
@@ -1151,6 +1153,15 @@ pub(crate) mod tests {
         assert_eq!(sizes(Options { cores: Some(2), ..backtraces }, 16), [30, 30]);
         // Without backtraces, the rounds.
         assert_eq!(sizes(Options::default(), 2), [17, 17, 9, 9, 4, 4]);
+        // A binary new to a history that knows another: one round too.
+        let other = binary("other", Kind::Libtest, vec![test("known", &[])]);
+        let both = [other, binaries[0].clone()];
+        let (config, selection) = (Config::default(), Selection::default());
+        let history = known(&[("other known", 5)]);
+        let plan = super::plan(&both, &selection, backtraces, &config, 2, &history);
+        let new =
+            plan.expect("built-in categories").jobs.into_iter().filter(|job| job.tests.len() > 1);
+        assert_eq!(new.map(|job| job.tests.len()).collect::<Vec<_>>(), [30, 30]);
     }
 
     #[test]
@@ -1178,7 +1189,7 @@ pub(crate) mod tests {
         let mut names: Vec<String> = (0..60).map(|i| format!("quick{i:02}")).collect();
         names.extend((0..3).map(|i| format!("slow{i}")));
         let tests: Vec<CatalogTest> = names.iter().rev().map(|name| test(name, &[])).collect();
-        let plan = plan_of(&[binary("plain", Kind::Libtest, tests)], &HashMap::new(), 2);
+        let plan = plan_of(&[binary("plain", Kind::Libtest, tests.clone())], &HashMap::new(), 2);
         let batches = job_names(&plan);
         assert_eq!(batches.len(), 6);
         for slow in ["slow0", "slow1", "slow2"] {
@@ -1193,6 +1204,13 @@ pub(crate) mod tests {
         }
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, [18, 18, 9, 9, 5, 4]);
+        // So is a binary new to a history that knows others.
+        let other = binary("other", Kind::Libtest, vec![test("known", &[])]);
+        let binaries = [other, binary("plain", Kind::Libtest, tests.clone())];
+        let plan = plan_of(&binaries, &known(&[("other known", 5)]), 2);
+        let new =
+            job_names(&plan).into_iter().filter(|batch| batch[0] != "known").collect::<Vec<_>>();
+        assert_eq!(new, batches);
         // Every test once.
         let mut all: Vec<&str> = batches.concat();
         all.sort_unstable();
