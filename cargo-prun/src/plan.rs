@@ -535,20 +535,23 @@ fn batches(
             Kind::Libtest | Kind::OneFilter => threads.max(1) * 3,
             Kind::Prun => threads.max(1) * 8,
         };
+        let plain = binaries[binary].kind == Kind::Libtest;
         // None of them has run here before (a first run, or a binary new to the history).
         let unseen = members.iter().all(|&m| tests[m].known.is_none());
+        // How many of a plain binary's batches run at once.
+        let at_once = if plain { lanes(&members, tests, threads, options.cores) } else { threads };
         // Tests a batch: 8 or more; for a plain binary nothing is known of, 16 (a process
         // start is a sure cost, the balance more batches might buy a guess, and its batches
         // are interleaved; smallvec's first run of 63 tests: 0.058 s in 6, 0.048 s in 3).
-        let per = if unseen && binaries[binary].kind == Kind::Libtest { 16 } else { 8 };
+        let per = if unseen && plain { 16 } else { 8 };
         let mut count = (members.len() / per).clamp(1, most);
-        if unseen && options.backtraces && binaries[binary].kind == Kind::Libtest {
+        if unseen && plain && options.backtraces {
             // Where panics print backtraces and nothing says which tests panic, every batch
             // that meets one pays for the symbols (about 0.1 s): one round, as many as run at
             // once, pays at most as often as the threads, not in all of the rounds that halve
             // (smallvec's first run: 0.30 s against 0.15 s, cargo test 0.13 s). What the
             // rounds would balance with unknown durations is the lesser cost there.
-            count = count.min(lanes(&members, tests, threads, options.cores));
+            count = count.min(at_once);
         }
         if learned {
             // Known work: enough batches to balance the threads, no more (each one is a
@@ -558,14 +561,14 @@ fn batches(
             let enough = work.as_nanos().div_ceil(batch_work.as_nanos());
             count = count.min(usize::try_from(enough).unwrap_or(usize::MAX)).max(1);
         }
-        let batches = if binaries[binary].kind == Kind::Libtest {
+        let batches = if plain {
             let mut members = members;
             members.sort_by(|&a, &b| tests[a].name().cmp(tests[b].name()));
-            let ends = shares(count, lanes(&members, tests, threads, options.cores));
+            let ends = shares(count, at_once);
             // Named one by one, interleaved batches cost libtest N² comparisons over them and
             // take every name on their command lines.
-            let named: usize = members.iter().map(|&m| tests[m].name().len() + 1).sum();
-            if unseen && members.len() <= INTERLEAVED_MOST && named <= INTERLEAVED_BYTES {
+            let named = || members.iter().map(|&m| tests[m].name().len() + 1).sum::<usize>();
+            if unseen && members.len() <= INTERLEAVED_MOST && named() <= INTERLEAVED_BYTES {
                 interleave(&members, &ends)
             } else {
                 runs(&members, tests, learned, &ends)
