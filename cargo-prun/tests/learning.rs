@@ -188,8 +188,9 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     assert_eq!(ran["panics_f"], ran["quick_00"], "{ran:?}");
     // A first run (no history) does not know which tests panic: with backtraces its 55 tests
     // are one round of as many batches as run at once (two), each paying once at most; without
-    // them, rounds that halve (three batches of 16 tests or more). Either way, with nothing known, the tests are
-    // dealt to the batches in turn: tests named alike are not all one batch's.
+    // them, rounds that halve (three batches of 16 tests or more). Either way, with nothing
+    // known, the tests are dealt to the batches in turn: tests named alike are not all one
+    // batch's.
     let first = |backtrace: &str| {
         let ran = panics_in_process(&dir.join(format!("first-{backtrace}")), backtrace);
         assert_eq!(ran.len(), 55, "{ran:?}");
