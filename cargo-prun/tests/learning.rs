@@ -145,6 +145,16 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     let panics_in_process = |history: &Path, backtrace: &str| {
         ran_in("panics_in_process", history, &[("RUST_BACKTRACE", OsStr::new(backtrace))])
     };
+    // A run of the panicking tests alone, where panics print backtraces: the history learns
+    // which tests libtest says should panic, and what the quick tests took stays what was
+    // imported (on a busy machine a quick test may stall 100 ms, and count as long after).
+    let learn_panics = |history: &Path| {
+        let args = ["-p", "plain-many", "--test", "panics_in_process", "-j", "2", "panics_"];
+        let env = [("PRUN_HISTORY_DIR", history.as_os_str()), ("RUST_BACKTRACE", OsStr::new("1"))];
+        let run = common::cargo_prun_with(&args, &env);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("6 passed, 0 failed"), "{}", run.stdout);
+    };
     // A history of the quick tests taking `quick_ms` each, `ballast` `ballast_ms`, the
     // panicking ones none.
     let import = |history: &Path, quick_ms: u64, ballast_ms: u64| {
@@ -166,23 +176,29 @@ fn where_panics_print_backtraces_a_plain_binarys_panicking_tests_share_few_proce
     // in every batch that holds a panicking test.
     let history = dir.join("quick-50ms");
     import(&history, 50, 50);
-    assert_eq!(panics_in_process(&history, "1").len(), 55);
+    learn_panics(&history);
     let ran = panics_in_process(&history, "1");
+    assert_eq!(ran.len(), 55);
     let panicking = processes(&ran, "panics_");
     assert_eq!(panicking.len(), 2, "{ran:?}");
     assert!(processes(&ran, "quick_").is_disjoint(&panicking), "{ran:?}");
-    // Quick tests of no time beside a long one (`ballast`, 2 s in the history, so that a
-    // batch's share is 250 ms and a quick test would have to stall 100 ms to count as long):
-    // the whole binary runs in two processes, each paying once at most, whichever test panics
-    // first in it.
+    // Quick tests of no time beside a long one (`ballast`, 20 s in the history, so that a
+    // batch's share is 2.5 s: the quick tests' measured times, however slow a busy machine
+    // makes them, are a batch's work or less, and a quick test would have to stall 100 ms to
+    // count as long): the whole binary runs in two processes, each paying once at most,
+    // whichever test panics first in it.
     let history = dir.join("quick-0ms");
-    import(&history, 0, 2000);
-    panics_in_process(&history, "1");
+    import(&history, 0, 20_000);
+    learn_panics(&history);
     let ran = panics_in_process(&history, "1");
     assert_eq!(ran.len(), 55);
     assert_eq!(processes(&ran, "").len(), 2, "{ran:?}");
     // Without backtraces a panic costs nothing: the quick tests are one batch, and a
-    // panicking one that never paid (the last by name) is one of it.
+    // panicking one that never paid (the last by name) is one of it. (A history of its own:
+    // the run above measured the quick tests, as slow as the machine made them.)
+    let history = dir.join("quick-0ms-no-backtraces");
+    import(&history, 0, 20_000);
+    learn_panics(&history);
     let ran = panics_in_process(&history, "0");
     assert_eq!(processes(&ran, "quick_").len(), 1, "{ran:?}");
     assert_eq!(ran["panics_f"], ran["quick_00"], "{ran:?}");
