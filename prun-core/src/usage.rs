@@ -1,9 +1,10 @@
-//! What a test used: CPU time and peak memory, read from Linux's `/proc` at the test's edges.
+//! What a test used: CPU time and peak memory, read from Linux at the test's edges.
 //!
 //! A process that runs one test at a time (a worker, a libtest batch) is measured across each
-//! test: the CPU time its threads, and the children it waited for, used since the last edge,
-//! and its peak resident memory since then (the kernel's high-water mark, reset at each edge).
-//! Elsewhere (no `/proc`) nothing is measured, and the scheduler treats tests as unknown.
+//! test: the CPU time its threads (its CPU-time clock) and the children it waited for (`/proc`)
+//! used since the last edge, and its peak resident memory since then (the kernel's high-water
+//! mark, reset at each edge). Elsewhere nothing is measured, and the scheduler treats tests as
+//! unknown.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,16 +22,13 @@ pub struct Usage {
 pub struct Meter {
     /// `None`: this process.
     pid: Option<u32>,
-    /// CPU clock ticks at the last edge.
-    ticks: u64,
+    /// CPU time it had used at the last edge, in microseconds.
+    used_us: u64,
 }
 
 /// Linux's `USER_HZ`, the unit of `/proc/PID/stat`'s times: 100 on every architecture Rust
 /// supports Linux on.
 const TICKS_PER_SECOND: u64 = 100;
-
-/// One tick of that clock: a measurement of a process's CPU is good to about this much.
-pub const TICK: std::time::Duration = std::time::Duration::from_millis(1000 / TICKS_PER_SECOND);
 
 impl Meter {
     /// Measures this process from now.
@@ -44,8 +42,8 @@ impl Meter {
     }
 
     fn start(pid: Option<u32>) -> Meter {
-        let mut meter = Meter { pid, ticks: 0 };
-        meter.ticks = meter.read_ticks().unwrap_or(0);
+        let mut meter = Meter { pid, used_us: 0 };
+        meter.used_us = meter.read_cpu_us().unwrap_or(0);
         meter.reset_peak();
         meter
     }
@@ -53,18 +51,18 @@ impl Meter {
     /// What the process used since the last lap (or since the meter started); the next lap
     /// starts now. `None` where `/proc` cannot tell (another OS, the process is gone).
     pub fn lap(&mut self) -> Option<Usage> {
-        let ticks = self.read_ticks()?;
+        let used_us = self.read_cpu_us()?;
         let peak_kb = self.read_peak_kb();
         self.reset_peak();
-        let used = ticks.saturating_sub(self.ticks);
-        self.ticks = ticks;
-        let cpu_ms = used * 1000 / TICKS_PER_SECOND;
+        let cpu_ms = used_us.saturating_sub(self.used_us) / 1000;
+        // What was under a millisecond stays with the next lap.
+        self.used_us += cpu_ms * 1000;
         Some(Usage { cpu_ms, peak_kb: peak_kb.unwrap_or(0) })
     }
 
     /// CPU time the process had used at the last lap (or when the meter started).
     pub fn measured_ms(&self) -> u64 {
-        self.ticks * 1000 / TICKS_PER_SECOND
+        self.used_us / 1000
     }
 
     fn path(&self, file: &str) -> String {
@@ -74,8 +72,16 @@ impl Meter {
         }
     }
 
-    fn read_ticks(&self) -> Option<u64> {
-        cpu_ticks(&std::fs::read_to_string(self.path("stat")).ok()?)
+    /// Its threads' CPU time, those that ended too, and its waited-for children's.
+    fn read_cpu_us(&self) -> Option<u64> {
+        Some(cpu_clock_us(self.pid)? + self.children_us()?)
+    }
+
+    /// The children it waited for: `/proc/PID/stat`'s `cutime` and `cstime`, in ticks (no clock
+    /// counts them finer for another process; a child's time counts once it is reaped).
+    fn children_us(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(self.path("stat")).ok()?;
+        Some(children_ticks(&stat)? * (1_000_000 / TICKS_PER_SECOND))
     }
 
     fn read_peak_kb(&self) -> Option<u64> {
@@ -89,13 +95,48 @@ impl Meter {
     }
 }
 
-/// utime + stime + cutime + cstime from a `/proc/PID/stat` line. The command name (field 2)
-/// may hold spaces and parentheses: the fields are counted from its last `)`.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+/// The CPU time of every thread of process `pid` (`None`: this one), those that ended too, in
+/// microseconds: its CPU-time clock, which counts nanoseconds. `/proc/PID/stat` has the same
+/// sum in 10 ms ticks, too coarse for a test of a few milliseconds: one that crossed a tick
+/// seemed to use ten cores, and the tests beside it none.
+#[cfg(target_os = "linux")]
+#[expect(unsafe_code, reason = "libc's clock_getcpuclockid and clock_gettime have no safe wrapper")]
+fn cpu_clock_us(pid: Option<u32>) -> Option<u64> {
+    let clock = match pid {
+        None => libc::CLOCK_PROCESS_CPUTIME_ID,
+        Some(pid) => {
+            let pid = libc::pid_t::try_from(pid).ok()?;
+            let mut clock: libc::clockid_t = 0;
+            // SAFETY: `clock` is a live local the call writes a clock id to.
+            if unsafe { libc::clock_getcpuclockid(pid, &raw mut clock) } != 0 {
+                return None;
+            }
+            clock
+        }
+    };
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a live local the call writes the time to.
+    if unsafe { libc::clock_gettime(clock, &raw mut now) } != 0 {
+        return None;
+    }
+    let seconds = u64::try_from(now.tv_sec).ok()?;
+    let nanos = u64::try_from(now.tv_nsec).ok()?;
+    Some(seconds * 1_000_000 + nanos / 1000)
+}
+
+/// Elsewhere there is no `/proc` to read the rest from either: nothing is measured.
+#[cfg(not(target_os = "linux"))]
+fn cpu_clock_us(_pid: Option<u32>) -> Option<u64> {
+    None
+}
+
+/// cutime + cstime from a `/proc/PID/stat` line. The command name (field 2) may hold spaces
+/// and parentheses: the fields are counted from its last `)`.
+fn children_ticks(stat: &str) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(')')?;
     // After the name: state is field 3, so field N is at N - 3.
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    (11..=14).map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
+    (13..=14).map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
 }
 
 /// `VmHWM` of `/proc/PID/status`, in KiB.
@@ -161,7 +202,8 @@ mod tests {
     #[test]
     fn a_stat_line_with_an_odd_command_name_is_read_from_its_last_parenthesis() {
         let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 5 0 0";
-        assert_eq!(cpu_ticks(stat), Some(7 + 3 + 2 + 1));
+        // cutime and cstime: the children it waited for.
+        assert_eq!(children_ticks(stat), Some(2 + 1));
     }
 
     #[test]
@@ -180,20 +222,52 @@ mod tests {
         assert_eq!(earlier.idle_millicores_since(&earlier, 2), 0);
     }
 
-    #[test]
-    fn this_process_is_measured_across_a_lap() {
-        let mut meter = Meter::of_self();
-        // Busy until the kernel has counted a clock tick of CPU (10 ms) for this process.
-        let mut x = 0u64;
-        while meter.read_ticks() == Some(meter.ticks) {
-            for _ in 0..10_000 {
+    /// This thread's CPU time, in microseconds.
+    #[expect(unsafe_code, reason = "clock_gettime has no safe wrapper")]
+    fn thread_cpu_us() -> u64 {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `now` is a live local the call writes the time to.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) }, 0);
+        now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000
+    }
+
+    /// Busy on this thread for `ms` milliseconds of its CPU.
+    fn burn(ms: u64) {
+        let (start, mut x) = (thread_cpu_us(), 0u64);
+        while thread_cpu_us() < start + ms * 1000 {
+            for _ in 0..1000 {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
             }
         }
-        let usage = meter.lap().expect("/proc is there on Linux");
-        assert!(usage.peak_kb > 0);
-        assert!(usage.cpu_ms >= 10, "{usage:?}");
-        // The next lap starts where this one ended.
-        assert_eq!(meter.ticks, meter.read_ticks().unwrap_or(0).min(meter.ticks));
+    }
+
+    #[test]
+    fn this_process_is_measured_across_laps_of_a_few_milliseconds() {
+        let mut meter = Meter::of_self();
+        // Each lap holds at least 2 ms of this thread's CPU (other tests' threads may add more
+        // to the process's). Counted in the 10 ms ticks of `/proc/PID/stat`, most such laps
+        // read 0 ms and a few 10.
+        for _ in 0..5 {
+            burn(2);
+            let usage = meter.lap().expect("Linux has the clock and /proc");
+            assert!(usage.cpu_ms >= 2, "{usage:?}");
+            assert!(usage.peak_kb > 0);
+        }
+        // The next lap starts where this one ended: nothing counted twice.
+        assert!(meter.measured_ms() <= cpu_clock_us(None).unwrap() / 1000);
+    }
+
+    #[test]
+    fn another_process_is_measured_by_its_pid() {
+        let mut child =
+            std::process::Command::new("sleep").arg("60").spawn().expect("sleep is on every Linux");
+        let mut meter = Meter::of(child.id());
+        // A process that sleeps uses (nearly) nothing, and has a peak of its own.
+        let usage = meter.lap().expect("a live child is measured");
+        assert!(usage.cpu_ms < 1000, "{usage:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Once reaped it is gone: nothing to read.
+        assert_eq!(meter.lap(), None);
     }
 }

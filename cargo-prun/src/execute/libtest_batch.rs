@@ -185,10 +185,7 @@ fn run_process<'a>(
     std::thread::spawn(move || {
         let _ = send.send(Piped::Exited(crate::os::reap(child)));
     });
-    // Read at a pace, a test's duration is known to the pace and the reader's latency behind
-    // thousands of lines: one shorter than a tick of the kernel's CPU clock says nothing of
-    // the CPU it needs.
-    let least = if pace.is_some() { prun::usage::TICK } else { Duration::from_millis(1) };
+    let least = if pace.is_some() { PACED_LEAST } else { Duration::from_millis(1) };
     let mut usage = Usages::new(pid, least);
 
     let mut reader = Statuses::new(names.iter().copied());
@@ -218,7 +215,7 @@ fn run_process<'a>(
         match event {
             Ok(Piped::Out(chunk)) => {
                 reader.feed(&chunk);
-                usage.measure(&reader.finished);
+                usage.measure(&reader.finished, reader.running.is_some());
             }
             Ok(Piped::Exited(status)) => exited = Some((status, Instant::now())),
             Err(RecvTimeoutError::Timeout) if exited.is_some() => {
@@ -323,16 +320,30 @@ struct Usages<'a> {
     seen: usize,
     /// Time of tests that ended unmeasured since the last measurement.
     unmeasured: Duration,
+    /// Whether a test was seen to start (or end).
+    began: bool,
     of: BTreeMap<&'a str, Usage>,
 }
 
 impl<'a> Usages<'a> {
     fn new(pid: u32, least: Duration) -> Usages<'a> {
         let meter = prun::usage::Meter::of(pid);
-        Usages { meter, least, seen: 0, unmeasured: Duration::ZERO, of: BTreeMap::new() }
+        let unmeasured = Duration::ZERO;
+        Usages { meter, least, seen: 0, unmeasured, began: false, of: BTreeMap::new() }
     }
 
-    fn measure(&mut self, finished: &[Ended<'a>]) {
+    /// After more output: the tests that ended since the last measurement, and whether one
+    /// runs now.
+    fn measure(&mut self, finished: &[Ended<'a>], running: bool) {
+        if !self.began {
+            self.began = running || !finished.is_empty();
+            // The process's start (its libraries loaded, libtest's own start) is no test's:
+            // the first test is measured from its start. Read at a pace, tests may have
+            // ended before the first read: they are measured with it, as before.
+            if running && finished.is_empty() {
+                let _ = self.meter.lap();
+            }
+        }
         let new = &finished[self.seen.min(finished.len())..];
         self.seen = finished.len();
         let Some(longest) = new.iter().max_by_key(|(_, (_, took))| *took) else { return };
@@ -349,11 +360,16 @@ impl<'a> Usages<'a> {
         }
     }
 
-    /// The tests that ended with the process (and one it was running, which ended it).
+    /// The tests that ended with the process (and one it was running, which ended it). The
+    /// last is given what the process used since the last measurement, unless it was shorter
+    /// than `least`: then that is mostly the process's start or end, and no test's.
     fn settle(&mut self, finished: &[Ended<'a>], running: Option<&'a str>, lifetime: Usage) {
         let new = &finished[self.seen.min(finished.len())..];
-        let last = running.or_else(|| new.last().map(|(name, _)| *name));
-        let Some(last) = last else { return };
+        let last = match (running, new.last()) {
+            (Some(name), _) => name,
+            (None, Some((name, (_, took)))) if *took >= self.least => name,
+            _ => return,
+        };
         let others: Duration = new
             .iter()
             .filter(|(name, _)| *name != last)
@@ -681,6 +697,11 @@ fn stream(
 /// tests are seen to start and end are this close (durations are kept to the millisecond).
 const PACE: Duration = Duration::from_millis(1);
 
+/// Read at a pace, a test's duration is known to the pace and the reader's latency behind
+/// thousands of lines: a test shorter than this is not measured on its own (its time counts
+/// against the next measured one), as its CPU per second of such a duration says little.
+const PACED_LEAST: Duration = Duration::from_millis(10);
+
 /// A process of this many tests or more is read at that pace; a smaller one as it speaks
 /// (its end is seen a millisecond sooner, which is what a small suite's run is made of).
 const PACED_FROM: usize = 256;
@@ -703,7 +724,7 @@ mod tests {
     }
 
     #[test]
-    fn a_paced_batch_does_not_measure_tests_shorter_than_a_tick() {
+    fn a_paced_batch_does_not_measure_tests_of_a_few_milliseconds() {
         let ended = |took: &[(&'static str, u64)]| -> Vec<Ended<'static>> {
             let took = took.iter().map(|(name, ms)| (*name, Duration::from_millis(*ms)));
             took.map(|(name, took)| (name, (Status::Passed, took))).collect()
@@ -711,17 +732,69 @@ mod tests {
         let run = ended(&[("a", 4), ("b", 12)]);
         // Read as it speaks: a test of 4 ms is measured (this process stands in for a batch).
         let mut usage = Usages::new(std::process::id(), Duration::from_millis(1));
-        usage.measure(&run[..1]);
-        usage.measure(&run);
+        usage.measure(&run[..1], false);
+        usage.measure(&run, false);
         assert_eq!(usage.of.keys().copied().collect::<Vec<_>>(), ["a", "b"]);
-        // Read at a pace: only the test of a tick or more is; the other counts against it.
-        let mut usage = Usages::new(std::process::id(), prun::usage::TICK);
-        usage.measure(&run[..1]);
+        // Read at a pace: only the test of 10 ms or more is; the other counts against it.
+        let mut usage = Usages::new(std::process::id(), PACED_LEAST);
+        usage.measure(&run[..1], false);
         assert!(usage.of.is_empty());
         assert_eq!(usage.unmeasured, Duration::from_millis(4));
-        usage.measure(&run);
+        usage.measure(&run, false);
         assert_eq!(usage.of.keys().copied().collect::<Vec<_>>(), ["b"]);
         assert_eq!(usage.unmeasured, Duration::ZERO);
+    }
+
+    /// Busy on this thread until it used `ms` milliseconds of CPU.
+    #[expect(unsafe_code, reason = "clock_gettime has no safe wrapper in this build")]
+    fn burn(ms: u64) {
+        let thread_us = || {
+            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `now` is a live local the call writes the time to.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+            now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000
+        };
+        let (start, mut x) = (thread_us(), 0u64);
+        while thread_us() < start + ms * 1000 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+
+    #[test]
+    fn a_batchs_start_up_is_not_its_first_tests() {
+        // This process stands in for a batch: 20 ms of CPU before its first test starts.
+        let mut usage = Usages::new(std::process::id(), Duration::from_millis(1));
+        let before = usage.meter.measured_ms();
+        burn(20);
+        // Output that starts no test (`running 2 tests`) leaves the meter where it was.
+        usage.measure(&[], false);
+        assert_eq!(usage.meter.measured_ms(), before);
+        // The first test's start: what the process used until then is left out.
+        usage.measure(&[], true);
+        assert!(usage.meter.measured_ms() >= before + 20);
+        let at_start = usage.meter.measured_ms();
+        // Only once: the second test's start does not move it.
+        let first: Vec<Ended<'static>> = vec![("a", (Status::Passed, Duration::from_millis(2)))];
+        usage.measure(&first, true);
+        assert!(usage.of.contains_key("a"));
+        let measured = usage.meter.measured_ms();
+        usage.measure(&first, true);
+        assert_eq!(usage.meter.measured_ms(), measured);
+        assert!(usage.of["a"].cpu_ms <= measured - at_start);
+    }
+
+    #[test]
+    fn a_last_test_shorter_than_a_millisecond_is_not_given_the_process_end() {
+        let lifetime = Usage { cpu_ms: 1_000_000, peak_kb: 1000 };
+        let quick: Vec<Ended<'static>> = vec![("a", (Status::Passed, Duration::from_micros(300)))];
+        let mut usage = Usages::new(std::process::id(), Duration::from_millis(1));
+        usage.settle(&quick, None, lifetime);
+        assert!(usage.of.is_empty());
+        // A test of a few milliseconds is, and so is one the process ended in.
+        let longer: Vec<Ended<'static>> = vec![("b", (Status::Passed, Duration::from_millis(4)))];
+        usage.settle(&longer, None, lifetime);
+        usage.settle(&quick, Some("c"), lifetime);
+        assert_eq!(usage.of.keys().copied().collect::<Vec<_>>(), ["b", "c"]);
     }
 
     #[test]

@@ -74,10 +74,10 @@ pub struct Adaptive {
 
 impl Adaptive {
     /// The expected CPU the running tests may hold, in thousandths of a core: the cores, and an
-    /// eighth more (at most half a core). A weight is a few ten-millisecond ticks over a test's
-    /// run, so the eighth is within what the measurement cannot tell apart; and it is the room
-    /// the tests that wait need beside tests that keep every core busy. Never a whole core more:
-    /// CPU-bound tests run one a core.
+    /// eighth more (at most half a core). A weight is what earlier runs used, on a machine
+    /// that was busy or not, so the eighth is within what it cannot tell apart; and it is the
+    /// room the tests that wait need beside tests that keep every core busy. Never a whole core
+    /// more: CPU-bound tests run one a core.
     pub fn capacity(&self) -> u64 {
         let cores = u64::from(self.millicores);
         cores + (cores / 8).min(500)
