@@ -47,16 +47,9 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<i32, Error> {
     let summary = merged.summary.clone().unwrap_or_default();
     if let Some(path) = &args.timings {
         let finals = merged.attempts.iter().filter(|a| !a.will_retry && a.test_ran());
-        let tests = finals.clone().map(|a| (a.id(), a.duration));
-        let cpu = finals
-            .filter_map(|a| {
-                let used = a.usage?;
-                let wall = u64::try_from(a.duration.as_millis()).ok().filter(|w| *w > 0)?;
-                let millicores = u32::try_from(used.cpu_ms * 1000 / wall).unwrap_or(u32::MAX);
-                Some((a.id(), millicores))
-            })
-            .collect();
-        let count = crate::timings::write_durations(path, tests, cpu)?;
+        let tests = finals.map(|a| (a.id(), a.duration));
+        let used = crate::timings::Used::of_attempts(merged.attempts.iter());
+        let count = crate::timings::write_durations(path, tests, used)?;
         eprintln!("wrote the timings of {count} tests to {}", path.display());
     }
     if let Some(path) = &args.outputs.junit {

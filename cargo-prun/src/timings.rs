@@ -2,8 +2,9 @@
 //! of `--partition timing:K/N` balances by the same numbers.
 //!
 //! `{"version": 1, "tests": {"BINARY NAME": MILLISECONDS, ...}, "cpu": {"BINARY NAME":
-//! THOUSANDTHS_OF_A_CORE, ...}}`: `cpu` (what each test used per second, where measured) is
-//! optional, so that an adaptive run on another machine weighs the tests by it.
+//! THOUSANDTHS_OF_A_CORE, ...}, "peak_kb": {"BINARY NAME": KIB, ...}}`: `cpu` (what each test
+//! used per second) and `peak_kb` (its peak memory), where measured, are optional, so that an
+//! adaptive run on another machine weighs the tests by them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -40,8 +41,39 @@ pub(crate) enum Error {
 struct Timings {
     version: u32,
     tests: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    used: Used,
+}
+
+/// What the tests used, where measured: CPU per second (thousandths of a core) and peak
+/// memory (KiB), by test id.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Used {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    cpu: BTreeMap<String, u32>,
+    pub(crate) cpu: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) peak_kb: BTreeMap<String, u64>,
+}
+
+impl Used {
+    /// What a report's attempts used (those that ran and were not retried).
+    pub(crate) fn of_attempts<'a>(
+        attempts: impl Iterator<Item = &'a crate::event::Finished>,
+    ) -> Used {
+        let mut used = Used::default();
+        for attempt in attempts.filter(|a| !a.will_retry && a.test_ran()) {
+            let Some(usage) = attempt.usage else { continue };
+            if usage.peak_kb > 0 {
+                used.peak_kb.insert(attempt.id(), usage.peak_kb);
+            }
+            if let Some(wall) = u64::try_from(attempt.duration.as_millis()).ok().filter(|w| *w > 0)
+            {
+                let millicores = u32::try_from(usage.cpu_ms * 1000 / wall).unwrap_or(u32::MAX);
+                used.cpu.insert(attempt.id(), millicores);
+            }
+        }
+        used
+    }
 }
 
 pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
@@ -62,19 +94,19 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
         }
         TimingsAction::Import { .. } => {
             let imported = read(path)?;
-            let cpu = read_cpu(path);
+            let used = read_used(path);
             let count = imported.len();
             store.update(|history| {
                 for (id, duration) in imported {
                     let duration_ms = millis(duration);
-                    let cpu_ms =
-                        cpu.get(&id).map(|millicores| duration_ms * u64::from(*millicores) / 1000);
+                    let cpu = used.cpu.get(&id);
+                    let cpu_ms = cpu.map(|millicores| duration_ms * u64::from(*millicores) / 1000);
                     let record = Record {
                         duration_ms,
                         outcome: Ended::Imported,
                         attempts: 1,
                         cpu_ms,
-                        peak_kb: None,
+                        peak_kb: used.peak_kb.get(&id).copied(),
                     };
                     history.add(&id, record);
                 }
@@ -85,25 +117,32 @@ pub(crate) fn timings(action: TimingsAction) -> Result<i32, Error> {
     Ok(crate::exit::OK)
 }
 
-/// Writes the history's typical duration of each test, and the CPU it used per second, to
-/// `path` (atomically); how many.
+/// Writes the history's typical duration of each test, the CPU it used per second and its
+/// peak memory, to `path` (atomically); how many.
 pub(crate) fn write(path: &Path, history: &crate::history::History) -> Result<usize, Error> {
     let typical = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.typical()?)));
-    let cpu = history.tests.iter().filter_map(|(id, test)| Some((id.clone(), test.demand()?.0)));
-    write_durations(path, typical, cpu.collect())
+    let mut used = Used::default();
+    for (id, test) in &history.tests {
+        let Some((millicores, peak_kb)) = test.demand() else { continue };
+        used.cpu.insert(id.clone(), millicores);
+        if peak_kb > 0 {
+            used.peak_kb.insert(id.clone(), peak_kb);
+        }
+    }
+    write_durations(path, typical, used)
 }
 
-/// Writes each test's duration (and CPU per second, in thousandths of a core, where known) to
-/// a timings file at `path` (atomically); how many.
+/// Writes each test's duration (and what it used, where known) to a timings file at `path`
+/// (atomically); how many.
 pub(crate) fn write_durations(
     path: &Path,
     durations: impl Iterator<Item = (String, Duration)>,
-    cpu: BTreeMap<String, u32>,
+    used: Used,
 ) -> Result<usize, Error> {
     let tests: BTreeMap<String, u64> = durations.map(|(id, d)| (id, millis(d))).collect();
     let count = tests.len();
     let failed = |source| Error::Write { path: path.to_owned(), source };
-    let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests, cpu })
+    let json = serde_json::to_vec_pretty(&Timings { version: VERSION, tests, used })
         .map_err(|err| failed(err.into()))?;
     // The same timings as the file holds: it stays as it is (a stable suite's snapshot, taken
     // each run, is rarely new).
@@ -114,14 +153,14 @@ pub(crate) fn write_durations(
     Ok(count)
 }
 
-/// The CPU per second of each test a timings file has it for (none for a report, or a file
-/// without it).
-fn read_cpu(path: &Path) -> BTreeMap<String, u32> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|text| serde_json::from_slice::<Timings>(&text).ok())
-        .map(|timings| timings.cpu)
-        .unwrap_or_default()
+/// What the tests of a timings file, or of a `--json` report, used where it says (nothing for
+/// a file without it).
+fn read_used(path: &Path) -> Used {
+    let Ok(text) = std::fs::read(path) else { return Used::default() };
+    if let Ok(report) = serde_json::from_slice::<Document>(&text) {
+        return Used::of_attempts(report.attempts.iter());
+    }
+    serde_json::from_slice::<Timings>(&text).map(|timings| timings.used).unwrap_or_default()
 }
 
 /// What `--partition timing:K/N` balances by when no `--timings` file is given: the history as

@@ -63,10 +63,20 @@ fn history_puts_the_longest_test_first_and_balances_timing_shards() {
     let elsewhere = dir.join("elsewhere");
     let flag = ["--timings", timings.to_str().unwrap()];
     assert_eq!([shard(&elsewhere, &flag, 1), shard(&elsewhere, &flag, 2)], ones);
+    // With what each test used: its CPU per second and its peak memory.
+    let exported = read_json(&timings);
+    let long_id = "learning::durations takes_a_while";
+    assert!(exported["cpu"][long_id].is_u64(), "{exported}");
+    assert_eq!(exported["peak_kb"][long_id], long["peak_kb"], "{exported}");
+    assert!(long["peak_kb"].as_u64().unwrap() > 0, "{long}");
     // Imported, they are that machine's history.
     let import = with_history(&elsewhere, &["timings", "import", timings.to_str().unwrap()]);
     assert_eq!(import.code, 0, "{}", import.stderr);
     assert_eq!([shard(&elsewhere, &[], 1), shard(&elsewhere, &[], 2)], ones);
+    let list = with_history(&elsewhere, &["list", "--format", "json", "-p", "learning"]);
+    let imported = events(&list).find(|test| test["name"] == "takes_a_while").unwrap();
+    assert_eq!(imported["peak_kb"], long["peak_kb"], "{imported}");
+    assert!(imported["cpu_per_second"].is_f64(), "{imported}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -407,6 +417,11 @@ fn four_shards_merged_are_the_unsharded_run() {
     let written = read_json(&timings);
     let ran = whole.values().filter(|kind| kind.as_str() != "skipped").count();
     assert_eq!(written["tests"].as_object().unwrap().len(), ran, "{written}");
+    // And what they used, where measured (a plain test under a millisecond is not): each
+    // test with its CPU has its peak memory too.
+    let peaks = written["peak_kb"].as_object().unwrap();
+    assert!(peaks.len() >= 10, "{written}");
+    assert!(written["cpu"].as_object().unwrap().keys().all(|id| peaks.contains_key(id)));
     // The merged report feeds the next run's timings, as the CI recipes do it.
     let history = dir.join("history");
     let import = cargo_prun_with(
@@ -414,9 +429,15 @@ fn four_shards_merged_are_the_unsharded_run() {
         &[("PRUN_HISTORY_DIR", history.as_os_str())],
     );
     assert_eq!(import.code, 0, "{}", import.stderr);
-    // Every test that ran has a time (the ignored one has none).
+    // Every test that ran has a time (the ignored one has none), and what it used.
     let ran = whole.values().filter(|kind| kind.as_str() != "skipped").count();
     assert!(import.stderr.contains(&format!("the timings of {ran} tests")), "{}", import.stderr);
+    let list = cargo_prun_with(
+        &["list", "--format", "json", "-p", "shared-db", "-p", "plain"],
+        &[("PRUN_HISTORY_DIR", history.as_os_str())],
+    );
+    let measured = events(&list).filter(|test| test["peak_kb"].as_u64().is_some_and(|kb| kb > 0));
+    assert_eq!(measured.count(), written["cpu"].as_object().unwrap().len(), "{}", list.stdout);
 
     // A shard left out, or given twice, is an error that names the problem.
     let missing = cargo_prun_with(&[&args[..4], &["--json", "/dev/null"]].concat(), &[]);
